@@ -1,6 +1,13 @@
-"""Amigo API client: auth, pagination, pacing, retries, errors."""
+"""Amigo API client: auth, pagination, pacing, retries, errors.
 
-from reconciler.api.client import AmigoClient, ApiConfig
+`AmigoClient` and `ApiConfig` are imported lazily: importing the error types
+(as the CLI's error handler does) must not pay for httpx at start-up.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from reconciler.api.errors import (
     ApiError,
     AuthenticationError,
@@ -15,6 +22,10 @@ from reconciler.api.errors import (
     ServerError,
     TransportError,
 )
+
+if TYPE_CHECKING:
+    from reconciler.api.client import AmigoClient
+    from reconciler.api.config import ApiConfig
 
 __all__ = [
     "AmigoClient",
@@ -32,3 +43,15 @@ __all__ = [
     "ServerError",
     "TransportError",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "AmigoClient":
+        from reconciler.api.client import AmigoClient
+
+        return AmigoClient
+    if name == "ApiConfig":
+        from reconciler.api.config import ApiConfig
+
+        return ApiConfig
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

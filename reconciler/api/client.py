@@ -1,43 +1,94 @@
-"""The Amigo API client (skeleton: the interface the rest of the reconciler codes against).
+"""The Amigo API client: sign-in, pagination, pacing, retries and error mapping.
 
-TO BE IMPLEMENTED (issue 3). Signatures here are the contract; keep them.
+Every request goes through `AmigoClient._call`, which in order: gets a bearer
+token (signing in once, shared by all threads), waits for the operation's rate
+limiter, sends, learns from the X-RateLimit-* headers, and then either returns
+the answer, retries what is safe to retry, or raises the matching `ApiError`.
+
+Retry rules (see `retry.py`): GET, PUT and DELETE are retried on 429, 502, 503,
+504, timeouts and dropped connections. The two POSTs (create, update) are
+re-sent only when the server provably did not act: a 429, a 503 with
+Retry-After, or a connection that never opened. Any other lost answer raises
+`OutcomeUnknown` so the caller looks before re-sending.
+
+A DELETE of a version set answered 404 after an earlier attempt of the *same*
+call whose answer was lost (dropped connection, timeout, 502/503/504) counts
+as success: the lost attempt most likely deleted it, and services are never
+deleted, so a 404 then can only mean the version set is gone, which is what
+the caller asked for. A 404 on the first attempt, or after only 429s (which
+provably did nothing), is still an error.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
-DEFAULT_BASE_URL = "https://api.amigo.ai"
+from reconciler.api.auth import TokenCache, parse_expires_at
+from reconciler.api.config import DEFAULT_BASE_URL, ApiConfig
+from reconciler.api.errors import (
+    ApiError,
+    OutcomeUnknown,
+    RateLimited,
+    ServerError,
+    TransportError,
+)
+from reconciler.api.failures import error_for_status, redact, render_detail
+from reconciler.api.operations import (
+    CREATE_SERVICE,
+    DELETE_VERSION_SET,
+    GET_AGENTS,
+    GET_SERVICES,
+    GET_STATE_MACHINES,
+    GET_UNIT_TESTS,
+    OPERATIONS,
+    SIGN_IN,
+    UPDATE_SERVICE,
+    UPSERT_VERSION_SET,
+)
+from reconciler.api.pacing import RateLimiter, parse_rate_limit_headers
+from reconciler.api.retry import RETRYABLE_STATUSES, RetryPolicy, parse_retry_after
+
+__all__ = ["DEFAULT_BASE_URL", "AmigoClient", "ApiConfig"]
+
+SERVICES_PAGE_SIZE = 20
+AGENTS_PAGE_SIZE = 20
+STATE_MACHINES_PAGE_SIZE = 50
+UNIT_TESTS_PAGE_SIZE = 500
+# service_id values per unit-test request: keeps the URL under ~4 KB.
+UNIT_TEST_IDS_PER_CALL = 100
+MAX_PAGES = 10_000
+CONNECT_TIMEOUT_SECONDS = 10.0
+
+# Connection failures where the request provably never reached the server.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
-@dataclass(frozen=True)
-class ApiConfig:
-    """Connection settings. `api_key` is a secret: never in repr, logs or errors."""
+def _segment(value: str) -> str:
+    return quote(value, safe="")
 
-    organization: str
-    api_key: str
-    api_key_id: str
-    user_id: str
-    base_url: str = DEFAULT_BASE_URL
-    timeout: float = 30.0
 
-    @classmethod
-    def from_env(
-        cls, overrides: Mapping[str, str | None], env: Mapping[str, str] | None = None
-    ) -> ApiConfig:
-        """Flags (overrides, keyed by AMIGO_* names) else environment; ConfigError listing every missing name."""
-        raise NotImplementedError
+def _describe_transport_error(exc: httpx.TransportError) -> str:
+    if isinstance(exc, httpx.TimeoutException):
+        kind = "timed out"
+    elif isinstance(exc, _NOT_SENT):
+        kind = "could not connect"
+    else:
+        kind = "connection lost before an answer"
+    text = str(exc).strip()
+    return f"{kind} ({type(exc).__name__}: {text})" if text else f"{kind} ({type(exc).__name__})"
 
 
 class AmigoClient:
     """Thread-safe client; one sign-in per process, reused until near expiry.
 
     `transport` lets tests and the in-process emulator plug in (httpx.MockTransport).
-    `sleep` / `clock` are injectable so pacing and backoff are testable.
+    `sleep` / `clock` are injectable so pacing and backoff are testable; `clock`
+    returns Unix epoch seconds (the scale of X-RateLimit-Reset and token expiry).
     """
 
     def __init__(
@@ -48,16 +99,79 @@ class AmigoClient:
         sleep: Callable[[float], None] | None = None,
         clock: Callable[[], float] | None = None,
         on_wait: Callable[[str], None] | None = None,  # told "waiting 12s for rate limit on ..."
+        retry_policy: RetryPolicy | None = None,
     ) -> None:
-        raise NotImplementedError
+        import time
+
+        self.config = config
+        # The in-process emulator behind `transport`, when connect.open_client started one.
+        self.emulator: object | None = None
+        self._clock: Callable[[], float] = clock or time.time
+        self._sleep: Callable[[float], None] = sleep or time.sleep
+        self._on_wait = on_wait
+        self._retry = retry_policy or RetryPolicy()
+        self._http = httpx.Client(
+            base_url=config.base_url,
+            transport=transport,
+            timeout=httpx.Timeout(
+                config.timeout, connect=min(config.timeout, CONNECT_TIMEOUT_SECONDS)
+            ),
+            headers={"accept": "application/json", "user-agent": "amigo-reconciler"},
+            follow_redirects=False,
+        )
+        self._tokens = TokenCache(self._clock)
+        self._limiters = {
+            op.id: RateLimiter(
+                op.id,
+                op.limit_per_window,
+                config.rate_window_seconds,
+                clock=self._clock,
+                sleep=self._sleep,
+                on_wait=on_wait,
+            )
+            for op in OPERATIONS.values()
+        }
+        self._counts_lock = threading.Lock()
+        self._request_counts: dict[str, int] = {}
+        self._rate_limited = 0
+        self._retries = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"AmigoClient(organization={self.config.organization!r}, "
+            f"base_url={self.config.base_url!r})"
+        )
+
+    def __enter__(self) -> AmigoClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     # Requests sent, by operation id ("get-services", "create-service", ...).
     @property
     def request_counts(self) -> Mapping[str, int]:
-        raise NotImplementedError
+        """Every HTTP request attempted, retries and sign-ins included, by operation id."""
+        with self._counts_lock:
+            return dict(self._request_counts)
+
+    @property
+    def rate_limited_count(self) -> int:
+        """429 answers received (pacing keeps this at zero when only this client calls)."""
+        with self._counts_lock:
+            return self._rate_limited
+
+    @property
+    def retry_count(self) -> int:
+        with self._counts_lock:
+            return self._retries
+
+    @property
+    def sign_in_count(self) -> int:
+        return self._tokens.sign_ins
 
     def close(self) -> None:
-        raise NotImplementedError
+        self._http.close()
 
     # --- reads -----------------------------------------------------------------
     def list_services(
@@ -68,30 +182,345 @@ class AmigoClient:
         tags: Sequence[str] = (),
     ) -> list[dict[str, Any]]:
         """All pages (limit=20) of `ServiceInstance` dicts."""
-        raise NotImplementedError
+        params: list[tuple[str, str]] = [("id", i) for i in ids]
+        if is_active is not None:
+            params.append(("is_active", "true" if is_active else "false"))
+        params.extend(("tags", tag) for tag in tags)
+        return list(
+            self._paginate(
+                GET_SERVICES, self._org_path("service/"), params, "services", SERVICES_PAGE_SIZE
+            )
+        )
 
     def list_agents(self) -> list[dict[str, Any]]:
-        raise NotImplementedError
+        """Every agent of the organization (name, id, latest_version...)."""
+        return list(
+            self._paginate(
+                GET_AGENTS, self._org_path("organization/agent"), [], "agents", AGENTS_PAGE_SIZE
+            )
+        )
 
     def list_state_machines(self) -> list[dict[str, Any]]:
-        raise NotImplementedError
+        """Every service hierarchical state machine of the organization."""
+        return list(
+            self._paginate(
+                GET_STATE_MACHINES,
+                self._org_path("organization/service_hierarchical_state_machine"),
+                [],
+                "service_hierarchical_state_machines",
+                STATE_MACHINES_PAGE_SIZE,
+            )
+        )
 
     def list_unit_tests(self, service_ids: Sequence[str]) -> list[dict[str, Any]]:
-        """Unit tests (not deleted) for these services; one call per 500 (repeated service_id)."""
-        raise NotImplementedError
+        """Unit tests (not deleted) for these services; one call per 500 (repeated service_id).
+
+        No service ids means no call (an unfiltered request would list every test).
+        """
+        unique = list(dict.fromkeys(service_ids))
+        tests: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        for start in range(0, len(unique), UNIT_TEST_IDS_PER_CALL):
+            chunk = unique[start : start + UNIT_TEST_IDS_PER_CALL]
+            params = [("service_id", sid) for sid in chunk]
+            params.append(("is_deleted", "false"))
+            for test in self._paginate(
+                GET_UNIT_TESTS,
+                self._org_path("simulation/unit_test/"),
+                params,
+                "simulation_unit_tests",
+                UNIT_TESTS_PAGE_SIZE,
+            ):
+                key = test.get("id")
+                if isinstance(key, str):
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                tests.append(test)
+        return tests
 
     # --- writes ----------------------------------------------------------------
     def create_service(self, body: Mapping[str, Any], *, service: str) -> str:
         """POST create; returns the new id. Raises OutcomeUnknown if the answer was lost."""
-        raise NotImplementedError
+        response = self._call(
+            CREATE_SERVICE,
+            "POST",
+            self._org_path("service/"),
+            json_body=dict(body),
+            service=service,
+            expect=(201, 200),
+        )
+        payload = self._json(response, CREATE_SERVICE, service)
+        new_id = payload.get("id") if isinstance(payload, dict) else None
+        if not isinstance(new_id, str) or not new_id:
+            raise OutcomeUnknown(
+                CREATE_SERVICE,
+                status=response.status_code,
+                detail="the answer carried no service id",
+                service=service,
+            )
+        return new_id
 
     def update_service(self, service_id: str, body: Mapping[str, Any], *, service: str) -> None:
-        raise NotImplementedError
+        """POST update: only the fields sent change (None means unchanged)."""
+        self._call(
+            UPDATE_SERVICE,
+            "POST",
+            self._org_path(f"service/{_segment(service_id)}/"),
+            json_body=dict(body),
+            service=service,
+            expect=(200, 204),
+        )
 
     def upsert_version_set(
         self, service_id: str, name: str, version_set: Mapping[str, Any], *, service: str
     ) -> None:
-        raise NotImplementedError
+        """PUT the whole version set (created or replaced)."""
+        self._call(
+            UPSERT_VERSION_SET,
+            "PUT",
+            self._version_set_path(service_id, name),
+            json_body={"version_set": dict(version_set)},
+            service=service,
+            expect=(204, 200),
+        )
 
     def delete_version_set(self, service_id: str, name: str, *, service: str) -> None:
-        raise NotImplementedError
+        """DELETE a version set; a 404 after a lost answer of this same call is success."""
+        self._call(
+            DELETE_VERSION_SET,
+            "DELETE",
+            self._version_set_path(service_id, name),
+            service=service,
+            expect=(204, 200),
+        )
+
+    # --- plumbing --------------------------------------------------------------
+    def _org_path(self, rest: str) -> str:
+        return f"/v1/{_segment(self.config.organization)}/{rest}"
+
+    def _version_set_path(self, service_id: str, name: str) -> str:
+        return self._org_path(f"service/{_segment(service_id)}/version_sets/{_segment(name)}/")
+
+    def _secrets(self) -> list[str]:
+        return [self.config.api_key, *self._tokens.secrets()]
+
+    def _tell(self, message: str) -> None:
+        if self._on_wait is not None:
+            self._on_wait(message)
+
+    def _count(self, operation_id: str, *, rate_limited: bool = False, retry: bool = False) -> None:
+        with self._counts_lock:
+            if rate_limited:
+                self._rate_limited += 1
+            elif retry:
+                self._retries += 1
+            else:
+                self._request_counts[operation_id] = self._request_counts.get(operation_id, 0) + 1
+
+    def _json(self, response: httpx.Response, operation_id: str, service: str | None) -> Any:
+        try:
+            return response.json()
+        except ValueError:
+            raise ApiError(
+                operation_id,
+                status=response.status_code,
+                detail="the answer was not JSON",
+                service=service,
+            ) from None
+
+    def _paginate(
+        self,
+        operation_id: str,
+        path: str,
+        params: list[tuple[str, str]],
+        items_key: str,
+        page_size: int,
+    ) -> Iterator[dict[str, Any]]:
+        token: int | None = None
+        seen_tokens: set[int] = set()
+        for _ in range(MAX_PAGES):
+            query = [*params, ("limit", str(page_size))]
+            if token is not None:
+                query.append(("continuation_token", str(token)))
+            response = self._call(operation_id, "GET", path, params=query, expect=(200,))
+            payload = self._json(response, operation_id, None)
+            items = payload.get(items_key) if isinstance(payload, dict) else None
+            if not isinstance(items, list):
+                raise ApiError(
+                    operation_id,
+                    status=response.status_code,
+                    detail=f"the answer had no {items_key!r} list",
+                )
+            yield from (item for item in items if isinstance(item, dict))
+            next_token = payload.get("continuation_token")
+            if not payload.get("has_more") or next_token is None:
+                return
+            if not isinstance(next_token, int) or next_token in seen_tokens:
+                raise ApiError(
+                    operation_id,
+                    status=response.status_code,
+                    detail=f"the API repeated continuation token {next_token!r} (would loop)",
+                )
+            seen_tokens.add(next_token)
+            token = next_token
+        raise ApiError(operation_id, detail=f"more than {MAX_PAGES} pages; giving up")
+
+    def _sign_in(self) -> tuple[str, float]:
+        response = self._call(
+            SIGN_IN,
+            "POST",
+            self._org_path("user/signin_with_api_key"),
+            authenticated=False,
+            headers={
+                "x-api-key": self.config.api_key,
+                "x-api-key-id": self.config.api_key_id,
+                "x-user-id": self.config.user_id,
+            },
+            expect=(200,),
+        )
+        payload = self._json(response, SIGN_IN, None)
+        token = payload.get("id_token") if isinstance(payload, dict) else None
+        if not isinstance(token, str) or not token:
+            raise ApiError(
+                SIGN_IN, status=response.status_code, detail="the answer had no id_token"
+            )
+        return token, parse_expires_at(payload.get("expires_at"), self._clock())
+
+    def _call(
+        self,
+        operation_id: str,
+        method: str,
+        path: str,
+        *,
+        params: list[tuple[str, str]] | None = None,
+        json_body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        service: str | None = None,
+        authenticated: bool = True,
+        expect: tuple[int, ...] = (200,),
+    ) -> httpx.Response:
+        """Send one logical request: pace, retry what is safe, map failures to ApiError."""
+        op = OPERATIONS[operation_id]
+        limiter = self._limiters[operation_id]
+        failures = 0
+        refreshed_after_401 = False
+        # An earlier attempt of this call may have acted (its answer was lost).
+        may_have_acted = False
+        while True:
+            request_headers = dict(headers or {})
+            token: str | None = None
+            if authenticated:
+                token = self._tokens.get(self._sign_in)
+                request_headers["authorization"] = f"Bearer {token}"
+            limiter.acquire()
+            self._count(operation_id)
+            try:
+                response = self._http.request(
+                    method,
+                    path,
+                    params=tuple(params or ()),
+                    json=json_body,
+                    headers=request_headers,
+                )
+            except httpx.TransportError as exc:
+                limiter.release()
+                not_sent = isinstance(exc, _NOT_SENT)
+                detail = redact(_describe_transport_error(exc), self._secrets())
+                if not (op.idempotent or not_sent):
+                    raise OutcomeUnknown(
+                        operation_id,
+                        detail=detail,
+                        service=service,
+                        hint="the request may or may not have been applied; look before re-sending",
+                    ) from None
+                failures += 1
+                may_have_acted = may_have_acted or not not_sent
+                if failures >= self._retry.max_attempts:
+                    raise TransportError(
+                        operation_id,
+                        detail=f"{detail}; gave up after {failures} attempts",
+                        service=service,
+                    ) from None
+                self._backoff(operation_id, failures, f"{detail}")
+                continue
+
+            status = response.status_code
+            rate_headers = parse_rate_limit_headers(response.headers)
+            retry_after = parse_retry_after(response.headers.get("retry-after"), self._clock())
+            if status == 429:
+                self._count(operation_id, rate_limited=True)
+                # Everyone waits for the server's word (or a backoff when it gave none).
+                pause = (
+                    retry_after if retry_after is not None else self._retry.backoff(failures + 1)
+                )
+                limiter.release(rate_headers, retry_after=pause)
+            else:
+                limiter.release(rate_headers)
+
+            if status in expect:
+                return response
+            if status == 404 and operation_id == DELETE_VERSION_SET and may_have_acted:
+                return response  # the lost earlier attempt deleted it (see module docstring)
+            if status == 401 and authenticated and not refreshed_after_401 and token is not None:
+                refreshed_after_401 = True
+                self._tokens.invalidate(token)
+                continue
+
+            detail = redact(
+                render_detail(self._safe_json(response), response.text), self._secrets()
+            )
+            if status in RETRYABLE_STATUSES:
+                provably_not_acted = status == 429 or (status == 503 and retry_after is not None)
+                if not (op.idempotent or provably_not_acted):
+                    raise OutcomeUnknown(
+                        operation_id,
+                        status=status,
+                        detail=detail,
+                        service=service,
+                        hint="the request may or may not have been applied; look before re-sending",
+                    )
+                failures += 1
+                if not provably_not_acted:
+                    may_have_acted = True
+                too_long = retry_after is not None and retry_after > self._retry.max_retry_after
+                if failures >= self._retry.max_attempts or too_long:
+                    note = f"gave up after {failures} attempts"
+                    if too_long:
+                        note = f"the API asked to wait {retry_after:.0f}s; not waiting that long"
+                    raise (RateLimited if status == 429 else ServerError)(
+                        operation_id,
+                        status=status,
+                        detail=f"{detail}; {note}" if detail else note,
+                        service=service,
+                    )
+                if status == 429:
+                    self._count(operation_id, retry=True)
+                    continue  # the limiter now holds everyone until Retry-After
+                delay = retry_after if retry_after is not None else None
+                self._backoff(operation_id, failures, f"HTTP {status}", delay=delay)
+                continue
+            if status >= 500 and not op.idempotent:
+                raise OutcomeUnknown(
+                    operation_id,
+                    status=status,
+                    detail=detail,
+                    service=service,
+                    hint="the request may or may not have been applied; look before re-sending",
+                )
+            raise error_for_status(operation_id, status, detail, service=service)
+
+    def _backoff(
+        self, operation_id: str, failures: int, reason: str, *, delay: float | None = None
+    ) -> None:
+        wait = delay if delay is not None else self._retry.backoff(failures)
+        self._count(operation_id, retry=True)
+        self._tell(f"retrying {operation_id} in {wait:.1f}s after {reason}")
+        self._sleep(wait)
+
+    @staticmethod
+    def _safe_json(response: httpx.Response) -> Any:
+        try:
+            return response.json()
+        except ValueError:
+            return None

@@ -1,0 +1,154 @@
+"""Connection settings for the Amigo API, read from flags else the environment.
+
+Kept free of httpx so the CLI can build and check settings without paying for
+the HTTP stack at start-up. The API key is a secret: it never appears in a
+repr, a log line or an error message.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+DEFAULT_BASE_URL = "https://api.amigo.ai"
+DEFAULT_TIMEOUT_SECONDS = 30.0
+DEFAULT_RATE_WINDOW_SECONDS = 60.0
+
+ENV_API_KEY = "AMIGO_API_KEY"
+ENV_API_KEY_ID = "AMIGO_API_KEY_ID"
+ENV_USER_ID = "AMIGO_USER_ID"
+ENV_ORGANIZATION_ID = "AMIGO_ORGANIZATION_ID"
+ENV_BASE_URL = "AMIGO_BASE_URL"
+
+# How a user supplies each setting: said in the "missing settings" message.
+HOW_TO_SET: Mapping[str, str] = {
+    ENV_API_KEY: f"export {ENV_API_KEY}=... (environment only, never a flag, "
+    "so the key stays out of shell history and process lists)",
+    ENV_API_KEY_ID: f"export {ENV_API_KEY_ID}=... or pass --api-key-id",
+    ENV_USER_ID: f"export {ENV_USER_ID}=... or pass --user-id",
+    ENV_ORGANIZATION_ID: f"export {ENV_ORGANIZATION_ID}=... or pass --organization",
+}
+
+_ORGANIZATION_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+def _is_loopback_host(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_base_url(url: str) -> str:
+    """The base URL without a trailing slash, or ConfigError saying what would be valid.
+
+    Plain http is refused unless the host is loopback: a bearer token and an API
+    key must never cross a network in clear text.
+    """
+    from reconciler.api.errors import ConfigError
+
+    shown = url if len(url) <= 200 else url[:200] + "..."
+    try:
+        parts = urlsplit(url.strip())
+        host = parts.hostname or ""
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError as exc:
+        raise ConfigError(
+            f"{ENV_BASE_URL} / --base-url {shown!r} is not a valid URL ({exc}); "
+            "expected e.g. https://api.amigo.ai"
+        ) from None
+    if parts.scheme not in ("http", "https") or not host:
+        raise ConfigError(
+            f"{ENV_BASE_URL} / --base-url {shown!r} is not an http(s) URL with a host; "
+            "expected e.g. https://api.amigo.ai"
+        )
+    if parts.username is not None or parts.password is not None:
+        raise ConfigError(
+            f"{ENV_BASE_URL} / --base-url must not carry credentials (user:password@); "
+            f"use {ENV_API_KEY}, {ENV_API_KEY_ID} and {ENV_USER_ID}"
+        )
+    if parts.query or parts.fragment:
+        raise ConfigError(
+            f"{ENV_BASE_URL} / --base-url {shown!r} must not have a query or fragment; "
+            "expected e.g. https://api.amigo.ai"
+        )
+    if parts.scheme == "http" and not _is_loopback_host(host):
+        raise ConfigError(
+            f"{ENV_BASE_URL} / --base-url {shown!r} uses plain http to a non-loopback host; "
+            "use https (plain http is allowed only for localhost, 127.0.0.0/8 and ::1)"
+        )
+    return url.strip().rstrip("/")
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    """Connection settings. `api_key` is a secret: never in repr, logs or errors."""
+
+    organization: str
+    api_key: str = field(repr=False)
+    api_key_id: str
+    user_id: str
+    base_url: str = DEFAULT_BASE_URL
+    timeout: float = DEFAULT_TIMEOUT_SECONDS
+    # The rate-limit window the documented per-minute limits apply to. The client
+    # also learns the real window from X-RateLimit-Reset; this is the starting point.
+    rate_window_seconds: float = DEFAULT_RATE_WINDOW_SECONDS
+
+    def __post_init__(self) -> None:
+        from reconciler.api.errors import ConfigError
+
+        if not _ORGANIZATION_RE.match(self.organization):
+            raise ConfigError(
+                f"{ENV_ORGANIZATION_ID} / --organization {self.organization!r} is not an "
+                "organization id (letters, digits, '_', '-', '.')"
+            )
+        if not (self.timeout > 0):
+            raise ConfigError(f"timeout must be a positive number of seconds, not {self.timeout}")
+        if not (self.rate_window_seconds > 0):
+            raise ConfigError(
+                f"rate_window_seconds must be positive, not {self.rate_window_seconds}"
+            )
+        object.__setattr__(self, "base_url", check_base_url(self.base_url))
+
+    @classmethod
+    def from_env(
+        cls, overrides: Mapping[str, str | None], env: Mapping[str, str] | None = None
+    ) -> ApiConfig:
+        """Flags (overrides, keyed by AMIGO_* names) else environment; ConfigError listing every missing name."""
+        from reconciler.api.errors import ConfigError
+
+        source: Mapping[str, str] = os.environ if env is None else env
+
+        def setting(name: str) -> str | None:
+            value = overrides.get(name)
+            if value is None or not value.strip():
+                value = source.get(name)
+            if value is None or not value.strip():
+                return None
+            return value.strip()
+
+        required = [ENV_API_KEY, ENV_API_KEY_ID, ENV_USER_ID, ENV_ORGANIZATION_ID]
+        values = {name: setting(name) for name in required}
+        missing = [name for name in required if values[name] is None]
+        if missing:
+            lines = [f"  {name}: {HOW_TO_SET[name]}" for name in missing]
+            raise ConfigError(
+                "missing Amigo API settings ("
+                + ", ".join(missing)
+                + "):\n"
+                + "\n".join(lines)
+                + "\n  (or pass --emulator SEED_FILE to run against the local emulator)"
+            )
+        return cls(
+            organization=values[ENV_ORGANIZATION_ID] or "",
+            api_key=values[ENV_API_KEY] or "",
+            api_key_id=values[ENV_API_KEY_ID] or "",
+            user_id=values[ENV_USER_ID] or "",
+            base_url=setting(ENV_BASE_URL) or DEFAULT_BASE_URL,
+        )

@@ -1,0 +1,65 @@
+"""The API operations the reconciler uses, as the OpenAPI document describes them.
+
+One table holds, per operation id: method, documented rate limit (requests a
+minute), the permission a 403 is about, and whether a lost answer is safe to
+re-send. Everything else (pacing, retries, error hints, counts) reads it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SIGN_IN = "sign-in-with-api-key"
+GET_SERVICES = "get-services"
+CREATE_SERVICE = "create-service"
+UPDATE_SERVICE = "update-service"
+UPSERT_VERSION_SET = "upsert-service-version-set"
+DELETE_VERSION_SET = "delete-service-version-set"
+GET_AGENTS = "get-agents"
+GET_STATE_MACHINES = "get-service-hierarchical-state-machines"
+GET_UNIT_TESTS = "get-simulation-unit-tests"
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    id: str
+    method: str
+    limit_per_window: int  # the documented "N requests per minute"
+    permission: str  # what the docs list under "Permissions" (named in 403 messages)
+    # True when re-sending after a lost answer cannot do harm (GET, PUT, DELETE).
+    idempotent: bool
+
+
+OPERATIONS: dict[str, Operation] = {
+    op.id: op
+    for op in (
+        Operation(SIGN_IN, "POST", 5, "a valid API key for this user", idempotent=True),
+        Operation(GET_SERVICES, "GET", 50, "Service:GetService", idempotent=True),
+        Operation(
+            CREATE_SERVICE,
+            "POST",
+            20,
+            "Service:CreateService (and Service:CreateVersionSet for its edge and release "
+            "version sets)",
+            idempotent=False,
+        ),
+        Operation(UPDATE_SERVICE, "POST", 20, "Service:UpdateService", idempotent=False),
+        Operation(
+            UPSERT_VERSION_SET,
+            "PUT",
+            30,
+            "Service:CreateVersionSet (new version set) or Service:UpdateVersionSet (existing one)",
+            idempotent=True,
+        ),
+        Operation(DELETE_VERSION_SET, "DELETE", 30, "Service:DeleteVersionSet", idempotent=True),
+        Operation(GET_AGENTS, "GET", 20, "Organization:GetAgent", idempotent=True),
+        Operation(
+            GET_STATE_MACHINES,
+            "GET",
+            20,
+            "Organization:GetServiceHierarchicalStateMachine",
+            idempotent=True,
+        ),
+        Operation(GET_UNIT_TESTS, "GET", 200, "Simulation:GetSimulationUnitTest", idempotent=True),
+    )
+}

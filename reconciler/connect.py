@@ -1,0 +1,38 @@
+"""Open an `AmigoClient` from settings: the live API, or the in-process emulator.
+
+The CLI calls this; it is the one place that decides where requests go.
+Heavy imports (httpx, the emulator) happen here, lazily, not at CLI start-up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from reconciler.api.client import AmigoClient
+
+
+def open_client(
+    settings: Mapping[str, str | None],
+    *,
+    emulator_seed: str | None = None,
+    on_wait: Callable[[str], None] | None = None,
+) -> AmigoClient:
+    """A client for the API the settings name (flags first, then AMIGO_* environment).
+
+    With `emulator_seed` the emulator runs in-process from that seed file and
+    no credentials are needed; the settings are then ignored.
+    """
+    from reconciler.api.client import AmigoClient
+    from reconciler.api.config import ApiConfig
+
+    if emulator_seed is not None:
+        from reconciler.emulator import Emulator
+
+        emulator = Emulator.from_seed(emulator_seed)
+        client = AmigoClient(emulator.api_config(), transport=emulator.transport(), on_wait=on_wait)
+        # Keep the emulator alive as long as the client (its state lives there).
+        client.emulator = emulator
+        return client
+    return AmigoClient(ApiConfig.from_env(settings), on_wait=on_wait)
