@@ -10,11 +10,15 @@ import functools
 import os
 import sys
 from collections.abc import Callable
-from typing import Any, NoReturn, TypeVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
 from reconciler import __version__
+
+if TYPE_CHECKING:
+    from reconciler.api.client import AmigoClient
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -55,6 +59,88 @@ def handle_errors(func: F) -> F:
             )
 
     return wrapper  # type: ignore[return-value]
+
+
+# --- connection options (issue 3, client) -----------------------------------------
+# Shared by every command that talks to the API. Only click and dataclasses here:
+# httpx and the client load when `ConnectionOptions.open` is called.
+
+
+@dataclass(frozen=True)
+class ConnectionOptions:
+    """Where to connect, from flags; the environment fills the rest when opened.
+
+    The API key is deliberately not a flag: it comes from AMIGO_API_KEY only, so it
+    never lands in shell history or process lists.
+    """
+
+    organization: str | None = None
+    base_url: str | None = None
+    api_key_id: str | None = None
+    user_id: str | None = None
+    emulator_seed: str | None = None
+
+    def settings(self) -> dict[str, str | None]:
+        """The flags keyed by the AMIGO_* names they override."""
+        return {
+            "AMIGO_ORGANIZATION_ID": self.organization,
+            "AMIGO_BASE_URL": self.base_url,
+            "AMIGO_API_KEY_ID": self.api_key_id,
+            "AMIGO_USER_ID": self.user_id,
+        }
+
+    def open(self, on_wait: Callable[[str], None] | None = None) -> AmigoClient:
+        """The client (live API, or the in-process emulator with --emulator)."""
+        from reconciler.connect import open_client
+
+        return open_client(self.settings(), emulator_seed=self.emulator_seed, on_wait=on_wait)
+
+
+def connection_options(func: F) -> F:
+    """Add --organization, --base-url, --api-key-id, --user-id, --emulator; pass `connection`."""
+
+    @click.option(
+        "--organization",
+        metavar="ID",
+        help="Amigo organization id (default: $AMIGO_ORGANIZATION_ID).",
+    )
+    @click.option(
+        "--base-url",
+        metavar="URL",
+        help="API base URL (default: $AMIGO_BASE_URL, else https://api.amigo.ai).",
+    )
+    @click.option("--api-key-id", metavar="ID", help="API key id (default: $AMIGO_API_KEY_ID).")
+    @click.option("--user-id", metavar="ID", help="User to act as (default: $AMIGO_USER_ID).")
+    @click.option(
+        "--emulator",
+        "emulator_seed",
+        metavar="SEED_FILE",
+        type=click.Path(exists=True, dir_okay=False),
+        help="Run against the local emulator seeded from this file (no credentials needed).",
+    )
+    @functools.wraps(func)
+    def wrapper(
+        *args: Any,
+        organization: str | None,
+        base_url: str | None,
+        api_key_id: str | None,
+        user_id: str | None,
+        emulator_seed: str | None,
+        **kwargs: Any,
+    ) -> Any:
+        kwargs["connection"] = ConnectionOptions(
+            organization=organization,
+            base_url=base_url,
+            api_key_id=api_key_id,
+            user_id=user_id,
+            emulator_seed=emulator_seed,
+        )
+        return func(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+# --- end connection options -------------------------------------------------------
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
