@@ -1,0 +1,572 @@
+"""Execute a Plan through the client: dependency order, concurrency, failures, lost answers.
+
+Scheduling. Operations start as soon as every operation they depend on
+(`depends_on`, plus `service_from`) is done: there are no waves. Independent
+operations run in a thread pool; the client paces each endpoint to its rate
+limit, so the wall time approaches the largest `operations_on_endpoint / limit`
+rather than the sum of all calls. To keep one slow endpoint (say 20 creates at
+20/min) from holding every worker while work for other endpoints waits, each
+endpoint gets a fair share of the workers; ready work is started in order of
+how much other work it unblocks, then in plan order.
+
+Failures. A failed operation marks everything that (transitively) depends on it
+`skipped`, naming the failed operation; independent work goes on. The core
+never prints: progress goes to `on_event`, called on the calling thread once
+per operation as it reaches its final state.
+
+Cancelling. When `cancel` is set no new operation starts; operations already
+sent finish; the rest are reported `not_started`.
+
+Idempotency, action by action (why re-running, and the recovery below, never
+duplicate or lose anything):
+
+- `create_service` (POST, not idempotent: a second send makes a second
+  service). When its answer is lost (`OutcomeUnknown`: timeout or dropped
+  connection after sending) the applier first looks for the service: services
+  carrying the ownership tag, with the request's name and `is_active`, that are
+  not already known to this plan (ids the plan works on, its drift, services
+  this run created). The planner only plans a create when no service of that
+  name matched, so such a service is the one just created: it is taken as done
+  with that id. If none is found the request never took effect and is sent once
+  more (and looked for again if that answer is lost too). If the lookup finds
+  several candidates, nothing is re-sent and the operation fails: a re-run plans
+  against what is there, never a duplicate.
+- `update_service` (POST, idempotent in effect: it sets fields to values). On a
+  lost answer the service is re-read; if every requested field already holds it
+  is done, otherwise the same body is sent once more.
+- `upsert_version_set` (PUT, idempotent: it replaces the set whole). The client
+  retries it on its own; a lost answer is simply sent again once.
+- `delete_version_set` (DELETE, idempotent in effect). A 404 may mean that an
+  earlier attempt whose answer was lost already deleted it: the service is
+  re-read, and if it exists without that version set the deletion is done.
+  Otherwise (the service itself is gone) it fails with the API's message.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+from reconciler.api.errors import ApiError, NotFound, OutcomeUnknown
+from reconciler.model import OWNERSHIP_TAG_KEY, OWNERSHIP_TAG_VALUE, VersionSet
+from reconciler.plan import Action, Kind, Operation, Plan
+
+OWNERSHIP_TAG_FILTER = f"{OWNERSHIP_TAG_KEY}:{OWNERSHIP_TAG_VALUE}"
+
+# The API endpoint (OpenAPI operationId) each action calls: the unit of rate limiting.
+ENDPOINT: Mapping[Action, str] = {
+    Action.CREATE_SERVICE: "create-service",
+    Action.UPDATE_SERVICE: "update-service",
+    Action.UPSERT_VERSION_SET: "upsert-service-version-set",
+    Action.DELETE_VERSION_SET: "delete-service-version-set",
+}
+
+# Documented requests per minute of each write endpoint (for estimates only;
+# the client does the real pacing from these and the X-RateLimit-* headers).
+DOCUMENTED_LIMIT_PER_MINUTE: Mapping[str, int] = {
+    "create-service": 20,
+    "update-service": 20,
+    "upsert-service-version-set": 30,
+    "delete-service-version-set": 30,
+}
+
+
+class ApplyClient(Protocol):
+    """What the applier needs from `reconciler.api.client.AmigoClient`."""
+
+    def list_services(
+        self, *, ids: Sequence[str] = (), is_active: bool | None = None, tags: Sequence[str] = ()
+    ) -> list[dict[str, Any]]: ...
+
+    def create_service(self, body: Mapping[str, Any], *, service: str) -> str: ...
+
+    def update_service(self, service_id: str, body: Mapping[str, Any], *, service: str) -> None: ...
+
+    def upsert_version_set(
+        self, service_id: str, name: str, version_set: Mapping[str, Any], *, service: str
+    ) -> None: ...
+
+    def delete_version_set(self, service_id: str, name: str, *, service: str) -> None: ...
+
+
+class Status(StrEnum):
+    DONE = "done"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # a dependency failed (or could not run)
+    NOT_STARTED = "not_started"  # cancelled before it started
+
+
+@dataclass(frozen=True, slots=True)
+class OperationResult:
+    """What happened to one operation. `message` says why for failed / skipped / not
+    started, and for done operations how a lost answer was resolved (else None)."""
+
+    key: str
+    action: Action
+    kind: Kind
+    service: str
+    version_set: str | None
+    status: Status
+    duration: float = 0.0  # seconds, from start to answer (includes waiting for the rate limit)
+    service_id: str | None = None
+    error_class: str | None = None  # e.g. "Conflict", "BadRequest", "OutcomeUnknown"
+    api_status: int | None = None  # HTTP status, when the API answered
+    detail: str | None = None  # the API's own message
+    message: str | None = None
+    finished_at: float = 0.0  # seconds since the apply started
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyReport:
+    results: tuple[OperationResult, ...]  # in plan order
+    elapsed: float
+    cancelled: bool = False
+    created_ids: Mapping[str, str] = field(default_factory=dict)  # create op key -> new id
+
+    @property
+    def ok(self) -> bool:
+        return not self.cancelled and all(r.status is Status.DONE for r in self.results)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        counts = {s.value: 0 for s in Status}
+        for result in self.results:
+            counts[result.status.value] += 1
+        return counts
+
+    def by_status(self, status: Status) -> list[OperationResult]:
+        return [r for r in self.results if r.status is status]
+
+
+class _Outcome:
+    """A worker's answer: the id it produced (creates) and a note about recovery."""
+
+    __slots__ = ("note", "service_id")
+
+    def __init__(self, service_id: str | None, note: str | None = None) -> None:
+        self.service_id = service_id
+        self.note = note
+
+
+def dependencies(op: Operation) -> tuple[str, ...]:
+    """Keys `op` waits for: its `depends_on` and the create that gives it its service id."""
+    deps = list(op.depends_on)
+    if op.service_from and op.service_from not in deps:
+        deps.append(op.service_from)
+    return tuple(deps)
+
+
+def rate_limit_floor(plan: Plan, limits: Mapping[str, int] | None = None) -> float:
+    """Seconds the plan's writes need at least, from the per-minute limits (ignoring bursts)."""
+    limits = limits or DOCUMENTED_LIMIT_PER_MINUTE
+    per_endpoint: dict[str, int] = {}
+    for op in plan.operations:
+        endpoint = ENDPOINT[op.action]
+        per_endpoint[endpoint] = per_endpoint.get(endpoint, 0) + 1
+    return max((n / limits[e] * 60.0 for e, n in per_endpoint.items()), default=0.0)
+
+
+def apply_plan(
+    client: ApplyClient,
+    plan: Plan,
+    *,
+    on_event: Callable[[OperationResult], None] | None = None,
+    cancel: threading.Event | None = None,
+    max_workers: int = 8,
+) -> ApplyReport:
+    """Run every operation of `plan`, as concurrently as its dependencies allow.
+
+    Raises ValueError for a plan that carries errors (it must never be applied).
+    API failures do not raise: they are in the report.
+    """
+    if plan.errors:
+        raise ValueError(f"refusing to apply a plan with {len(plan.errors)} error(s)")
+    return _Run(client, plan, on_event, cancel or threading.Event(), max_workers).run()
+
+
+class _Run:
+    """One apply: the dispatcher state, touched only by the calling thread."""
+
+    def __init__(
+        self,
+        client: ApplyClient,
+        plan: Plan,
+        on_event: Callable[[OperationResult], None] | None,
+        cancel: threading.Event,
+        max_workers: int,
+    ) -> None:
+        self.client = client
+        self.plan = plan
+        self.on_event = on_event
+        self.cancel = cancel
+        self.max_workers = max(1, max_workers)
+        self.ops = {op.key: op for op in plan.operations}
+        self.order = {op.key: i for i, op in enumerate(plan.operations)}
+        self.results: dict[str, OperationResult] = {}
+        self.created_ids: dict[str, str] = {}
+        self.dependents: dict[str, list[str]] = {key: [] for key in self.ops}
+        for op in plan.operations:
+            for dep in dependencies(op):
+                if dep in self.dependents:
+                    self.dependents[dep].append(op.key)
+        self.weight = self._unblock_weights()
+        endpoints = {ENDPOINT[op.action] for op in plan.operations}
+        self.per_endpoint_cap = max(1, math.ceil(self.max_workers / max(1, len(endpoints))))
+        self.known_ids = {op.service_id for op in plan.operations if op.service_id}
+        self.known_ids |= {d.service_id for d in plan.drift}
+        self.lock = threading.Lock()  # guards known_ids / created_ids read by workers
+        self.start = time.monotonic()
+
+    def _unblock_weights(self) -> dict[str, int]:
+        """How many operations (transitively) wait for each one: start those first."""
+        memo: dict[str, set[str]] = {}
+
+        def below(key: str, trail: frozenset[str]) -> set[str]:
+            if key in memo:
+                return memo[key]
+            out: set[str] = set()
+            for child in self.dependents[key]:
+                if child not in trail:  # a cycle is reported later, not looped on
+                    out.add(child)
+                    out |= below(child, trail | {child})
+            memo[key] = out
+            return out
+
+        return {key: len(below(key, frozenset({key}))) for key in self.ops}
+
+    # --- dispatcher ---------------------------------------------------------------
+    def run(self) -> ApplyReport:
+        pending = [op.key for op in self.plan.operations]
+        in_flight: dict[Future[_Outcome], tuple[str, float]] = {}
+        endpoint_load: dict[str, int] = {}
+        with ThreadPoolExecutor(
+            max_workers=self.max_workers, thread_name_prefix="apply"
+        ) as executor:
+            while pending or in_flight:
+                if not self.cancel.is_set():
+                    for key in self._ready(pending):
+                        endpoint = ENDPOINT[self.ops[key].action]
+                        if len(in_flight) >= self.max_workers:
+                            break
+                        if endpoint_load.get(endpoint, 0) >= self.per_endpoint_cap:
+                            continue
+                        pending.remove(key)
+                        endpoint_load[endpoint] = endpoint_load.get(endpoint, 0) + 1
+                        started = time.monotonic()
+                        in_flight[executor.submit(self._execute, self.ops[key])] = (key, started)
+                if not in_flight:
+                    if pending and not self.cancel.is_set():
+                        # Nothing runs and nothing can start: the rest wait on themselves.
+                        for key in list(pending):
+                            self._finish_skipped(key, self._stuck_reason(key))
+                        pending.clear()
+                    break
+                done, _ = wait(in_flight, timeout=0.2, return_when=FIRST_COMPLETED)
+                for future in sorted(done, key=lambda f: self.order[in_flight[f][0]]):
+                    key, started = in_flight.pop(future)
+                    endpoint_load[ENDPOINT[self.ops[key].action]] -= 1
+                    self._collect(key, started, future)
+                    pending = [k for k in pending if k not in self.results]
+        cancelled = self.cancel.is_set()
+        for key in pending:
+            if key not in self.results:
+                self._finish(
+                    key,
+                    Status.NOT_STARTED,
+                    message="cancelled before it started",
+                )
+        return ApplyReport(
+            results=tuple(self.results[op.key] for op in self.plan.operations),
+            elapsed=time.monotonic() - self.start,
+            cancelled=cancelled
+            and any(r.status is Status.NOT_STARTED for r in self.results.values()),
+            created_ids=dict(self.created_ids),
+        )
+
+    def _ready(self, pending: list[str]) -> list[str]:
+        ready = [
+            key
+            for key in pending
+            if all(
+                dep in self.results and self.results[dep].status is Status.DONE
+                for dep in dependencies(self.ops[key])
+            )
+        ]
+        ready.sort(key=lambda k: (-self.weight[k], self.order[k]))
+        return ready
+
+    def _stuck_reason(self, key: str) -> str:
+        missing = [d for d in dependencies(self.ops[key]) if d not in self.ops]
+        if missing:
+            return f"depends on {', '.join(missing)}, which is not in the plan"
+        return "its dependencies form a cycle (a planner bug; please report it)"
+
+    def _collect(self, key: str, started: float, future: Future[_Outcome]) -> None:
+        op = self.ops[key]
+        duration = time.monotonic() - started
+        try:
+            outcome = future.result()
+        except ApiError as exc:
+            self._finish(
+                key,
+                Status.FAILED,
+                duration=duration,
+                service_id=self._service_id(op),
+                error_class=type(exc).__name__,
+                api_status=exc.status,
+                detail=exc.detail,
+                message=str(exc),
+            )
+            self._skip_dependents(key)
+            return
+        except Exception as exc:  # a bug: report it against this operation, keep going
+            self._finish(
+                key,
+                Status.FAILED,
+                duration=duration,
+                service_id=self._service_id(op),
+                error_class=type(exc).__name__,
+                message=f"internal error while applying: {type(exc).__name__}: {exc}",
+            )
+            self._skip_dependents(key)
+            return
+        if op.action is Action.CREATE_SERVICE and outcome.service_id:
+            with self.lock:
+                self.created_ids[key] = outcome.service_id
+                self.known_ids.add(outcome.service_id)
+        self._finish(
+            key, Status.DONE, duration=duration, service_id=outcome.service_id, message=outcome.note
+        )
+
+    def _skip_dependents(self, failed_key: str) -> None:
+        failed = self.ops[failed_key]
+        what = describe(failed)
+        stack = list(self.dependents[failed_key])
+        while stack:
+            key = stack.pop()
+            if key in self.results:
+                continue
+            reason = (
+                f"{failed_key} ({what}) failed"
+                if failed_key in dependencies(self.ops[key])
+                else f"depends on {failed_key} ({what}), which failed"
+            )
+            self._finish_skipped(key, reason)
+            stack.extend(self.dependents[key])
+
+    def _finish_skipped(self, key: str, reason: str) -> None:
+        self._finish(
+            key, Status.SKIPPED, service_id=self._service_id(self.ops[key]), message=reason
+        )
+
+    def _finish(self, key: str, status: Status, **fields: Any) -> None:
+        op = self.ops[key]
+        fields.setdefault("service_id", self._service_id(op))
+        result = OperationResult(
+            key=key,
+            action=op.action,
+            kind=op.kind,
+            service=op.service,
+            version_set=op.version_set,
+            status=status,
+            finished_at=time.monotonic() - self.start,
+            **fields,
+        )
+        self.results[key] = result
+        if self.on_event is not None:
+            self.on_event(result)
+
+    def _service_id(self, op: Operation) -> str | None:
+        if op.service_id:
+            return op.service_id
+        with self.lock:
+            if op.service_from:
+                return self.created_ids.get(op.service_from)
+            return self.created_ids.get(op.key)
+
+    # --- workers (run in the pool) ----------------------------------------------------
+    def _execute(self, op: Operation) -> _Outcome:
+        if op.action is Action.CREATE_SERVICE:
+            return self._create(op)
+        service_id = self._service_id(op)
+        if not service_id:
+            raise ValueError(f"{op.key} has no service id and no create to take it from")
+        if op.action is Action.UPDATE_SERVICE:
+            return self._update(op, service_id)
+        if op.action is Action.UPSERT_VERSION_SET:
+            return self._upsert(op, service_id)
+        return self._delete(op, service_id)
+
+    def _create(self, op: Operation) -> _Outcome:
+        try:
+            return _Outcome(self.client.create_service(op.request, service=op.service))
+        except OutcomeUnknown:
+            found = self._find_created(op)
+            if found:
+                return _Outcome(found, "answer lost; found the created service by name and tag")
+        try:
+            return _Outcome(
+                self.client.create_service(op.request, service=op.service),
+                "answer lost and not created; sent again",
+            )
+        except OutcomeUnknown:
+            found = self._find_created(op)
+            if found:
+                return _Outcome(found, "answer lost twice; found the created service")
+            raise
+
+    def _find_created(self, op: Operation) -> str | None:
+        """The service a lost create made, if it exists; raises if that cannot be told apart."""
+        body = op.request
+        name = str(body.get("name", op.service)).strip()
+        is_active = bool(body.get("is_active", True))
+        tags = body.get("tags") or {}
+        owned = tags.get(OWNERSHIP_TAG_KEY) == OWNERSHIP_TAG_VALUE
+        listed = self.client.list_services(
+            is_active=is_active, tags=[OWNERSHIP_TAG_FILTER] if owned else []
+        )
+        with self.lock:
+            known = set(self.known_ids)
+        candidates = [
+            s
+            for s in listed
+            if str(s.get("name", "")).strip() == name
+            and bool(s.get("is_active")) == is_active
+            and s.get("id") not in known
+        ]
+        if len(candidates) > 1:
+            # Narrow by the other fields the create set; still ambiguous means do not guess.
+            fields = ("description", "agent_id", "service_hierarchical_state_machine_id")
+            candidates = [
+                s for s in candidates if all(s.get(f) == body.get(f) for f in fields if f in body)
+            ]
+        if len(candidates) > 1:
+            raise OutcomeUnknown(
+                "create-service",
+                service=op.service,
+                detail=(
+                    f"the answer was lost and {len(candidates)} services named {name!r} "
+                    "now exist that this plan did not know; nothing was re-sent"
+                ),
+                hint="run plan again and pin the intended one with metadata.id",
+            )
+        return str(candidates[0]["id"]) if candidates else None
+
+    def _update(self, op: Operation, service_id: str) -> _Outcome:
+        try:
+            self.client.update_service(service_id, op.request, service=op.service)
+            return _Outcome(service_id)
+        except OutcomeUnknown:
+            live = self.client.list_services(ids=[service_id])
+            if live and update_holds(live[0], op.request):
+                return _Outcome(service_id, "answer lost; the update had taken effect")
+        self.client.update_service(service_id, op.request, service=op.service)
+        return _Outcome(service_id, "answer lost; sent again")
+
+    def _upsert(self, op: Operation, service_id: str) -> _Outcome:
+        assert op.version_set is not None
+        try:
+            self.client.upsert_version_set(
+                service_id, op.version_set, op.request, service=op.service
+            )
+            return _Outcome(service_id)
+        except OutcomeUnknown:
+            pass
+        self.client.upsert_version_set(service_id, op.version_set, op.request, service=op.service)
+        return _Outcome(service_id, "answer lost; sent again")
+
+    def _delete(self, op: Operation, service_id: str) -> _Outcome:
+        assert op.version_set is not None
+        try:
+            try:
+                self.client.delete_version_set(service_id, op.version_set, service=op.service)
+                return _Outcome(service_id)
+            except OutcomeUnknown:
+                self.client.delete_version_set(service_id, op.version_set, service=op.service)
+                return _Outcome(service_id, "answer lost; sent again")
+        except NotFound:
+            live = self.client.list_services(ids=[service_id])
+            if live and op.version_set not in (live[0].get("version_sets") or {}):
+                return _Outcome(service_id, "already absent (an earlier attempt deleted it)")
+            raise
+
+
+def update_holds(live: Mapping[str, Any], request: Mapping[str, Any]) -> bool:
+    """Whether every field an update_service request sets already has that value live."""
+    for key, wanted in request.items():
+        if wanted is None:
+            continue  # null means "unchanged"
+        if key == "tags":
+            have = {t["key"]: t.get("value") for t in live.get("tags") or []}
+            if have != dict(wanted):
+                return False
+        elif key == "keyterms":
+            if list(live.get("keyterms") or []) != list(wanted):
+                return False
+        elif live.get(key) != wanted:
+            return False
+    return True
+
+
+def describe(op: Operation | OperationResult) -> str:
+    """`update 'Meet & Greet' version set 'canary'`: how people read an operation."""
+    where = f"{op.service!r}" + (f" version set {op.version_set!r}" if op.version_set else "")
+    return f"{op.kind.value} {where}"
+
+
+def remaining_differences(client: ApplyClient, plan: Plan, report: ApplyReport) -> list[str]:
+    """What an applied plan's operations asked for and live state does not show.
+
+    The convergence check for a saved plan (whose manifests are not at hand):
+    one read of every service the plan touched, each operation's effect compared.
+    """
+    ids: dict[str, str] = {}
+    for result in report.results:
+        if result.service_id:
+            ids[result.key] = result.service_id
+    for op in plan.operations:
+        if op.key not in ids:
+            sid = op.service_id or (report.created_ids.get(op.service_from or op.key))
+            if sid:
+                ids[op.key] = sid
+    wanted_ids = sorted(set(ids.values()))
+    live = {s["id"]: s for s in client.list_services(ids=wanted_ids)} if wanted_ids else {}
+    differences: list[str] = []
+    for op in plan.operations:
+        what = describe(op)
+        sid = ids.get(op.key)
+        service = live.get(sid) if sid else None
+        if service is None:
+            differences.append(f"{what}: the service does not exist")
+            continue
+        version_sets = service.get("version_sets") or {}
+        if op.action is Action.CREATE_SERVICE:
+            expected = {k: op.request[k] for k in ("name", "is_active") if k in op.request}
+            release = op.request.get("release_version_set")
+            if not update_holds(service, expected):
+                differences.append(f"{what}: not as created")
+            elif release is not None and not _version_set_equal(
+                version_sets.get("release"), release
+            ):
+                differences.append(f"{what}: version set 'release' differs")
+        elif op.action is Action.UPDATE_SERVICE:
+            if not update_holds(service, op.request):
+                differences.append(f"{what}: fields still differ")
+        elif op.action is Action.UPSERT_VERSION_SET:
+            if not _version_set_equal(version_sets.get(op.version_set or ""), op.request):
+                differences.append(f"{what}: still differs")
+        elif op.version_set in version_sets:
+            differences.append(f"{what}: still present")
+    return differences
+
+
+def _version_set_equal(live: Mapping[str, Any] | None, wanted: Mapping[str, Any]) -> bool:
+    if live is None:
+        return False
+    return VersionSet.from_api(live) == VersionSet.from_api(wanted)
