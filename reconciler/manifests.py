@@ -1,0 +1,960 @@
+"""YAML manifests -> validated desired state, with source positions and `${VAR}` filling.
+
+Loading is one pass per document: libyaml composes the text into nodes (which
+carry line and column), and a small walker turns the nodes into plain Python
+values while recording where every field came from. Pydantic models (strict,
+no unknown keys) then check the shape against the API's own limits, and every
+error is mapped back to the YAML node it is about. All problems in all files
+are collected and raised together as one `UserError`, so a single run tells
+the author everything that needs fixing.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import os
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StringConstraints,
+    ValidationError,
+    WithJsonSchema,
+)
+from pydantic.config import JsonDict
+from pydantic_core import PydanticCustomError
+from yaml.constructor import SafeConstructor
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from reconciler.diagnostics import Diagnostic, Severity, SourcePos, UserError
+from reconciler.model import (
+    EDGE,
+    OWNERSHIP_TAG_KEY,
+    OWNERSHIP_TAG_VALUE,
+    DesiredService,
+    DesiredState,
+    LLMConfig,
+    VersionSet,
+)
+
+API_VERSION = "amigo.ai/v1"
+KIND = "Service"
+MANIFEST_SUFFIXES = (".yaml", ".yml")
+
+# Limits that keep a hostile or mistaken input from hanging the loader. A service
+# manifest is a few hundred bytes and a few dozen YAML nodes; these are far above that.
+MAX_FILE_BYTES = 5 * 1024 * 1024
+MAX_NODES_PER_DOCUMENT = 10_000  # counted after aliases are expanded (defeats alias bombs)
+MAX_DEPTH = 64
+
+# Field limits, from the API's create-service / update-service / upsert-version-set
+# requests in the OpenAPI document.
+ID_PATTERN = r"^[a-f0-9]{24}$"
+TAG_PATTERN = r"^[\w\s]+$"
+KEYTERM_PATTERN = r"^[a-z-]+( [a-z-]+){0,2}$"
+VERSION_SET_NAME_PATTERN = r"^[A-Za-z0-9_-]+$"
+VERSION_SET_NAME_MAX = 40
+MAX_TAGS = 20
+MAX_KEYTERMS = 20
+NOT_BLANK_PATTERN = r"\S"
+
+# The API's `LLMType` enum as published in its OpenAPI document. The list grows
+# with new models, so a name outside it is a warning, not an error.
+KNOWN_LLM_NAMES: tuple[str, ...] = (
+    "azure_gpt-4.1-2025-04-14",
+    "openai_gpt-4.1-2025-04-14",
+    "azure_gpt-4.1-mini-2025-04-14",
+    "openai_gpt-4.1-mini-2025-04-14",
+    "azure_gpt-5-nano-2025-08-07",
+    "azure_gpt-5.1-2025-11-13",
+    "openai_gpt-5.1-2025-11-13",
+    "azure_gpt-5.2-2025-12-11",
+    "openai_gpt-5-nano-2025-08-07",
+    "openai_gpt-5.2-2025-12-11",
+    "google_claude-sonnet-4-5@20250929",
+    "aws_claude-sonnet-4-5-20250929",
+    "google_gemini-2.5-pro",
+    "google_gemini-2.5-flash",
+)
+
+# What each constrained string must look like, said for people (keyed by pattern).
+PATTERN_HINTS: dict[str, str] = {
+    ID_PATTERN: "an id is 24 lowercase hexadecimal characters, like 6618791275130b73714e8d1c",
+    TAG_PATTERN: "tag keys and values may hold only letters, digits, underscores and spaces",
+    KEYTERM_PATTERN: (
+        "a keyterm is one to three lowercase words of letters and hyphens, "
+        "separated by single spaces, like 'meet and greet'"
+    ),
+    VERSION_SET_NAME_PATTERN: (
+        "a version set name may hold only letters, digits, '_' and '-' "
+        f"(at most {VERSION_SET_NAME_MAX} characters)"
+    ),
+    NOT_BLANK_PATTERN: "it must not be empty or only whitespace",
+}
+
+
+# --- the manifest shape ------------------------------------------------------------
+
+
+def _reject_reserved_tag(key: str) -> str:
+    if key == OWNERSHIP_TAG_KEY:
+        raise PydanticCustomError(
+            "reserved_tag",
+            "the tag key '{key}' is reserved: the reconciler itself sets "
+            "'{key}: {value}' on every service it manages; remove it from the manifest",
+            {"key": OWNERSHIP_TAG_KEY, "value": OWNERSHIP_TAG_VALUE},
+        )
+    return key
+
+
+def _reject_edge(name: str) -> str:
+    if name == EDGE:
+        raise PydanticCustomError(
+            "edge_declared",
+            "the 'edge' version set is read-only (the API keeps it at the latest versions "
+            "with no LLM preferences); remove it, or declare another name such as 'canary'",
+        )
+    return name
+
+
+NonBlankString = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, pattern=NOT_BLANK_PATTERN)
+]
+ObjectId = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+TagString = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, pattern=TAG_PATTERN)
+]
+TagKey = Annotated[
+    TagString,
+    AfterValidator(_reject_reserved_tag),
+    WithJsonSchema(
+        {"type": "string", "minLength": 1, "pattern": TAG_PATTERN, "not": {"const": "managed_by"}}
+    ),
+]
+Keyterm = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, pattern=KEYTERM_PATTERN)
+]
+VersionSetName = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True,
+        min_length=1,
+        max_length=VERSION_SET_NAME_MAX,
+        pattern=VERSION_SET_NAME_PATTERN,
+    ),
+    AfterValidator(_reject_edge),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": VERSION_SET_NAME_MAX,
+            "pattern": VERSION_SET_NAME_PATTERN,
+            "not": {"const": EDGE},
+        }
+    ),
+]
+VersionNumber = Annotated[int, Field(ge=1)]
+LLMName = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1),
+    WithJsonSchema(
+        {
+            "anyOf": [{"enum": list(KNOWN_LLM_NAMES)}, {"type": "string", "minLength": 1}],
+            "description": "One of the API's LLMType names (others are accepted with a warning).",
+        }
+    ),
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+class LLMConfigSpec(_Strict):
+    """The API's `LLMConfig-Input`."""
+
+    llm_name: LLMName
+    params: dict[str, JsonValue] = Field(
+        default_factory=dict, description="LLM-specific parameters, e.g. temperature."
+    )
+
+
+class VersionSetSpec(_Strict):
+    """The API's `VersionSet-Input`, declared whole: omitted numbers mean the latest version."""
+
+    agent_version_number: VersionNumber | None = Field(
+        default=None, description="The agent version to use; null or omitted: the latest."
+    )
+    service_hierarchical_state_machine_version_number: VersionNumber | None = Field(
+        default=None, description="The state machine version to use; null or omitted: the latest."
+    )
+    llm_model_preferences: dict[NonBlankString, LLMConfigSpec] = Field(
+        default_factory=dict,
+        description="LLM per interaction type; omitted means no preferences.",
+    )
+
+
+class MetadataSpec(_Strict):
+    name: NonBlankString = Field(description="The service's name: its identity.")
+    id: ObjectId | None = Field(
+        default=None,
+        description="Pin this manifest to one existing service (for renames and ambiguous names).",
+    )
+
+
+_ONE_OF_AGENT_AND_STATE_MACHINE: JsonDict = {
+    "allOf": [
+        {"oneOf": [{"required": ["agent"]}, {"required": ["agent_id"]}]},
+        {
+            "oneOf": [
+                {"required": ["service_hierarchical_state_machine"]},
+                {"required": ["service_hierarchical_state_machine_id"]},
+            ]
+        },
+    ]
+}
+
+
+class ServiceSpec(_Strict):
+    model_config = ConfigDict(json_schema_extra=_ONE_OF_AGENT_AND_STATE_MACHINE)
+
+    description: NonBlankString = Field(description="A description of this service.")
+    is_active: bool = Field(default=True, description="Inactive services are retired.")
+    agent: NonBlankString | None = Field(
+        default=None, description="The agent's name, resolved in the organization."
+    )
+    agent_id: ObjectId | None = Field(default=None, description="The agent's id.")
+    service_hierarchical_state_machine: NonBlankString | None = Field(
+        default=None, description="The state machine's name, resolved in the organization."
+    )
+    service_hierarchical_state_machine_id: ObjectId | None = Field(
+        default=None, description="The state machine's id."
+    )
+    tags: Annotated[dict[TagKey, TagString | None], Field(max_length=MAX_TAGS)] | None = Field(
+        default=None,
+        description="Omitted: live tags are left alone; {} clears them. Values may be null.",
+    )
+    keyterms: Annotated[list[Keyterm], Field(max_length=MAX_KEYTERMS)] | None = Field(
+        default=None, description="Omitted: live keyterms are left alone; [] clears them."
+    )
+    version_sets: dict[VersionSetName, VersionSetSpec] = Field(
+        default_factory=dict,
+        description="Managed version sets ('edge' is read-only; 'release' only when declared).",
+    )
+
+
+class ServiceManifest(_Strict):
+    """One YAML document describing one Amigo service."""
+
+    model_config = ConfigDict(title="Amigo service manifest")
+
+    apiVersion: Literal["amigo.ai/v1"]
+    kind: Literal["Service"]
+    metadata: MetadataSpec
+    spec: ServiceSpec
+
+
+# Fields allowed at each level, for "did you mean" on unknown keys.
+_FIELDS_AT: dict[str, tuple[str, ...]] = {
+    "": tuple(ServiceManifest.model_fields),
+    "metadata": tuple(MetadataSpec.model_fields),
+    "spec": tuple(ServiceSpec.model_fields),
+    "version_set": tuple(VersionSetSpec.model_fields),
+    "llm_config": tuple(LLMConfigSpec.model_fields),
+}
+
+
+def _fields_at(loc: Sequence[str | int]) -> tuple[str, ...]:
+    if len(loc) == 0:
+        return _FIELDS_AT[""]
+    if len(loc) == 1 and loc[0] in ("metadata", "spec"):
+        return _FIELDS_AT[str(loc[0])]
+    if len(loc) == 3 and loc[:2] == ("spec", "version_sets"):
+        return _FIELDS_AT["version_set"]
+    if len(loc) == 5 and loc[:2] == ("spec", "version_sets") and loc[3] == "llm_model_preferences":
+        return _FIELDS_AT["llm_config"]
+    return ()
+
+
+def did_you_mean(word: str, candidates: Sequence[str]) -> str | None:
+    """The closest candidate to a misspelled word, if one is close enough."""
+    lowered = {c.lower(): c for c in candidates}
+    if word.lower() in lowered:
+        return lowered[word.lower()]
+    close = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+# --- reading files -------------------------------------------------------------------
+
+
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_CONSTRUCTOR = SafeConstructor()
+_SCALAR_CONSTRUCTORS = SafeConstructor.yaml_constructors
+_STR_TAG = "tag:yaml.org,2002:str"
+_NULL_TAG = "tag:yaml.org,2002:null"
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+_MAP_TAG = "tag:yaml.org,2002:map"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_BOOL_VALUES: dict[str, bool] = SafeConstructor.bool_values
+_SCALAR_TAGS_ALLOWED = frozenset(
+    f"tag:yaml.org,2002:{name}" for name in ("int", "float", "timestamp", "binary")
+)
+_ENV_REFERENCE = re.compile(r"\$\$\{|\$\{([^}]*)\}|\$\{")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def _pos(file: str, node: Node) -> SourcePos:
+    mark = node.start_mark
+    return SourcePos(file, mark.line + 1, mark.column + 1)
+
+
+class _TooLarge(Exception):
+    """A document expands past the node budget or nesting limit."""
+
+
+@dataclass
+class _Document:
+    """One YAML document turned into plain values, with where each field came from."""
+
+    file: str
+    root: Node
+    data: Any = None
+    # dotted path -> (key node or None for list items and the root, value node)
+    index: dict[str, tuple[Node | None, Node]] = field(default_factory=dict)
+    # paths whose value is already reported (bad tag, undefined variable): no second error
+    reported: set[str] = field(default_factory=set)
+
+
+class _DocumentBuilder:
+    """Walks a composed node tree once, building values and the position index together."""
+
+    def __init__(
+        self,
+        doc: _Document,
+        env: Mapping[str, str],
+        filled: list[str],
+        diagnostics: list[Diagnostic],
+    ) -> None:
+        self.doc = doc
+        self.file = doc.file
+        self.index = doc.index
+        self.env = env
+        self.filled = filled
+        self.diagnostics = diagnostics
+        self.budget = MAX_NODES_PER_DOCUMENT
+
+    def error(self, node: Node, path: str, message: str) -> None:
+        self.doc.reported.add(path)
+        self.diagnostics.append(Diagnostic(message, pos=_pos(self.file, node), field=path or None))
+
+    def build(self, node: Node, path: str, depth: int) -> Any:
+        self.budget -= 1
+        if self.budget < 0 or depth > MAX_DEPTH:
+            raise _TooLarge
+        cls = node.__class__
+        if cls is ScalarNode:
+            tag = node.tag
+            value: str = node.value
+            if tag == _STR_TAG:
+                if "$" in value:
+                    return self.fill(value, node, path)
+                return value
+            if tag == _NULL_TAG:
+                return None
+            if tag == _BOOL_TAG:
+                return _BOOL_VALUES[value.lower()]
+            if tag in _SCALAR_TAGS_ALLOWED:
+                try:
+                    return _SCALAR_CONSTRUCTORS[tag](_CONSTRUCTOR, node)
+                except (ValueError, yaml.YAMLError):
+                    self.error(node, path, f"cannot read the value {value!r}; quote it")
+                    return value
+            self.error(node, path, f"unsupported YAML tag {tag}; remove the tag")
+            return None
+        if cls is MappingNode:
+            if node.tag != _MAP_TAG:
+                self.error(node, path, f"unsupported YAML tag {node.tag}; use a plain mapping")
+                return None
+            return self.build_mapping(node, path, depth)
+        if cls is SequenceNode:
+            if node.tag != _SEQ_TAG:
+                self.error(node, path, f"unsupported YAML tag {node.tag}; use a plain list")
+                return None
+            prefix = path + "." if path else ""
+            items = []
+            index = self.index
+            for i, item in enumerate(node.value):
+                child = prefix + str(i)
+                index[child] = (None, item)
+                items.append(self.build(item, child, depth + 1))
+            return items
+        self.error(node, path, "unexpected YAML node")  # pragma: no cover - pyyaml has 3 kinds
+        return None
+
+    def build_mapping(self, node: Node, path: str, depth: int) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        prefix = path + "." if path else ""
+        index = self.index
+        merges: list[Node] = []
+        for key_node, value_node in node.value:
+            if key_node.__class__ is not ScalarNode:
+                self.error(key_node, path, "a mapping key must be a plain string, not a collection")
+                continue
+            if key_node.tag == _MERGE_TAG:
+                merges.append(value_node)
+                continue
+            key: str = key_node.value
+            child = prefix + key
+            if key in result:
+                first = index[child][0]
+                where = f" (first at line {first.start_mark.line + 1})" if first else ""
+                self.error(
+                    key_node, child, f"duplicate key '{key}'{where}; a key may appear only once"
+                )
+                continue
+            index[child] = (key_node, value_node)
+            result[key] = self.build(value_node, child, depth + 1)
+        for merge in merges:
+            sources = merge.value if merge.__class__ is SequenceNode else [merge]
+            for source in sources:
+                if source.__class__ is not MappingNode:
+                    self.error(source, path, "a merge key '<<' needs a mapping or list of mappings")
+                    continue
+                merged = self.build_mapping(source, path, depth + 1)
+                for key, value in merged.items():
+                    result.setdefault(key, value)
+        return result
+
+    def fill(self, text: str, node: Node, path: str) -> str:
+        """Replace `${VAR}` / `${VAR:-default}` from the environment; `$${` is a literal `${`."""
+        out: list[str] = []
+        last = 0
+        for match in _ENV_REFERENCE.finditer(text):
+            out.append(text[last : match.start()])
+            last = match.end()
+            token = match.group(0)
+            if token == "$${":
+                out.append("${")
+                continue
+            inner = match.group(1)
+            if inner is None:
+                self.error_at(
+                    node,
+                    path,
+                    match.start(),
+                    "'${' without a closing '}'; write '$${' for a literal '${'",
+                )
+                out.append(token)
+                continue
+            name, sep, default = inner.partition(":-")
+            if not _ENV_NAME.match(name):
+                self.error_at(
+                    node,
+                    path,
+                    match.start(),
+                    f"'{token}' is not a variable reference: use ${{NAME}} or "
+                    "${NAME:-default} (NAME of letters, digits and '_'); write '$${' for a literal '${'",
+                )
+                out.append(token)
+                continue
+            value = self.env.get(name)
+            if value is None or (sep and value == ""):
+                if not sep:
+                    self.error_at(
+                        node,
+                        path,
+                        match.start(),
+                        f"environment variable {name} is not set; set it, or give a default: "
+                        f"${{{name}:-value}}",
+                    )
+                    out.append(token)
+                    continue
+                value = default
+            self.filled.append(f"{name}={value}")
+            out.append(value)
+        out.append(text[last:])
+        return "".join(out)
+
+    def error_at(self, node: Node, path: str, offset: int, message: str) -> None:
+        """An error inside a string: exact column where the scalar is plain and on one line."""
+        start, end = node.start_mark, node.end_mark
+        column = start.column + 1
+        if getattr(node, "style", None) is None and start.line == end.line:
+            column += offset
+        self.doc.reported.add(path)
+        self.diagnostics.append(
+            Diagnostic(message, pos=SourcePos(self.file, start.line + 1, column), field=path)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _File:
+    path: Path
+    display: str
+
+
+def _collect_files(paths: Sequence[str | Path], diagnostics: list[Diagnostic]) -> list[_File]:
+    """Files named directly, plus `*.yaml` / `*.yml` under directories (hidden ones skipped)."""
+    files: list[_File] = []
+    seen: set[Path] = set()
+
+    def add(path: Path, display: str) -> None:
+        key = path.resolve()
+        if key not in seen:
+            seen.add(key)
+            files.append(_File(path, display))
+
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            diagnostics.append(Diagnostic(f"{raw}: no such file or directory"))
+        elif path.is_dir():
+            found: list[str] = []
+            for root, dirs, names in os.walk(path):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                found.extend(
+                    os.path.join(root, n)
+                    for n in names
+                    if n.endswith(MANIFEST_SUFFIXES) and not n.startswith(".")
+                )
+            if not found:
+                diagnostics.append(
+                    Diagnostic(
+                        f"{raw}: the directory holds no manifests (*.yaml or *.yml files, "
+                        "searched recursively, hidden directories skipped)"
+                    )
+                )
+            for name in sorted(found):
+                add(Path(name), name)
+        elif path.is_file():
+            add(path, str(raw))
+        else:
+            diagnostics.append(Diagnostic(f"{raw}: not a regular file or directory"))
+    return files
+
+
+def _read(file: _File, diagnostics: list[Diagnostic]) -> bytes | None:
+    """The file's bytes, refusing oversized and non-UTF-8 files before any parsing."""
+    try:
+        size = file.path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            diagnostics.append(
+                Diagnostic(
+                    f"the file is {size / 1024 / 1024:.1f} MiB; a manifest file may be at most "
+                    f"{MAX_FILE_BYTES // 1024 // 1024} MiB (split it into several files)",
+                    pos=SourcePos(file.display, 1, 1),
+                )
+            )
+            return None
+        data = file.path.read_bytes()
+    except OSError as exc:
+        diagnostics.append(
+            Diagnostic(f"cannot read the file: {exc.strerror}", pos=SourcePos(file.display, 1, 1))
+        )
+        return None
+    if len(data) > MAX_FILE_BYTES:  # grew between stat and read
+        diagnostics.append(
+            Diagnostic(
+                f"a manifest file may be at most {MAX_FILE_BYTES // 1024 // 1024} MiB",
+                pos=SourcePos(file.display, 1, 1),
+            )
+        )
+        return None
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        offset = exc.start
+        line_start = data.rfind(b"\n", 0, offset) + 1
+        line = data.count(b"\n", 0, offset) + 1
+        column = len(data[line_start:offset].decode("utf-8", errors="replace")) + 1
+        diagnostics.append(
+            Diagnostic(
+                f"the file is not UTF-8 text: byte 0x{data[offset]:02x} at byte offset {offset} "
+                "cannot be decoded; save the file as UTF-8",
+                pos=SourcePos(file.display, line, column),
+            )
+        )
+        return None
+    return data
+
+
+def _yaml_error(display: str, exc: yaml.YAMLError) -> Diagnostic:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    if isinstance(exc, yaml.MarkedYAMLError):
+        problem = exc.problem or "invalid YAML"
+        context = f" ({exc.context})" if exc.context else ""
+        text = f"not valid YAML: {problem}{context}"
+    elif isinstance(exc, yaml.reader.ReaderError):
+        text = f"not valid YAML: {exc.reason} (character #x{exc.character!s:0>4})"
+    else:
+        text = f"not valid YAML: {exc}"
+    if mark is not None:
+        return Diagnostic(text, pos=SourcePos(display, mark.line + 1, mark.column + 1))
+    return Diagnostic(text, pos=SourcePos(display, 1, 1))
+
+
+def _compose(display: str, data: bytes, diagnostics: list[Diagnostic]) -> Iterator[Node]:
+    try:
+        yield from yaml.compose_all(data, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        diagnostics.append(_yaml_error(display, exc))
+
+
+def _describe_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"the string {value!r}"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return f"{type(value).__name__} {value!s}"
+
+
+def _message_for(error: Mapping[str, Any], loc: tuple[str | int, ...], node: Node | None) -> str:
+    """Pydantic's error, said for a manifest author: what was wrong and what would be valid."""
+    kind = error["type"]
+    ctx: Mapping[str, Any] = error.get("ctx") or {}
+    value = error.get("input")
+    if kind == "missing":
+        return f"the required field '{loc[-1]}' is missing"
+    if kind == "extra_forbidden":
+        allowed = _fields_at(loc[:-1])
+        key = str(loc[-1])
+        guess = did_you_mean(key, allowed)
+        hint = f"; did you mean '{guess}'?" if guess else ""
+        valid = f" Valid fields here: {', '.join(allowed)}." if allowed else ""
+        return f"unknown field '{key}'{hint}{valid}"
+    if kind == "literal_error":
+        expected = ctx.get("expected", "")
+        return f"must be {expected}, not {_describe_kind(value)}"
+    if kind == "string_pattern_mismatch":
+        pattern = ctx.get("pattern", "")
+        hint = PATTERN_HINTS.get(pattern, f"it must match {pattern}")
+        if pattern == NOT_BLANK_PATTERN:
+            return f"must not be empty or only whitespace; {hint}"
+        return f"{value!r} is not valid: {hint} (pattern {pattern})"
+    if kind == "string_too_short":
+        return "must not be empty or only whitespace"
+    if kind == "string_too_long":
+        return f"{value!r} is {len(str(value))} characters; at most {ctx.get('max_length')} are allowed"
+    if kind == "too_long":
+        what = "entries" if isinstance(value, dict) else "items"
+        return (
+            f"has {ctx.get('actual_length')} {what}; the API allows at most {ctx.get('max_length')}"
+        )
+    if kind == "string_type":
+        quote = ""
+        if isinstance(node, ScalarNode) and value is not None:
+            quote = f'; write it in quotes ("{node.value}") to make it a string'
+        return f"expected a string, found {_describe_kind(value)}{quote}"
+    if kind == "int_type":
+        return f"expected a whole number (or null for the latest), found {_describe_kind(value)}"
+    if kind == "greater_than_equal":
+        return (
+            f"version numbers start at {ctx.get('ge')}, found {value}; "
+            "use null (or leave it out) for the latest version"
+        )
+    if kind == "bool_type":
+        return f"expected true or false, found {_describe_kind(value)}"
+    if kind in ("dict_type", "model_type"):
+        hint = ""
+        if value is None and len(loc) == 3 and loc[:2] == ("spec", "version_sets"):
+            hint = f"; write '{loc[2]}: {{}}' for the latest versions and no LLM preferences"
+        return f"expected a mapping, found {_describe_kind(value)}{hint}"
+    if kind == "list_type":
+        return f"expected a list, found {_describe_kind(value)}"
+    return str(error.get("msg", "invalid value"))
+
+
+def _dotted(loc: Sequence[str | int]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+def _pydantic_diagnostics(doc: _Document, exc: ValidationError) -> list[Diagnostic]:
+    diagnostics = []
+    errors = exc.errors(include_url=False)
+    # A misspelled required field shows as "unknown 'descripton'" and "missing
+    # 'description'": the first (with its "did you mean") says it all.
+    suggested = set()
+    for error in errors:
+        if error["type"] == "extra_forbidden":
+            parent = tuple(error["loc"][:-1])
+            guess = did_you_mean(str(error["loc"][-1]), _fields_at(parent))
+            if guess:
+                suggested.add((*parent, guess))
+    for error in errors:
+        loc: tuple[str | int, ...] = tuple(error["loc"])
+        if error["type"] == "missing" and loc in suggested:
+            continue
+        on_key = bool(loc) and loc[-1] == "[key]"
+        if on_key:
+            loc = loc[:-1]
+        path = _dotted(loc)
+        if path in doc.reported:
+            continue
+        entry = doc.index.get(path)
+        node: Node
+        if entry is not None:
+            key_node, value_node = entry
+            node = key_node if on_key and key_node is not None else value_node
+            if error["type"] == "extra_forbidden" and key_node is not None:
+                node = key_node
+        else:  # a missing field: point at the mapping that should hold it
+            parent = loc[:-1]
+            while _dotted(parent) not in doc.index and parent:
+                parent = parent[:-1]
+            node = doc.index[_dotted(parent)][1]
+        message = _message_for(error, loc, node)
+        diagnostics.append(Diagnostic(message, pos=_pos(doc.file, node), field=path or None))
+    return diagnostics
+
+
+def _exactly_one(doc: _Document, spec: Any, name_field: str, what: str) -> list[Diagnostic]:
+    """`agent` xor `agent_id` (and the same for the state machine), said where it matters."""
+    if not isinstance(spec, dict):
+        return []
+    id_field = f"{name_field}_id"
+    has_name, has_id = spec.get(name_field) is not None, spec.get(id_field) is not None
+    if has_name and has_id:
+        node = doc.index[f"spec.{id_field}"][0] or doc.index[f"spec.{id_field}"][1]
+        return [
+            Diagnostic(
+                f"give either {name_field} (the {what}'s name) or {id_field} (its id), not both",
+                pos=_pos(doc.file, node),
+                field=f"spec.{id_field}",
+            )
+        ]
+    if not has_name and not has_id:
+        for path in (f"spec.{name_field}", f"spec.{id_field}"):
+            if path in doc.reported:
+                return []
+        return [
+            Diagnostic(
+                f"the {what} is missing: give {name_field} (its name in the organization) "
+                f"or {id_field} (its 24-character id)",
+                pos=_pos(doc.file, doc.index["spec"][1]),
+                field="spec",
+            )
+        ]
+    return []
+
+
+def _to_desired(doc: _Document, manifest: ServiceManifest) -> DesiredService:
+    file = doc.file
+    positions = {
+        path: SourcePos(file, value.start_mark.line + 1, value.start_mark.column + 1)
+        for path, (_key, value) in doc.index.items()
+        if path
+    }
+    spec = manifest.spec
+    return DesiredService(
+        name=manifest.metadata.name,
+        description=spec.description,
+        source=_pos(file, doc.root),
+        id=manifest.metadata.id,
+        is_active=spec.is_active,
+        agent=spec.agent,
+        agent_id=spec.agent_id,
+        service_hierarchical_state_machine=spec.service_hierarchical_state_machine,
+        service_hierarchical_state_machine_id=spec.service_hierarchical_state_machine_id,
+        tags=None if spec.tags is None else dict(spec.tags),
+        keyterms=None if spec.keyterms is None else tuple(spec.keyterms),
+        version_sets={
+            name: VersionSet(
+                agent_version_number=vs.agent_version_number,
+                service_hierarchical_state_machine_version_number=(
+                    vs.service_hierarchical_state_machine_version_number
+                ),
+                llm_model_preferences={
+                    kind: LLMConfig(llm_name=config.llm_name, params=config.params)
+                    for kind, config in vs.llm_model_preferences.items()
+                },
+            )
+            for name, vs in spec.version_sets.items()
+        },
+        positions=positions,
+    )
+
+
+def _llm_warnings(service: DesiredService) -> list[Diagnostic]:
+    warnings = []
+    for set_name, version_set in service.version_sets.items():
+        for kind, config in version_set.llm_model_preferences.items():
+            if config.llm_name in KNOWN_LLM_NAMES:
+                continue
+            path = f"spec.version_sets.{set_name}.llm_model_preferences.{kind}.llm_name"
+            guess = did_you_mean(config.llm_name, KNOWN_LLM_NAMES)
+            hint = f"did you mean '{guess}'?" if guess else f"known: {', '.join(KNOWN_LLM_NAMES)}"
+            warnings.append(
+                Diagnostic(
+                    f"'{config.llm_name}' is not in the API's LLMType list known to this "
+                    f"release, so the API may reject it; {hint}",
+                    severity=Severity.WARNING,
+                    pos=service.pos(path),
+                    field=path,
+                    service=service.name,
+                )
+            )
+    return warnings
+
+
+def _duplicates(services: Sequence[DesiredService]) -> list[Diagnostic]:
+    """Two documents claiming one service: the same pinned id, or the same name.
+
+    Documents that share a name are distinct services only when both pin different
+    ids and at most one is active (the API lets only one active service hold a name).
+    """
+    diagnostics = []
+    by_id: dict[str, DesiredService] = {}
+    by_name: dict[str, list[DesiredService]] = {}
+    for service in services:
+        if service.id is not None:
+            first = by_id.setdefault(service.id, service)
+            if first is not service:
+                diagnostics.append(
+                    Diagnostic(
+                        f"the service id {service.id} is also pinned by '{first.name}' at "
+                        f"{first.pos('metadata.id')}; each service may be declared only once",
+                        pos=service.pos("metadata.id"),
+                        field="metadata.id",
+                        service=service.name,
+                    )
+                )
+                continue
+        earlier = by_name.setdefault(service.name, [])
+        for first in earlier:
+            distinct_ids = (
+                first.id is not None and service.id is not None and first.id != service.id
+            )
+            if distinct_ids and not (first.is_active and service.is_active):
+                continue
+            reason = (
+                "only one active service may hold a name"
+                if distinct_ids
+                else "each service may be declared only once (services sharing a name must "
+                "each pin their metadata.id, and at most one may be active)"
+            )
+            diagnostics.append(
+                Diagnostic(
+                    f"the service '{service.name}' is also declared at "
+                    f"{first.pos('metadata.name')}; {reason}",
+                    pos=service.pos("metadata.name"),
+                    field="metadata.name",
+                    service=service.name,
+                )
+            )
+            break
+        earlier.append(service)
+    return diagnostics
+
+
+def _validate(doc: _Document, diagnostics: list[Diagnostic]) -> DesiredService | None:
+    data = doc.data
+    if not isinstance(data, dict):
+        diagnostics.append(
+            Diagnostic(
+                f"a manifest document must be a mapping with apiVersion, kind, metadata and "
+                f"spec, not {_describe_kind(data)}",
+                pos=_pos(doc.file, doc.root),
+            )
+        )
+        return None
+    problems = _exactly_one(doc, data.get("spec"), "agent", "agent")
+    problems += _exactly_one(
+        doc, data.get("spec"), "service_hierarchical_state_machine", "state machine"
+    )
+    try:
+        manifest = ServiceManifest.model_validate(data)
+    except ValidationError as exc:
+        diagnostics.extend(_pydantic_diagnostics(doc, exc))
+        diagnostics.extend(problems)
+        return None
+    if problems or doc.reported:
+        diagnostics.extend(problems)
+        return None
+    return _to_desired(doc, manifest)
+
+
+def load_manifests(
+    paths: Sequence[str | Path], env: Mapping[str, str] | None = None
+) -> DesiredState:
+    """Load, fill and validate manifests; raise `UserError` with every problem found."""
+    environment: Mapping[str, str] = os.environ if env is None else env
+    diagnostics: list[Diagnostic] = []
+    if not paths:
+        raise UserError("no manifest paths given: name files or directories of manifests")
+    files = _collect_files(paths, diagnostics)
+    digest = hashlib.sha256()
+    services: list[DesiredService] = []
+    for file in sorted(files, key=lambda f: f.display):
+        data = _read(file, diagnostics)
+        if data is None:
+            continue
+        filled: list[str] = []
+        for root in _compose(file.display, data, diagnostics):
+            if root.__class__ is ScalarNode and root.tag == _NULL_TAG and root.value == "":
+                continue  # an empty document (a stray '---', or only comments)
+            doc = _Document(file.display, root)
+            doc.index[""] = (None, root)
+            builder = _DocumentBuilder(doc, environment, filled, diagnostics)
+            try:
+                doc.data = builder.build(root, "", 0)
+            except _TooLarge:
+                diagnostics.append(
+                    Diagnostic(
+                        f"the document is too large or too deeply nested once its aliases are "
+                        f"expanded (more than {MAX_NODES_PER_DOCUMENT} values or {MAX_DEPTH} "
+                        "levels); a service manifest needs far fewer: is it an alias bomb?",
+                        pos=_pos(file.display, root),
+                    )
+                )
+                continue
+            service = _validate(doc, diagnostics)
+            if service is not None:
+                services.append(service)
+        name = file.display.encode()
+        digest.update(b"%d:%s%d:" % (len(name), name, len(data)))
+        digest.update(data)
+        for value in filled:
+            encoded = value.encode()
+            digest.update(b"%d:%s" % (len(encoded), encoded))
+    diagnostics.extend(_duplicates(services))
+    if not services and not diagnostics:
+        shown = ", ".join(str(p) for p in paths)
+        diagnostics.append(Diagnostic(f"no service manifests found in {shown}"))
+    warnings = [w for s in services for w in _llm_warnings(s)]
+    if any(d.severity is Severity.ERROR for d in diagnostics):
+        raise UserError(_ordered(diagnostics + warnings, files))
+    return DesiredState(
+        services=tuple(services), digest=digest.hexdigest(), warnings=tuple(warnings)
+    )
+
+
+def _ordered(diagnostics: list[Diagnostic], files: Sequence[_File]) -> list[Diagnostic]:
+    """Path problems first, then by file (in load order), line and column."""
+    order = {f.display: i for i, f in enumerate(sorted(files, key=lambda f: f.display))}
+
+    def key(d: Diagnostic) -> tuple[int, int, int]:
+        if d.pos is None:
+            return (-1, 0, 0)
+        return (order.get(d.pos.file, len(order)), d.pos.line, d.pos.column)
+
+    return sorted(diagnostics, key=key)
