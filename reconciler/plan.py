@@ -4,17 +4,37 @@ Each Operation maps to exactly one API call. The applier needs nothing but a
 Plan and a client; a saved plan (JSON) carries what is needed to refuse it when
 it is stale, foreign or modified.
 
-TO BE COMPLETED (issue 4): save / load / fingerprint helpers live here too.
+Saved form (`save_plan`; `reconciler plan --format json` prints the same), one
+JSON object, format_version 1:
+
+- `format_version` (int), `organization`, `base_url` (no credentials, ever),
+  `manifests_digest`, `live_fingerprint` (sha256 of the normalized live
+  services the plan was computed against), `created_at` (ISO 8601 UTC);
+- `operations`: in execution order, each `{key, action, kind, service,
+  service_id, version_set, changes: [{path, old, new}], request, depends_on,
+  service_from, source: {file, line, column} | null}`; `action` is the API call
+  (create_service, update_service, upsert_version_set, delete_version_set),
+  `kind` what it means (create, update, adopt, activate, deactivate, delete);
+- `summary` (kind -> count), `drift` ([{service, service_id, version_set,
+  message}]), `warnings` / `errors` ([{severity, message, field, service,
+  pos}]), `prune`, `targets`, `api_reads` (operation id -> requests);
+- `checksum`: sha256 of the canonical JSON (sorted keys, no spaces) of every
+  other key, so an edited file is refused on load.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
-from reconciler.diagnostics import Diagnostic, SourcePos
+from reconciler.diagnostics import Diagnostic, Severity, SourcePos, UserError
+from reconciler.model import LiveService, LiveState
 
 FORMAT_VERSION = 1
 
@@ -103,3 +123,289 @@ class Plan:
         for op in self.operations:
             counts[op.kind.value] += 1
         return counts
+
+
+# --- fingerprint, save, load ----------------------------------------------------
+
+
+def _canonical(data: Any) -> bytes:
+    return json.dumps(
+        data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
+def live_service_record(service: LiveService) -> dict[str, Any]:
+    """A live service as plain, order-independent data (what the fingerprint covers)."""
+    return {
+        "id": service.id,
+        "name": service.name,
+        "description": service.description,
+        "is_active": service.is_active,
+        "agent_id": service.agent_id,
+        "service_hierarchical_state_machine_id": service.service_hierarchical_state_machine_id,
+        "tags": dict(sorted(service.tags.items())),
+        "keyterms": list(service.keyterms),
+        "version_sets": {k: v.to_api() for k, v in sorted(service.version_sets.items())},
+    }
+
+
+def live_fingerprint(live: LiveState | Sequence[LiveService]) -> str:
+    """sha256 over the normalized live services, sorted by id.
+
+    The applier re-reads the services and compares: any change since planning
+    (by anyone) makes the saved plan stale.
+    """
+    services = live.services if isinstance(live, LiveState) else live
+    records = sorted((live_service_record(s) for s in services), key=lambda r: r["id"])
+    return "sha256:" + hashlib.sha256(_canonical(records)).hexdigest()
+
+
+def public_base_url(url: str) -> str:
+    """The base URL without any user:password part, so no credential lands in a plan."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def _pos_to_dict(pos: SourcePos | None) -> dict[str, Any] | None:
+    return None if pos is None else {"file": pos.file, "line": pos.line, "column": pos.column}
+
+
+def _diagnostic_to_dict(diag: Diagnostic) -> dict[str, Any]:
+    return {
+        "severity": diag.severity.value,
+        "message": diag.message,
+        "field": diag.field,
+        "service": diag.service,
+        "pos": _pos_to_dict(diag.pos),
+    }
+
+
+def operation_to_dict(op: Operation) -> dict[str, Any]:
+    return {
+        "key": op.key,
+        "action": op.action.value,
+        "kind": op.kind.value,
+        "service": op.service,
+        "service_id": op.service_id,
+        "version_set": op.version_set,
+        "changes": [{"path": c.path, "old": c.old, "new": c.new} for c in op.changes],
+        "request": op.request,
+        "depends_on": list(op.depends_on),
+        "service_from": op.service_from,
+        "source": _pos_to_dict(op.source),
+    }
+
+
+def plan_to_dict(plan: Plan) -> dict[str, Any]:
+    """The documented JSON form (see the module docstring), checksum included."""
+    data: dict[str, Any] = {
+        "format_version": plan.format_version,
+        "organization": plan.organization,
+        "base_url": public_base_url(plan.base_url),
+        "manifests_digest": plan.manifests_digest,
+        "live_fingerprint": plan.live_fingerprint,
+        "created_at": plan.created_at,
+        "operations": [operation_to_dict(op) for op in plan.operations],
+        "summary": plan.summary,
+        "drift": [
+            {
+                "service": d.service,
+                "service_id": d.service_id,
+                "version_set": d.version_set,
+                "message": d.message,
+            }
+            for d in plan.drift
+        ],
+        "warnings": [_diagnostic_to_dict(d) for d in plan.warnings],
+        "errors": [_diagnostic_to_dict(d) for d in plan.errors],
+        "prune": plan.prune,
+        "targets": list(plan.targets),
+        "api_reads": dict(sorted(plan.api_reads.items())),
+    }
+    # Round-trip through JSON so the checksum covers exactly what is written.
+    data = json.loads(_canonical(data))
+    data["checksum"] = _checksum(data)
+    return data
+
+
+def _checksum(data: Mapping[str, Any]) -> str:
+    body = {k: v for k, v in data.items() if k != "checksum"}
+    return "sha256:" + hashlib.sha256(_canonical(body)).hexdigest()
+
+
+def plan_to_json(plan: Plan) -> str:
+    return json.dumps(plan_to_dict(plan), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def save_plan(plan: Plan, path: str | Path) -> None:
+    """Write the plan as JSON (atomically: a reader never sees half a file)."""
+    target = Path(path)
+    temporary = target.with_name(f".{target.name}.tmp")
+    try:
+        temporary.write_text(plan_to_json(plan), encoding="utf-8")
+        temporary.replace(target)
+    except OSError as exc:
+        temporary.unlink(missing_ok=True)
+        raise UserError(f"cannot write plan file {target}: {exc.strerror or exc}") from None
+
+
+class _Shape(Exception):
+    """A field of a plan file is missing or has the wrong type (message: its path)."""
+
+
+def _get(data: Any, key: str, kind: type | tuple[type, ...], where: str) -> Any:
+    if not isinstance(data, Mapping) or key not in data:
+        raise _Shape(f"{where}{key} is missing")
+    value = data[key]
+    if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _types(kind)):
+        raise _Shape(f"{where}{key} has the wrong type ({type(value).__name__})")
+    return value
+
+
+def _types(kind: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+def _pos_from(data: Any, where: str) -> SourcePos | None:
+    if data is None:
+        return None
+    return SourcePos(
+        _get(data, "file", str, where),
+        _get(data, "line", int, where),
+        _get(data, "column", int, where),
+    )
+
+
+def _diagnostic_from(data: Any, where: str) -> Diagnostic:
+    severity = _get(data, "severity", str, where)
+    try:
+        level = Severity(severity)
+    except ValueError:
+        raise _Shape(f"{where}severity {severity!r} is not error or warning") from None
+    return Diagnostic(
+        _get(data, "message", str, where),
+        severity=level,
+        pos=_pos_from(data.get("pos"), f"{where}pos."),
+        field=_get(data, "field", (str, type(None)), where),
+        service=_get(data, "service", (str, type(None)), where),
+    )
+
+
+def _operation_from(data: Any, where: str) -> Operation:
+    try:
+        action = Action(_get(data, "action", str, where))
+        kind = Kind(_get(data, "kind", str, where))
+    except ValueError as exc:
+        raise _Shape(f"{where}{exc}") from None
+    changes = tuple(
+        Change(_get(c, "path", str, f"{where}changes[{i}]."), c.get("old"), c.get("new"))
+        for i, c in enumerate(_get(data, "changes", list, where))
+    )
+    return Operation(
+        key=_get(data, "key", str, where),
+        action=action,
+        kind=kind,
+        service=_get(data, "service", str, where),
+        service_id=_get(data, "service_id", (str, type(None)), where),
+        version_set=_get(data, "version_set", (str, type(None)), where),
+        changes=changes,
+        request=_get(data, "request", dict, where),
+        depends_on=tuple(_get(data, "depends_on", list, where)),
+        service_from=_get(data, "service_from", (str, type(None)), where),
+        source=_pos_from(data.get("source"), f"{where}source."),
+    )
+
+
+def plan_from_dict(data: Any, *, name: str = "plan") -> Plan:
+    """Check and rebuild a Plan from its saved form; UserError naming what is wrong."""
+    if not isinstance(data, dict) or "format_version" not in data:
+        raise UserError(f"{name} is not a reconciler plan (no format_version)")
+    version = data["format_version"]
+    if version != FORMAT_VERSION:
+        raise UserError(
+            f"{name} has plan format_version {version!r}; this reconciler reads version "
+            f"{FORMAT_VERSION}: re-run `reconciler plan --out` with this version"
+        )
+    if data.get("checksum") != _checksum(data):
+        raise UserError(
+            f"{name} was modified after it was written (checksum mismatch); a plan file "
+            "must be applied as `reconciler plan --out` wrote it: plan again"
+        )
+    try:
+        operations = tuple(
+            _operation_from(op, f"operations[{i}].")
+            for i, op in enumerate(_get(data, "operations", list, ""))
+        )
+        keys = {op.key for op in operations}
+        for op in operations:
+            missing = [k for k in (*op.depends_on, op.service_from) if k and k not in keys]
+            if missing:
+                raise _Shape(f"operation {op.key} depends on unknown {', '.join(missing)}")
+        api_reads = _get(data, "api_reads", dict, "")
+        return Plan(
+            organization=_get(data, "organization", str, ""),
+            base_url=_get(data, "base_url", str, ""),
+            manifests_digest=_get(data, "manifests_digest", str, ""),
+            live_fingerprint=_get(data, "live_fingerprint", str, ""),
+            created_at=_get(data, "created_at", str, ""),
+            operations=operations,
+            drift=tuple(
+                Drift(
+                    _get(d, "service", str, f"drift[{i}]."),
+                    _get(d, "service_id", str, f"drift[{i}]."),
+                    _get(d, "message", str, f"drift[{i}]."),
+                    _get(d, "version_set", (str, type(None)), f"drift[{i}]."),
+                )
+                for i, d in enumerate(_get(data, "drift", list, ""))
+            ),
+            warnings=tuple(
+                _diagnostic_from(d, f"warnings[{i}].")
+                for i, d in enumerate(_get(data, "warnings", list, ""))
+            ),
+            errors=tuple(
+                _diagnostic_from(d, f"errors[{i}].")
+                for i, d in enumerate(_get(data, "errors", list, ""))
+            ),
+            prune=_get(data, "prune", bool, ""),
+            targets=tuple(_get(data, "targets", list, "")),
+            api_reads={str(k): int(v) for k, v in api_reads.items()},
+        )
+    except _Shape as exc:
+        raise UserError(f"{name} is not a valid reconciler plan: {exc}") from None
+
+
+def load_plan(path: str | Path) -> Plan:
+    """Read a saved plan; refuses a modified, unknown-version or malformed file."""
+    source = Path(path)
+    try:
+        text = source.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot read plan file {source}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"plan file {source} is not UTF-8 text (not a reconciler plan)") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(
+            f"plan file {source} is not JSON (line {exc.lineno}, column {exc.colno}: "
+            f"{exc.msg}); pass a file written by `reconciler plan --out`"
+        ) from None
+    return plan_from_dict(data, name=f"plan file {source}")
+
+
+def check_plan_target(plan: Plan, *, organization: str, base_url: str) -> None:
+    """Refuse a plan made for another organization or API (a foreign plan)."""
+    if plan.organization != organization:
+        raise UserError(
+            f"the plan was made for organization {plan.organization!r}, but the connection "
+            f"is to {organization!r}; plan again against this organization"
+        )
+    if public_base_url(plan.base_url).rstrip("/") != public_base_url(base_url).rstrip("/"):
+        raise UserError(
+            f"the plan was made against {public_base_url(plan.base_url)}, but the connection "
+            f"is to {public_base_url(base_url)}; plan again against this API"
+        )

@@ -1,0 +1,108 @@
+"""Field-level differences between a live and a desired resource.
+
+The planner decides *whether* to call the API by comparing whole normalized
+values; this module says *what* differs, one `Change(path, old, new)` per leaf,
+so a reviewer reads `tags.team: growth -> search` rather than two blobs.
+
+Conventions (they are what the renderers and the saved plan show):
+- maps (tags, `llm_model_preferences`, `params`) are compared key by key; a key
+  only on one side shows `None` on the other;
+- lists (keyterms) are ordered and user-visible, so they are compared as whole
+  values: `keyterms: [a, b] -> [b, a]`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from deepdiff import DeepDiff
+
+from reconciler.model import OWNERSHIP_TAG_KEY, LiveService, VersionSet
+from reconciler.plan import Change
+
+# The fields an update_service request can carry, in the order people read them.
+SERVICE_FIELDS = (
+    "name",
+    "description",
+    "is_active",
+    "agent_id",
+    "service_hierarchical_state_machine_id",
+    "keyterms",
+    "tags",
+)
+
+OWNERSHIP_TAG_PATH = f"tags.{OWNERSHIP_TAG_KEY}"
+
+
+def _plain(value: Any) -> Any:
+    """Mappings -> dicts and tuples -> lists, so deepdiff and JSON see one shape."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _lookup(data: Any, path: list[str]) -> Any:
+    for part in path:
+        if not isinstance(data, Mapping) or part not in data:
+            return None
+        data = data[part]
+    return data
+
+
+def diff_values(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[Change, ...]:
+    """Leaf-level changes from `old` to `new`; lists are whole values. Sorted by path."""
+    old_plain, new_plain = _plain(old), _plain(new)
+    tree = DeepDiff(old_plain, new_plain, view="tree", verbose_level=2)
+    paths: set[tuple[str, ...]] = set()
+    for reports in tree.values():
+        for report in reports:
+            parts: list[str] = []
+            for part in report.path(output_format="list"):
+                if isinstance(part, int):  # inside a list: the list is the unit
+                    break
+                parts.append(str(part))
+            paths.add(tuple(parts))
+    changes = [
+        Change(".".join(p), _lookup(old_plain, list(p)), _lookup(new_plain, list(p))) for p in paths
+    ]
+    return tuple(sorted(changes, key=lambda c: c.path))
+
+
+def service_fields(service: LiveService) -> dict[str, Any]:
+    """The update-able fields of a live service, as plain values."""
+    return {
+        "name": service.name,
+        "description": service.description,
+        "is_active": service.is_active,
+        "agent_id": service.agent_id,
+        "service_hierarchical_state_machine_id": service.service_hierarchical_state_machine_id,
+        "keyterms": list(service.keyterms),
+        "tags": dict(service.tags),
+    }
+
+
+def diff_service(live: Mapping[str, Any], desired: Mapping[str, Any]) -> tuple[Change, ...]:
+    """Changes between two `service_fields`-shaped maps, in SERVICE_FIELDS order."""
+    changes = diff_values(live, desired)
+    order = {name: i for i, name in enumerate(SERVICE_FIELDS)}
+    return tuple(
+        sorted(changes, key=lambda c: (order.get(c.path.split(".")[0], len(order)), c.path))
+    )
+
+
+def changed_fields(live: Mapping[str, Any], desired: Mapping[str, Any]) -> list[str]:
+    """Top-level fields whose whole value differs (what an update request must send)."""
+    return [f for f in SERVICE_FIELDS if f in desired and _plain(live.get(f)) != _plain(desired[f])]
+
+
+def diff_version_set(old: VersionSet | None, new: VersionSet | None) -> tuple[Change, ...]:
+    """Changes inside one version set (paths relative to it); None means absent."""
+    return diff_values(old.to_api() if old else {}, new.to_api() if new else {})
+
+
+def is_user_visible(change: Change) -> bool:
+    """The ownership tag is the reconciler's bookkeeping, never shown as a user change."""
+    return change.path != OWNERSHIP_TAG_PATH

@@ -1,0 +1,126 @@
+"""Live state: read from the API only what a plan needs, normalized to model.py.
+
+- services: every one, through list pages of 20 (identity needs all names);
+- agents / state machines: one list each, only when a manifest in scope names
+  one, pins version numbers of it, or creates or activates a service (the
+  "no versions" and "deprecated" checks need the record);
+- simulation unit tests: one call, only for the services where the first
+  planning pass found a deletion or deactivation (the planner asks).
+
+Never one GET per service.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from reconciler.model import Agent, DesiredService, DesiredState, LiveService, LiveState, UnitTest
+
+if TYPE_CHECKING:
+    from reconciler.api.client import AmigoClient
+
+
+def services_from_api(items: Iterable[Mapping[str, Any]]) -> tuple[LiveService, ...]:
+    """Normalized services, sorted by (name, id) so everything downstream is deterministic."""
+    return tuple(sorted((LiveService.from_api(i) for i in items), key=lambda s: (s.name, s.id)))
+
+
+def references_from_api(items: Iterable[Mapping[str, Any]]) -> tuple[Agent, ...]:
+    """Agents or state machines (same shape: id, name, deprecated, latest_version)."""
+    return tuple(
+        sorted(
+            (
+                Agent(
+                    id=i["id"],
+                    name=i["name"],
+                    deprecated=bool(i.get("deprecated", False)),
+                    latest_version=i.get("latest_version"),
+                )
+                for i in items
+            ),
+            key=lambda a: (a.name, a.id),
+        )
+    )
+
+
+def unit_tests_from_api(items: Iterable[Mapping[str, Any]]) -> tuple[UnitTest, ...]:
+    return tuple(
+        sorted(
+            (
+                UnitTest(
+                    id=i["id"],
+                    name=i["name"],
+                    service_id=i["service_id"],
+                    version_set=i["service_version_set_name"],
+                )
+                for i in items
+                if not i.get("is_deleted", False)
+            ),
+            key=lambda t: (t.service_id, t.version_set, t.name, t.id),
+        )
+    )
+
+
+def _pins(want: DesiredService, field: str) -> bool:
+    return any(getattr(vs, field) is not None for vs in want.version_sets.values())
+
+
+def _creates_or_activates(want: DesiredService, services: Sequence[LiveService]) -> bool:
+    """Will this manifest create or activate a service? (Cheap form of the identity rule.)"""
+    if not want.is_active:
+        return False
+    if want.id is not None:
+        return not any(s.id == want.id and s.is_active for s in services)
+    return not any(s.name == want.name and s.is_active for s in services)
+
+
+def needed_references(
+    desired: DesiredState, services: Sequence[LiveService], targets: Sequence[str] = ()
+) -> tuple[bool, bool]:
+    """(read agents?, read state machines?) for the manifests in scope."""
+    wanted = set(targets)
+    agents = state_machines = False
+    for want in desired.services:
+        if wanted and want.name not in wanted:
+            continue
+        new_or_activated = _creates_or_activates(want, services)
+        agents = agents or (
+            want.agent is not None or _pins(want, "agent_version_number") or new_or_activated
+        )
+        state_machines = state_machines or (
+            want.service_hierarchical_state_machine is not None
+            or _pins(want, "service_hierarchical_state_machine_version_number")
+            or new_or_activated
+        )
+    return agents, state_machines
+
+
+def fetch_services(client: AmigoClient) -> tuple[LiveService, ...]:
+    return services_from_api(client.list_services())
+
+
+def fetch_unit_tests(client: AmigoClient, service_ids: Sequence[str]) -> tuple[UnitTest, ...]:
+    """Unit tests of these services, in one call (none when there are no ids)."""
+    if not service_ids:
+        return ()
+    return unit_tests_from_api(client.list_unit_tests(sorted(set(service_ids))))
+
+
+def fetch_live(
+    client: AmigoClient, desired: DesiredState, *, targets: Sequence[str] = ()
+) -> LiveState:
+    """Services, plus agents / state machines when the manifests in scope need them.
+
+    Unit tests are left unread (None): the planner reads them for the services
+    where it plans a deletion or deactivation.
+    """
+    services = fetch_services(client)
+    need_agents, need_state_machines = needed_references(desired, services, targets)
+    return LiveState(
+        services=services,
+        agents=references_from_api(client.list_agents()) if need_agents else None,
+        state_machines=(
+            references_from_api(client.list_state_machines()) if need_state_machines else None
+        ),
+    )

@@ -1,0 +1,871 @@
+"""Desired state + live state -> an ordered, checked Plan.
+
+`plan_against` is pure (hand it a LiveState); `make_plan` reads the live state
+itself with as few calls as the plan needs: services (pages of 20), agents and
+state machines only when a manifest needs them resolved or checked, and
+simulation unit tests only for services where a deletion or deactivation is
+planned (one call, after a first planning pass shows which).
+
+Every operation is one API call. Order comes from a dependency graph, not a
+fixed list: a name-freeing deactivation or rename runs before the create or
+activation that takes the name; an agent / state machine change runs before the
+upserts pinning the new versions; deletions and deactivations run last unless
+something depends on them. Anything the API would reject is turned into a plan
+error that points at the manifest.
+"""
+
+from __future__ import annotations
+
+import difflib
+import heapq
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from reconciler.diagnostics import Diagnostic, Severity, SourcePos, UserError
+from reconciler.diff import (
+    changed_fields,
+    diff_service,
+    diff_values,
+    diff_version_set,
+    service_fields,
+)
+from reconciler.model import (
+    EDGE,
+    OWNERSHIP_TAG_KEY,
+    OWNERSHIP_TAG_VALUE,
+    RELEASE,
+    Agent,
+    DesiredService,
+    DesiredState,
+    LiveService,
+    LiveState,
+    VersionSet,
+)
+from reconciler.plan import Action, Change, Drift, Kind, Operation, Plan, live_fingerprint
+
+if TYPE_CHECKING:
+    from reconciler.api.client import AmigoClient
+
+DESTRUCTIVE = (Kind.DELETE, Kind.DEACTIVATE)
+
+
+# --- identity -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """The live service a manifest manages (None: create), or why none could be chosen."""
+
+    desired: DesiredService
+    live: LiveService | None = None
+    error: Diagnostic | None = None
+
+
+def match_services(
+    desired: Sequence[DesiredService], services: Sequence[LiveService]
+) -> list[Match]:
+    """Pinned id, else the active service of that name, else the (owned) inactive one.
+
+    Services claimed by an id pin are taken out before names are matched, so a
+    manifest that renames a service through its pin does not collide with one
+    that now carries the old name.
+    """
+    by_id = {s.id: s for s in services}
+    pinned: dict[str, DesiredService] = {}
+    matches: dict[int, Match] = {}
+    for index, want in enumerate(desired):
+        if want.id is None:
+            continue
+        if want.id not in by_id:
+            matches[index] = Match(
+                want,
+                error=_error(
+                    want,
+                    "metadata.id",
+                    f"no service with id {want.id} exists in the organization; "
+                    "remove the id to create the service, or pin the id of an existing one",
+                ),
+            )
+        elif want.id in pinned:
+            matches[index] = Match(
+                want,
+                error=_error(
+                    want,
+                    "metadata.id",
+                    f"service {want.id} is already claimed by the manifest at "
+                    f"{pinned[want.id].source}; one manifest per service",
+                ),
+            )
+        else:
+            pinned[want.id] = want
+            matches[index] = Match(want, live=by_id[want.id])
+
+    claimed = set(pinned)
+    for index, want in enumerate(desired):
+        if want.id is not None:
+            continue
+        same_name = sorted(
+            (s for s in services if s.name == want.name and s.id not in claimed),
+            key=lambda s: s.id,
+        )
+        active = [s for s in same_name if s.is_active]
+        candidates = active or same_name
+        if len(candidates) > 1 and not active:
+            owned = [s for s in candidates if s.owned]
+            candidates = owned or candidates
+        if not candidates:
+            matches[index] = Match(want)
+        elif len(candidates) == 1:
+            claimed.add(candidates[0].id)
+            matches[index] = Match(want, live=candidates[0])
+        else:
+            ids = ", ".join(s.id for s in candidates)
+            matches[index] = Match(
+                want,
+                error=_error(
+                    want,
+                    "metadata.name",
+                    f"{len(candidates)} inactive services are named {want.name!r} "
+                    f"({ids}) and none is singled out by the ownership tag; "
+                    "pin the one to manage with metadata.id",
+                ),
+            )
+    return [matches[i] for i in range(len(desired))]
+
+
+# --- references (agents, state machines) ----------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Ref:
+    label: str  # "agent" / "state machine"
+    name_field: str  # manifest field naming it
+    id_field: str
+    version_field: str
+
+
+AGENT_REF = _Ref("agent", "agent", "agent_id", "agent_version_number")
+SM_REF = _Ref(
+    "state machine",
+    "service_hierarchical_state_machine",
+    "service_hierarchical_state_machine_id",
+    "service_hierarchical_state_machine_version_number",
+)
+
+
+def _resolve(
+    want: DesiredService, ref: _Ref, known: Sequence[Agent] | None
+) -> tuple[str | None, Agent | None, Diagnostic | None]:
+    """(id, the record if read, error) for a manifest's agent or state machine."""
+    by_name: str | None = getattr(want, ref.name_field)
+    by_id: str | None = getattr(want, ref.id_field)
+    if by_name is None:
+        if by_id is None or known is None:
+            return by_id, None, None
+        record = next((a for a in known if a.id == by_id), None)
+        if record is None:
+            return (
+                by_id,
+                None,
+                _error(
+                    want,
+                    f"spec.{ref.id_field}",
+                    f"no {ref.label} with id {by_id} exists in the organization",
+                ),
+            )
+        return by_id, record, None
+    if known is None:
+        raise ValueError(f"{ref.label} names must be resolved, but {ref.label}s were not read")
+    named = [a for a in known if a.name == by_name]
+    if len(named) > 1:
+        named = [a for a in named if not a.deprecated] or named
+    if len(named) == 1:
+        return named[0].id, named[0], None
+    if len(named) > 1:
+        ids = ", ".join(sorted(a.id for a in named))
+        return (
+            None,
+            None,
+            _error(
+                want,
+                f"spec.{ref.name_field}",
+                f"{len(named)} {ref.label}s are named {by_name!r} ({ids}); "
+                f"use spec.{ref.id_field} to choose one",
+            ),
+        )
+    names = sorted({a.name for a in known})
+    return (
+        None,
+        None,
+        _error(
+            want,
+            f"spec.{ref.name_field}",
+            f"no {ref.label} named {by_name!r} exists in the organization"
+            + did_you_mean(by_name, names),
+        ),
+    )
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """'; did you mean X?' for the closest choices (case-insensitive), or ''."""
+    options = list(choices)
+    lowered = {c.lower(): c for c in options}
+    close = difflib.get_close_matches(word.lower(), list(lowered), n=3, cutoff=0.6)
+    if not close:
+        return ""
+    return "; did you mean " + " or ".join(repr(lowered[c]) for c in close) + "?"
+
+
+# --- planning -----------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Draft:
+    """An operation before ordering gives it its key."""
+
+    action: Action
+    kind: Kind
+    service: str
+    service_id: str | None
+    sort_key: tuple[Any, ...]
+    version_set: str | None = None
+    changes: tuple[Change, ...] = ()
+    request: Mapping[str, Any] = field(default_factory=dict)
+    source: SourcePos | None = None
+    deps: set[int] = field(default_factory=set)
+    service_from: int | None = None
+    desired: DesiredService | None = None
+
+
+@dataclass(slots=True)
+class _Builder:
+    drafts: list[_Draft] = field(default_factory=list)
+    errors: list[Diagnostic] = field(default_factory=list)
+    warnings: list[Diagnostic] = field(default_factory=list)
+    drift: list[Drift] = field(default_factory=list)
+
+    def add(self, draft: _Draft) -> int:
+        self.drafts.append(draft)
+        return len(self.drafts) - 1
+
+
+def _error(want: DesiredService, path: str, message: str) -> Diagnostic:
+    return Diagnostic(message, pos=want.pos(path), field=path, service=want.name)
+
+
+def _warning(want: DesiredService, path: str, message: str) -> Diagnostic:
+    return Diagnostic(
+        message, severity=Severity.WARNING, pos=want.pos(path), field=path, service=want.name
+    )
+
+
+def _owned_tags(tags: Mapping[str, str | None]) -> dict[str, str | None]:
+    merged = dict(tags)
+    merged[OWNERSHIP_TAG_KEY] = OWNERSHIP_TAG_VALUE
+    return merged
+
+
+def _check_targets(
+    targets: Sequence[str], desired: DesiredState, services: Sequence[LiveService]
+) -> None:
+    known = {d.name for d in desired.services} | {s.name for s in services}
+    unknown = [t for t in targets if t not in known]
+    if unknown:
+        raise UserError(
+            [
+                Diagnostic(
+                    f"--target {t!r}: no service of that name is in the manifests or the "
+                    "organization" + did_you_mean(t, known),
+                    field="--target",
+                )
+                for t in unknown
+            ]
+        )
+
+
+def _plan_version_sets(
+    b: _Builder,
+    want: DesiredService,
+    live: LiveService | None,
+    *,
+    service_id: str | None,
+    create_index: int | None,
+    update_index: int | None,
+    reference_changed: bool,
+    prune: bool,
+) -> None:
+    """Upserts for declared sets that differ, deletions (prune) or drift for the rest."""
+    live_sets: Mapping[str, VersionSet] = live.version_sets if live else {}
+    for name in sorted(want.version_sets):
+        if create_index is not None and name == RELEASE:
+            continue  # travels inside the create request
+        declared = want.version_sets[name]
+        current = live_sets.get(name)
+        if current == declared:
+            continue
+        draft = _Draft(
+            Action.UPSERT_VERSION_SET,
+            Kind.UPDATE if current is not None else Kind.CREATE,
+            want.name,
+            service_id,
+            (want.name, service_id or "", 1, name),
+            version_set=name,
+            changes=diff_version_set(current, declared),
+            request=declared.to_api(),
+            source=want.pos(f"spec.version_sets.{name}"),
+            desired=want,
+        )
+        if create_index is not None:
+            draft.service_from = create_index
+            draft.deps.add(create_index)
+        if update_index is not None and reference_changed:
+            draft.deps.add(update_index)
+        b.add(draft)
+
+    if live is None:
+        return
+    for name in sorted(live_sets):
+        if name in want.version_sets or name in (EDGE, RELEASE):
+            continue
+        if prune and live.owned:
+            b.add(
+                _Draft(
+                    Action.DELETE_VERSION_SET,
+                    Kind.DELETE,
+                    want.name,
+                    live.id,
+                    (want.name, live.id, 2, name),
+                    version_set=name,
+                    changes=diff_version_set(live_sets[name], None),
+                    source=want.source,
+                    desired=want,
+                )
+            )
+        else:
+            why = (
+                "not pruned: the service does not carry the ownership tag yet (it is "
+                "adopted by this plan); a later --prune run removes it"
+                if prune
+                else "not declared in the manifest; --prune would delete it"
+            )
+            b.drift.append(Drift(want.name, live.id, f"version set {name!r} {why}", name))
+
+
+def _check_pins(
+    b: _Builder,
+    want: DesiredService,
+    ref: _Ref,
+    record: Agent | None,
+    version_sets: Mapping[str, VersionSet],
+) -> None:
+    """Version numbers the (new) agent / state machine actually has."""
+    for name in sorted(version_sets):
+        number = getattr(version_sets[name], ref.version_field)
+        path = f"spec.version_sets.{name}.{ref.version_field}"
+        if number is None:
+            continue
+        if number < 1:
+            b.errors.append(_error(want, path, f"{ref.label} version numbers start at 1"))
+        elif record is not None and record.latest_version is None:
+            b.errors.append(_error(want, path, f"{ref.label} {record.name!r} has no versions yet"))
+        elif (
+            record is not None
+            and record.latest_version is not None
+            and number > record.latest_version
+        ):
+            b.errors.append(
+                _error(
+                    want,
+                    path,
+                    f"{ref.label} {record.name!r} has no version {number}; its latest "
+                    f"version is {record.latest_version} (omit the number to follow latest)",
+                )
+            )
+
+
+def _plan_service(
+    b: _Builder,
+    match: Match,
+    live_state: LiveState,
+    *,
+    prune: bool,
+) -> None:
+    want, live = match.desired, match.live
+    if match.error is not None:
+        b.errors.append(match.error)
+        return
+
+    resolved: dict[str, tuple[str | None, Agent | None]] = {}
+    for ref, known in ((AGENT_REF, live_state.agents), (SM_REF, live_state.state_machines)):
+        ref_id, record, error = _resolve(want, ref, known)
+        if error is not None:
+            b.errors.append(error)
+        resolved[ref.label] = (ref_id, record)
+    agent_id, agent = resolved[AGENT_REF.label]
+    sm_id, sm = resolved[SM_REF.label]
+
+    if live is None:
+        _plan_create(b, want, agent_id, agent, sm_id, sm, live_state, prune=prune)
+        return
+
+    desired_fields: dict[str, Any] = {
+        "name": want.name,
+        "description": want.description,
+        "is_active": want.is_active,
+        "agent_id": agent_id or live.agent_id,
+        "service_hierarchical_state_machine_id": sm_id
+        or live.service_hierarchical_state_machine_id,
+        "keyterms": list(want.keyterms if want.keyterms is not None else live.keyterms),
+        "tags": _owned_tags(want.tags if want.tags is not None else live.tags),
+    }
+    live_fields = service_fields(live)
+    changed = changed_fields(live_fields, desired_fields)
+    update_index: int | None = None
+    if changed:
+        changes = diff_service(
+            {f: live_fields[f] for f in changed}, {f: desired_fields[f] for f in changed}
+        )
+        if "is_active" in changed:
+            kind = Kind.ACTIVATE if want.is_active else Kind.DEACTIVATE
+        elif [c.path for c in changes] == [f"tags.{OWNERSHIP_TAG_KEY}"]:
+            kind = Kind.ADOPT
+        else:
+            kind = Kind.UPDATE
+        update_index = b.add(
+            _Draft(
+                Action.UPDATE_SERVICE,
+                kind,
+                want.name,
+                live.id,
+                (want.name, live.id, 0, ""),
+                changes=changes,
+                request={f: desired_fields[f] for f in changed},
+                source=want.source,
+                desired=want,
+            )
+        )
+
+    agent_changed = "agent_id" in changed
+    sm_changed = "service_hierarchical_state_machine_id" in changed
+    _plan_version_sets(
+        b,
+        want,
+        live,
+        service_id=live.id,
+        create_index=None,
+        update_index=update_index,
+        reference_changed=agent_changed or sm_changed,
+        prune=prune,
+    )
+
+    # Checks against the agent / state machine the service will use.
+    upserted = {d.version_set: d for d in b.drafts if d.desired is want and d.version_set}
+    sent = {
+        n: vs
+        for n, vs in want.version_sets.items()
+        if n in upserted and upserted[n].action is Action.UPSERT_VERSION_SET
+    }
+    activating = "is_active" in changed and want.is_active
+    for ref, record, ref_changed in ((AGENT_REF, agent, agent_changed), (SM_REF, sm, sm_changed)):
+        if record is None and ref_changed:
+            known = live_state.agents if ref is AGENT_REF else live_state.state_machines
+            if known is not None:
+                new_id = desired_fields[ref.id_field]
+                record = next((a for a in known if a.id == new_id), None)
+        _check_pins(b, want, ref, record, sent)
+        if record is None:
+            continue
+        path = f"spec.{ref.name_field if getattr(want, ref.name_field) else ref.id_field}"
+        if ref_changed and record.latest_version is None:
+            b.errors.append(_error(want, path, f"{ref.label} {record.name!r} has no versions yet"))
+        if record.deprecated and activating:
+            b.errors.append(
+                _error(
+                    want,
+                    path,
+                    f"{ref.label} {record.name!r} is deprecated; the API refuses to activate "
+                    f"a service that uses it — choose another {ref.label}",
+                )
+            )
+        elif record.deprecated and ref_changed and want.is_active:
+            b.warnings.append(_warning(want, path, f"{ref.label} {record.name!r} is deprecated"))
+        if ref_changed:
+            for name in sorted(live.version_sets):
+                number = getattr(live.version_sets[name], ref.version_field)
+                if name in want.version_sets or name == EDGE or number is None:
+                    continue
+                b.warnings.append(
+                    _warning(
+                        want,
+                        path,
+                        f"version set {name!r} (not declared) pins {ref.label} version "
+                        f"{number}, which will refer to {ref.label} {record.name!r} after "
+                        "this change; declare the version set to manage it",
+                    )
+                )
+
+
+def _plan_create(
+    b: _Builder,
+    want: DesiredService,
+    agent_id: str | None,
+    agent: Agent | None,
+    sm_id: str | None,
+    sm: Agent | None,
+    live_state: LiveState,
+    *,
+    prune: bool,
+) -> None:
+    if agent_id is None or sm_id is None:
+        if (want.agent is None and want.agent_id is None) or (
+            want.service_hierarchical_state_machine is None
+            and want.service_hierarchical_state_machine_id is None
+        ):
+            b.errors.append(
+                _error(
+                    want,
+                    "spec",
+                    "a new service needs spec.agent (or agent_id) and "
+                    "spec.service_hierarchical_state_machine (or its _id)",
+                )
+            )
+        return  # an unresolved reference was reported already
+    request: dict[str, Any] = {
+        "name": want.name,
+        "description": want.description,
+        "is_active": want.is_active,
+        "agent_id": agent_id,
+        "service_hierarchical_state_machine_id": sm_id,
+        "keyterms": list(want.keyterms or ()),
+        "tags": _owned_tags(want.tags or {}),
+    }
+    release = want.version_sets.get(RELEASE)
+    if release is not None:
+        request["release_version_set"] = release.to_api()
+    create_index = b.add(
+        _Draft(
+            Action.CREATE_SERVICE,
+            Kind.CREATE,
+            want.name,
+            None,
+            (want.name, "", 0, ""),
+            changes=diff_values({}, request),
+            request=request,
+            source=want.source,
+            desired=want,
+        )
+    )
+    for ref, record in ((AGENT_REF, agent), (SM_REF, sm)):
+        _check_pins(b, want, ref, record, want.version_sets)
+        if record is None:
+            continue
+        path = f"spec.{ref.name_field if getattr(want, ref.name_field) else ref.id_field}"
+        if record.latest_version is None:
+            b.errors.append(
+                _error(
+                    want,
+                    path,
+                    f"{ref.label} {record.name!r} has no versions; the API refuses to "
+                    "create a service with it",
+                )
+            )
+        if record.deprecated and want.is_active:
+            b.warnings.append(_warning(want, path, f"{ref.label} {record.name!r} is deprecated"))
+    _plan_version_sets(
+        b,
+        want,
+        None,
+        service_id=None,
+        create_index=create_index,
+        update_index=None,
+        reference_changed=False,
+        prune=prune,
+    )
+
+
+def _plan_absent_owned(
+    b: _Builder, services: Sequence[LiveService], claimed: set[str], *, prune: bool, scope: Any
+) -> None:
+    """Owned, active services no manifest claims: deactivate (--prune) or report drift."""
+    for live in sorted(services, key=lambda s: (s.name, s.id)):
+        if live.id in claimed or not live.owned or not live.is_active or not scope(live.name):
+            continue
+        if prune:
+            b.add(
+                _Draft(
+                    Action.UPDATE_SERVICE,
+                    Kind.DEACTIVATE,
+                    live.name,
+                    live.id,
+                    (live.name, live.id, 0, ""),
+                    changes=(Change("is_active", True, False),),
+                    request={"is_active": False},
+                )
+            )
+        else:
+            b.drift.append(
+                Drift(
+                    live.name,
+                    live.id,
+                    "owned by the reconciler but in no manifest; --prune would deactivate it",
+                )
+            )
+
+
+def _final_states(
+    b: _Builder, services: Sequence[LiveService]
+) -> tuple[dict[str, tuple[str, bool]], dict[str, int]]:
+    """Each live service's (name, active) after the plan, and its update draft's index."""
+    final = {s.id: (s.name, s.is_active) for s in services}
+    update_of: dict[str, int] = {}
+    for index, d in enumerate(b.drafts):
+        if d.action is Action.UPDATE_SERVICE and d.service_id is not None:
+            name, active = final[d.service_id]
+            final[d.service_id] = (
+                d.request.get("name", name),
+                d.request.get("is_active", active),
+            )
+            update_of[d.service_id] = index
+    return final, update_of
+
+
+def _order_names(b: _Builder, services: Sequence[LiveService], claimed: set[str]) -> None:
+    """One active service per name: free a name before taking it, or report the collision."""
+    final, update_of = _final_states(b, services)
+    by_id = {s.id: s for s in services}
+    for d in b.drafts:
+        if d.action is Action.CREATE_SERVICE:
+            if not d.request["is_active"]:
+                continue
+            taker_id, name = None, d.request["name"]
+        elif d.action is Action.UPDATE_SERVICE and d.service_id is not None:
+            name, active = final[d.service_id]
+            before = by_id[d.service_id]
+            if not active or (before.is_active and before.name == name):
+                continue
+            taker_id = d.service_id
+        else:
+            continue
+        for holder in services:
+            if holder.id == taker_id or not holder.is_active or holder.name != name:
+                continue
+            if final[holder.id] != (name, True):
+                d.deps.add(update_of[holder.id])
+                continue
+            if holder.id in claimed:
+                owner = "managed by these manifests and staying active"
+            elif holder.owned:
+                owner = "owned by the reconciler but in no manifest; --prune would deactivate it"
+            else:
+                owner = "not managed by the reconciler"
+            want = d.desired
+            message = (
+                f"an active service named {name!r} already exists (id {holder.id}, {owner}); "
+                "the API allows one active service per name: rename or deactivate it "
+                "(declare it with is_active: false, or --prune if the reconciler owns it), "
+                "or give this service another name"
+            )
+            if want is not None:
+                b.errors.append(_error(want, "metadata.name", message))
+            else:
+                b.errors.append(Diagnostic(message, service=d.service))
+
+
+def _check_unit_tests(b: _Builder, live_state: LiveState) -> None:
+    if live_state.unit_tests is None:
+        return
+    for d in b.drafts:
+        if d.kind not in DESTRUCTIVE or d.service_id is None:
+            continue
+        blocking = sorted(
+            (
+                t
+                for t in live_state.unit_tests
+                if t.service_id == d.service_id
+                and (d.kind is Kind.DEACTIVATE or t.version_set == d.version_set)
+            ),
+            key=lambda t: (t.name, t.id),
+        )
+        if not blocking:
+            continue
+        names = ", ".join(
+            f"{t.name!r} (id {t.id}, version set {t.version_set!r})" for t in blocking
+        )
+        what = (
+            f"cannot deactivate service {d.service!r}"
+            if d.kind is Kind.DEACTIVATE
+            else f"cannot delete version set {d.version_set!r} of service {d.service!r}"
+        )
+        message = (
+            f"{what}: simulation unit test {names} uses it; the API refuses this "
+            "while the unit test exists — delete or re-point the unit test first"
+        )
+        field_path = "spec.is_active" if d.kind is Kind.DEACTIVATE and d.desired else None
+        if d.desired is not None:
+            b.errors.append(
+                Diagnostic(
+                    message,
+                    pos=d.desired.pos(field_path) if field_path else d.desired.source,
+                    field=field_path,
+                    service=d.service,
+                )
+            )
+        else:
+            b.errors.append(Diagnostic(message, service=d.service))
+
+
+def _order(b: _Builder) -> list[Operation]:
+    """Topological order; ties by (deletions/deactivations last, service, kind, set)."""
+    drafts = b.drafts
+    dependents: dict[int, set[int]] = {i: set() for i in range(len(drafts))}
+    for i, d in enumerate(drafts):
+        for dep in d.deps:
+            dependents[dep].add(i)
+    waiting = {i: len(d.deps) for i, d in enumerate(drafts)}
+
+    def priority(i: int) -> tuple[Any, ...]:
+        last = drafts[i].kind in DESTRUCTIVE and not dependents[i]
+        return (1 if last else 0, drafts[i].sort_key, i)
+
+    ready = [priority(i) for i, n in waiting.items() if n == 0]
+    heapq.heapify(ready)
+    order: list[int] = []
+    while ready:
+        i = heapq.heappop(ready)[-1]
+        order.append(i)
+        for j in sorted(dependents[i]):
+            waiting[j] -= 1
+            if waiting[j] == 0:
+                heapq.heappush(ready, priority(j))
+    stuck = sorted(set(range(len(drafts))) - set(order), key=lambda i: drafts[i].sort_key)
+    for i in stuck:
+        d = drafts[i]
+        message = (
+            f"the plan for service {d.service!r} waits on itself: its name change is part "
+            "of a cycle of services swapping names; rename one of them to a temporary name "
+            "in a first apply, then finish the swap"
+        )
+        if d.desired is not None:
+            b.errors.append(_error(d.desired, "metadata.name", message))
+        else:
+            b.errors.append(Diagnostic(message, service=d.service))
+        d.deps.clear()
+        order.append(i)
+
+    keys = {i: f"op-{n:03d}" for n, i in enumerate(order, start=1)}
+
+    def key_of(index: int | None) -> str | None:
+        return None if index is None else keys[index]
+
+    return [
+        Operation(
+            key=keys[i],
+            action=drafts[i].action,
+            kind=drafts[i].kind,
+            service=drafts[i].service,
+            service_id=drafts[i].service_id,
+            version_set=drafts[i].version_set,
+            changes=drafts[i].changes,
+            request=drafts[i].request,
+            depends_on=tuple(sorted(keys[d] for d in drafts[i].deps)),
+            service_from=key_of(drafts[i].service_from),
+            source=drafts[i].source,
+        )
+        for i in order
+    ]
+
+
+def plan_against(
+    desired: DesiredState,
+    live: LiveState,
+    *,
+    organization: str,
+    base_url: str,
+    prune: bool = False,
+    targets: Sequence[str] = (),
+    api_reads: Mapping[str, int] | None = None,
+    created_at: str | None = None,
+) -> Plan:
+    """The plan that takes `live` to `desired` (pure: no I/O)."""
+    _check_targets(targets, desired, live.services)
+    wanted = set(targets)
+
+    def in_scope(name: str) -> bool:
+        return not wanted or name in wanted
+
+    b = _Builder()
+    matches = match_services(desired.services, live.services)
+    claimed = {m.live.id for m in matches if m.live is not None}
+    claimed |= {m.desired.id for m in matches if m.desired.id is not None}
+    for match in sorted(matches, key=lambda m: (m.desired.name, m.desired.id or "")):
+        if in_scope(match.desired.name):
+            _plan_service(b, match, live, prune=prune)
+    _plan_absent_owned(b, live.services, claimed, prune=prune, scope=in_scope)
+    _order_names(b, live.services, claimed)
+    _check_unit_tests(b, live)
+    operations = _order(b)
+    return Plan(
+        organization=organization,
+        base_url=base_url,
+        manifests_digest=desired.digest,
+        live_fingerprint=live_fingerprint(live),
+        created_at=created_at or datetime.now(UTC).replace(microsecond=0).isoformat(),
+        operations=tuple(operations),
+        drift=tuple(sorted(b.drift, key=lambda d: (d.service, d.service_id, d.version_set or ""))),
+        warnings=tuple(desired.warnings) + tuple(b.warnings),
+        errors=tuple(b.errors),
+        prune=prune,
+        targets=tuple(targets),
+        api_reads=dict(api_reads or {}),
+    )
+
+
+def destructive_service_ids(plan: Plan) -> list[str]:
+    """Services where a deletion or deactivation is planned (their unit tests matter)."""
+    return sorted(
+        {op.service_id for op in plan.operations if op.kind in DESTRUCTIVE and op.service_id}
+    )
+
+
+def make_plan(
+    client: AmigoClient,
+    desired: DesiredState,
+    *,
+    prune: bool = False,
+    targets: Sequence[str] = (),
+) -> Plan:
+    """Read what the plan needs, plan, and check deletions against unit tests.
+
+    Reads: ceil(services / 20) list pages, at most one agents and one state
+    machines list, and one unit-test call when something would be removed.
+    """
+    from reconciler.live import fetch_live, fetch_unit_tests
+
+    before = dict(client.request_counts)
+    live = fetch_live(client, desired, targets=targets)
+    config = client.config
+
+    def plan_with(state: LiveState) -> Plan:
+        return plan_against(
+            desired,
+            state,
+            organization=config.organization,
+            base_url=config.base_url,
+            prune=prune,
+            targets=targets,
+        )
+
+    plan = plan_with(live)
+    service_ids = destructive_service_ids(plan)
+    if service_ids:
+        live = replace(live, unit_tests=fetch_unit_tests(client, service_ids))
+        plan = plan_with(live)
+    after = client.request_counts
+    reads = {
+        op: after.get(op, 0) - before.get(op, 0)
+        for op in sorted(after)
+        if op.startswith("get-") and after.get(op, 0) - before.get(op, 0) > 0
+    }
+    return replace(plan, api_reads=reads)
