@@ -152,6 +152,49 @@ def main() -> None:
 # --- validate (issue 2) ---------------------------------------------------------
 
 
+def _echo_diagnostics(diagnostics: Any, fmt: str) -> None:
+    """Text lines on stderr, or GitHub annotations on stdout (where Actions reads them)."""
+    for diag in diagnostics:
+        if fmt == "github":
+            click.echo(diag.github_annotation())
+        else:
+            click.echo(str(diag), err=True)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "github"]),
+    default="text",
+    show_default=True,
+    help="github: print ::error annotations so problems show inline on a pull request.",
+)
+@handle_errors
+def validate(paths: tuple[str, ...], fmt: str) -> None:
+    """Check manifests offline: exit 0 when valid, 1 with every problem found."""
+    from reconciler.diagnostics import Severity, UserError
+    from reconciler.manifests import load_manifests
+
+    try:
+        desired = load_manifests(paths)
+    except UserError as exc:
+        _echo_diagnostics(exc.diagnostics, fmt)
+        errors = sum(1 for d in exc.diagnostics if d.severity is Severity.ERROR)
+        click.echo(f"{errors} error{'s' if errors != 1 else ''}: manifests are invalid", err=True)
+        sys.exit(1)
+    _echo_diagnostics(desired.warnings, fmt)
+    services = len(desired.services)
+    files = len({service.source.file for service in desired.services})
+    count = len(desired.warnings)
+    warned = f", {count} warning{'s' if count != 1 else ''}" if count else ""
+    click.echo(
+        f"{services} service{'s' if services != 1 else ''} valid in "
+        f"{files} file{'s' if files != 1 else ''}{warned}"
+    )
+
+
 # --- plan (issue 4) -------------------------------------------------------------
 
 
@@ -165,3 +208,27 @@ def main() -> None:
 
 
 # --- schema (issue 2) -----------------------------------------------------------
+
+
+@main.command()
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=str),
+    default=None,
+    help="Write the schema to this file instead of stdout.",
+)
+@handle_errors
+def schema(out: str | None) -> None:
+    """Print the manifest's JSON Schema (what schemas/service.schema.json holds)."""
+    from reconciler.schema import render_schema
+
+    text = render_schema()
+    if out is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        with open(out, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as exc:
+        _fail(f"error: cannot write {out}: {exc.strerror}")
+    click.echo(f"wrote {out}", err=True)
