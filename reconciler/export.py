@@ -1,0 +1,540 @@
+"""Live state -> manifests: `reconciler export` lets a team adopt an organization as it stands.
+
+The core (`export_manifests`) is pure: live services, agents and state machines in,
+plain data out (a relative file name and YAML text per service, plus warnings).
+Reading the organization (`read_organization`) and writing files (`write_export`)
+are separate so each can be tested alone.
+
+Choices, so that an export re-reads as exactly the live state (the round trip):
+
+- One document per live service; `edge` is never written (read-only), `release` and
+  every other version set are written whole. Version numbers that are null (latest)
+  are omitted, as is an empty `params`: omitted means the same thing to the loader.
+- The agent and the state machine are written by name where that name belongs to
+  exactly one agent (state machine) of the organization, else by id.
+- `metadata.id` is pinned when more than one live service has the service's name
+  (inactive duplicates), so each manifest maps to exactly its service and the
+  loader does not see two documents claiming one name.
+- The ownership tag (`managed_by: amigo_reconciler`) is left out: the reconciler adds
+  it to every service it manages; a fresh export shows up in a plan as "adopt".
+- A live value that a manifest cannot hold is never silently changed. Tags or
+  keyterms that the manifest rules reject leave the whole field out (an omitted
+  `tags` / `keyterms` is unmanaged: live values stay) with a warning; a version set
+  whose name the rules reject is left out with a warning (it becomes unmanaged
+  drift, which `--prune` would delete).
+- `${` in a string would be read back by the loader as an environment reference, so
+  it is written escaped as `$${`.
+- Deterministic text: keys in a fixed order (apiVersion, kind, metadata, spec; spec
+  as `SPEC_KEY_ORDER`), tags sorted by key, version sets `release` first then by name,
+  LLM interactions and params sorted by key, keyterms in their live order.
+- File names: a lowercase slug of the service name (`[a-z0-9-]`, at most
+  `MAX_SLUG_LENGTH` characters, never a reserved Windows device name) + `.yaml`;
+  services whose slugs collide all get `-` + the first 6 characters of their id
+  (the full id if those collide too). Files are listed sorted by name.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import unicodedata
+from collections import Counter, defaultdict
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import yaml
+
+from reconciler.diagnostics import Diagnostic, Severity, UserError
+from reconciler.model import (
+    EDGE,
+    OWNERSHIP_TAG_KEY,
+    OWNERSHIP_TAG_VALUE,
+    RELEASE,
+    Agent,
+    LiveService,
+    StateMachine,
+    VersionSet,
+)
+
+API_VERSION = "amigo.ai/v1"
+KIND = "Service"
+SCHEMA_PATH_IN_REPO = Path("schemas") / "service.schema.json"
+MAX_SLUG_LENGTH = 60
+# The order of keys inside `spec` (agent / state machine: the name or the `_id` form).
+SPEC_KEY_ORDER = (
+    "description",
+    "is_active",
+    "agent",
+    "agent_id",
+    "service_hierarchical_state_machine",
+    "service_hierarchical_state_machine_id",
+    "tags",
+    "keyterms",
+    "version_sets",
+)
+VERSION_SET_KEY_ORDER = (
+    "agent_version_number",
+    "service_hierarchical_state_machine_version_number",
+    "llm_model_preferences",
+)
+
+# The manifest rules for fields a live value might break (the API's own limits).
+_TAG_RE = re.compile(r"^[\w\s]+$")
+_KEYTERM_RE = re.compile(r"^[a-z-]+( [a-z-]+){0,2}$")
+_VERSION_SET_NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+MAX_TAGS = 20
+MAX_KEYTERMS = 20
+MAX_VERSION_SET_NAME = 40
+
+_WINDOWS_RESERVED = frozenset(
+    {"con", "prn", "aux", "nul"}
+    | {f"com{i}" for i in range(10)}
+    | {f"lpt{i}" for i in range(10)}
+    | {"com¹", "com²", "com³", "lpt¹", "lpt²", "lpt³"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ExportedFile:
+    """One manifest: where it goes (relative file name) and what it says."""
+
+    name: str  # e.g. "meet-greet.yaml"
+    service: str
+    service_id: str
+    body: str  # the YAML document, without the schema modeline
+    text: str  # the file's content: modeline (when known) + body
+
+
+@dataclass(frozen=True, slots=True)
+class ExportResult:
+    files: tuple[ExportedFile, ...]
+    warnings: tuple[Diagnostic, ...] = ()
+
+
+class OrganizationReader(Protocol):
+    """What export needs from the API client."""
+
+    def list_services(
+        self, *, ids: Sequence[str] = (), is_active: bool | None = None, tags: Sequence[str] = ()
+    ) -> list[dict[str, Any]]: ...
+
+    def list_agents(self) -> list[dict[str, Any]]: ...
+
+    def list_state_machines(self) -> list[dict[str, Any]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Organization:
+    services: tuple[LiveService, ...]
+    agents: tuple[Agent, ...]
+    state_machines: tuple[StateMachine, ...]
+
+
+def read_organization(client: OrganizationReader) -> Organization:
+    """Every service (all pages, active or not: duplicates decide id pins), agents, state machines."""
+    return Organization(
+        services=tuple(LiveService.from_api(s) for s in client.list_services()),
+        agents=tuple(_catalog_entry(a) for a in client.list_agents()),
+        state_machines=tuple(_catalog_entry(m) for m in client.list_state_machines()),
+    )
+
+
+def _catalog_entry(data: Mapping[str, Any]) -> Agent:
+    return Agent(
+        id=data["id"],
+        name=data["name"],
+        deprecated=bool(data.get("deprecated", False)),
+        latest_version=data.get("latest_version"),
+    )
+
+
+# --- the pure core --------------------------------------------------------------
+
+
+def export_manifests(
+    services: Sequence[LiveService],
+    agents: Sequence[Agent],
+    state_machines: Sequence[StateMachine],
+    *,
+    active_only: bool = False,
+    targets: Collection[str] = (),
+    schema_ref: str | None = None,
+) -> ExportResult:
+    """One manifest per live service (all of them, or the active / targeted ones).
+
+    `services` must be every live service of the organization even when filtering:
+    whether an id is pinned depends on the names of all of them. `targets` are
+    service names; one that names no live service is an error.
+    """
+    missing = sorted(set(targets) - {s.name for s in services})
+    if missing:
+        known = ", ".join(repr(n) for n in sorted({s.name for s in services})[:20]) or "none"
+        raise UserError(
+            [
+                Diagnostic(
+                    f"no live service is named {name!r} (services: {known})", field="--target"
+                )
+                for name in missing
+            ]
+        )
+    name_counts = Counter(s.name for s in services)
+    chosen = [
+        s
+        for s in services
+        if (not active_only or s.is_active) and (not targets or s.name in targets)
+    ]
+    warnings: list[Diagnostic] = []
+    documents = {
+        s.id: _manifest(
+            s,
+            pin_id=name_counts[s.name] > 1,
+            agents=agents,
+            state_machines=state_machines,
+            warn=warnings.append,
+        )
+        for s in chosen
+    }
+    names = file_names(chosen)
+    files = []
+    for service in chosen:
+        body = dump_document(documents[service.id])
+        text = f"{modeline(schema_ref)}{body}" if schema_ref else body
+        files.append(ExportedFile(names[service.id], service.name, service.id, body, text))
+    files.sort(key=lambda f: f.name)
+    return ExportResult(files=tuple(files), warnings=tuple(warnings))
+
+
+def modeline(schema_ref: str) -> str:
+    return f"# yaml-language-server: $schema={schema_ref}\n"
+
+
+def join_documents(files: Iterable[ExportedFile], schema_ref: str | None = None) -> str:
+    """All documents as one YAML stream (stdout), separated by `---`."""
+    head = modeline(schema_ref) if schema_ref else ""
+    return head + "---\n".join(f.body for f in files)
+
+
+def _manifest(
+    service: LiveService,
+    *,
+    pin_id: bool,
+    agents: Sequence[Agent],
+    state_machines: Sequence[StateMachine],
+    warn: Callable[[Diagnostic], None],
+) -> dict[str, Any]:
+    def warning(field: str, message: str) -> None:
+        warn(
+            Diagnostic(
+                f"{message} (service id {service.id})",
+                severity=Severity.WARNING,
+                field=field,
+                service=service.name,
+            )
+        )
+
+    metadata: dict[str, Any] = {"name": _escape(service.name)}
+    if pin_id:
+        metadata["id"] = service.id
+    spec: dict[str, Any] = {
+        "description": _escape(service.description),
+        "is_active": service.is_active,
+    }
+    key, value = _reference("agent", service.agent_id, agents)
+    spec[key] = value
+    key, value = _reference(
+        "service_hierarchical_state_machine",
+        service.service_hierarchical_state_machine_id,
+        state_machines,
+    )
+    spec[key] = value
+
+    tags = {k: v for k, v in service.tags.items() if k != OWNERSHIP_TAG_KEY}
+    if OWNERSHIP_TAG_KEY in service.tags and service.tags[OWNERSHIP_TAG_KEY] != (
+        OWNERSHIP_TAG_VALUE
+    ):
+        warning(
+            f"spec.tags.{OWNERSHIP_TAG_KEY}",
+            f"the live tag {OWNERSHIP_TAG_KEY}: {service.tags[OWNERSHIP_TAG_KEY]!r} is the "
+            f"reconciler's ownership tag; it is left out and will become "
+            f"{OWNERSHIP_TAG_KEY}: {OWNERSHIP_TAG_VALUE} when the service is adopted",
+        )
+    problem = _tags_problem(tags)
+    if problem:
+        warning("spec.tags", f"tags left out (unmanaged: live tags stay as they are): {problem}")
+    else:
+        spec["tags"] = {_escape(k): _escape_opt(tags[k]) for k in sorted(tags)}
+
+    problem = _keyterms_problem(service.keyterms)
+    if problem:
+        warning(
+            "spec.keyterms",
+            f"keyterms left out (unmanaged: live keyterms stay as they are): {problem}",
+        )
+    else:
+        spec["keyterms"] = list(service.keyterms)
+
+    version_sets: dict[str, Any] = {}
+    for name in sorted(service.version_sets, key=lambda n: (n != RELEASE, n)):
+        if name == EDGE:
+            continue
+        if not _VERSION_SET_NAME_RE.match(name) or len(name) > MAX_VERSION_SET_NAME:
+            warning(
+                f"spec.version_sets.{name}",
+                f"version set {name!r} left out: a manifest's version set names must match "
+                f"^[A-Za-z0-9_-]+$ and have at most {MAX_VERSION_SET_NAME} characters; it stays "
+                "as it is, shown as unmanaged drift (note: `--prune` would delete it)",
+            )
+            continue
+        version_sets[name] = _version_set(service.version_sets[name])
+    spec["version_sets"] = version_sets
+
+    ordered_spec = {k: spec[k] for k in SPEC_KEY_ORDER if k in spec}
+    return {"apiVersion": API_VERSION, "kind": KIND, "metadata": metadata, "spec": ordered_spec}
+
+
+def _reference(field: str, ref_id: str, catalog: Sequence[Agent]) -> tuple[str, str]:
+    """By name when exactly one entry of the catalog has it (and it reads back as itself)."""
+    entry = next((e for e in catalog if e.id == ref_id), None)
+    if (
+        entry is not None
+        and entry.name
+        and entry.name.strip() == entry.name
+        and sum(1 for e in catalog if e.name == entry.name) == 1
+    ):
+        return field, _escape(entry.name)
+    return f"{field}_id", ref_id
+
+
+def _version_set(version_set: VersionSet) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if version_set.agent_version_number is not None:
+        out["agent_version_number"] = version_set.agent_version_number
+    number = version_set.service_hierarchical_state_machine_version_number
+    if number is not None:
+        out["service_hierarchical_state_machine_version_number"] = number
+    if version_set.llm_model_preferences:
+        prefs: dict[str, Any] = {}
+        for interaction in sorted(version_set.llm_model_preferences):
+            config = version_set.llm_model_preferences[interaction]
+            entry: dict[str, Any] = {"llm_name": _escape(config.llm_name)}
+            if config.params:
+                entry["params"] = _sorted_data(config.params)
+            prefs[_escape(interaction)] = entry
+        out["llm_model_preferences"] = prefs
+    return out
+
+
+def _sorted_data(value: Any) -> Any:
+    """Mappings sorted by key, recursively, with `${` escaped in strings; list order kept."""
+    if isinstance(value, Mapping):
+        return {_escape(str(k)): _sorted_data(value[k]) for k in sorted(value, key=str)}
+    if isinstance(value, list | tuple):
+        return [_sorted_data(v) for v in value]
+    if isinstance(value, str):
+        return _escape(value)
+    return value
+
+
+def _tags_problem(tags: Mapping[str, str | None]) -> str | None:
+    if len(tags) > MAX_TAGS:
+        return f"{len(tags)} tags, a manifest allows at most {MAX_TAGS}"
+    for key, value in sorted(tags.items()):
+        if not _TAG_RE.match(key) or key.strip() != key:
+            return f"tag key {key!r} is not letters, digits, '_' and inner spaces (^[\\w\\s]+$)"
+        if value is not None and (not _TAG_RE.match(value) or value.strip() != value):
+            return (
+                f"the value {value!r} of tag {key!r} is not letters, digits, '_' and inner "
+                "spaces (^[\\w\\s]+$) or null"
+            )
+    return None
+
+
+def _keyterms_problem(keyterms: Sequence[str]) -> str | None:
+    if len(keyterms) > MAX_KEYTERMS:
+        return f"{len(keyterms)} keyterms, a manifest allows at most {MAX_KEYTERMS}"
+    for term in keyterms:
+        if not _KEYTERM_RE.match(term):
+            return (
+                f"keyterm {term!r} is not one to three words of lowercase letters and '-' "
+                "(^[a-z-]+( [a-z-]+){0,2}$)"
+            )
+    return None
+
+
+def _escape(text: str) -> str:
+    """`${` would be filled from the environment on load; `$${` reads back as a literal `${`."""
+    return text.replace("${", "$${")
+
+
+def _escape_opt(text: str | None) -> str | None:
+    return None if text is None else _escape(text)
+
+
+# --- file names -------------------------------------------------------------------
+
+
+def slugify(name: str) -> str:
+    """A lowercase `[a-z0-9-]` stem, safe as a file name on every OS."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
+    slug = slug[:MAX_SLUG_LENGTH].rstrip("-") or "service"
+    if slug in _WINDOWS_RESERVED:
+        slug = f"{slug}-service"
+    return slug
+
+
+def file_names(services: Sequence[LiveService]) -> dict[str, str]:
+    """Service id -> file name; colliding slugs all get an id suffix (by id: predictable)."""
+    by_slug: dict[str, list[LiveService]] = defaultdict(list)
+    for service in services:
+        by_slug[slugify(service.name)].append(service)
+    plain = {slug for slug, group in by_slug.items() if len(group) == 1}
+    names: dict[str, str] = {}
+    taken = set(plain)
+    for slug, group in sorted(by_slug.items()):
+        if len(group) == 1:
+            names[group[0].id] = f"{slug}.yaml"
+            continue
+        prefixes = Counter(s.id[:6].lower() for s in group)
+        for service in sorted(group, key=lambda s: s.id):
+            prefix = service.id[:6].lower()
+            stem = f"{slug}-{prefix}"
+            if prefixes[prefix] > 1 or stem in taken:
+                stem = f"{slug}-{service.id.lower()}"
+            n = 2
+            while stem in taken:  # only with hand-made ids; still deterministic
+                stem = f"{slug}-{service.id.lower()}-{n}"
+                n += 1
+            taken.add(stem)
+            names[service.id] = f"{stem}.yaml"
+    return names
+
+
+# --- YAML -----------------------------------------------------------------------
+
+# Plain scalars that some YAML reader (1.1 or 1.2, PyYAML, Go, JS) would not read as a
+# string; PyYAML already quotes what *it* would mis-type, these cover the others.
+_AMBIGUOUS_PLAIN = re.compile(
+    r"""^(?:
+        [yYnN]
+      | [-+]?0o[0-7_]+ | [-+]?0x[0-9a-fA-F_]+ | [-+]?0b[01_]+
+      | [-+]?(?:\.[0-9]+|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?
+      | [-+]?\.(?:inf|Inf|INF) | \.(?:nan|NaN|NAN)
+      | ~ | null | Null | NULL | true | True | TRUE | false | False | FALSE
+      | <<
+    )$""",
+    re.VERBOSE,
+)
+
+
+class _ManifestDumper(yaml.SafeDumper):
+    """Block style, no anchors, strings quoted wherever a plain scalar could be mis-read."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        # Indent list items under their key ("keyterms:\n  - a"), as people write them.
+        super().increase_indent(flow, False)
+
+
+# Line breaks other than \n fold or vanish in plain, single-quoted and block scalars.
+_OTHER_BREAKS = re.compile("[\r\x85\u2028\u2029]")
+
+
+def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
+    style: str | None = None
+    if _OTHER_BREAKS.search(data):
+        style = '"'  # escaped: the only form that keeps them
+    elif "\n" in data:
+        style = "|"  # PyYAML falls back to quotes when a block scalar cannot hold it
+    elif _AMBIGUOUS_PLAIN.match(data):
+        style = "'"
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
+_ManifestDumper.add_representer(str, _represent_str)
+
+
+def dump_document(document: Mapping[str, Any]) -> str:
+    return yaml.dump(
+        document,
+        Dumper=_ManifestDumper,
+        sort_keys=False,
+        allow_unicode=True,
+        default_flow_style=False,
+        width=1 << 30,
+        indent=2,
+    )
+
+
+# --- the schema modeline ----------------------------------------------------------
+
+
+def schema_ref_for(directory: Path) -> str | None:
+    """The schema's path relative to `directory`, if a parent holds `schemas/service.schema.json`.
+
+    Exports usually land in the repository that also keeps the schema (generated by
+    `reconciler schema`); elsewhere the modeline is left out rather than pointing at
+    a path that does not exist.
+    """
+    start = directory.resolve()
+    for parent in (start, *start.parents):
+        candidate = parent / SCHEMA_PATH_IN_REPO
+        if candidate.is_file():
+            return Path(os.path.relpath(candidate, start)).as_posix()
+    return None
+
+
+# --- writing --------------------------------------------------------------------
+
+
+def write_export(files: Sequence[ExportedFile], out_dir: Path, *, force: bool) -> list[Path]:
+    """Write every file into `out_dir` (created); nothing is written if any would be overwritten.
+
+    Each file is written to a temporary name and renamed into place, so an
+    interrupted export never leaves half a manifest.
+    """
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(
+            Diagnostic(f"{out_dir} exists and is not a directory; give a directory", field="--out")
+        )
+    targets = [out_dir / f.name for f in files]
+    blocked = [p for p in targets if p.is_dir()]
+    if blocked:
+        raise UserError(
+            [
+                Diagnostic(f"{p} is a directory; cannot write a manifest there", field="--out")
+                for p in blocked
+            ]
+        )
+    existing = [p for p in targets if p.exists()]
+    if existing and not force:
+        raise UserError(
+            [Diagnostic(f"{p} already exists", field="--out") for p in existing]
+            + [
+                Diagnostic(
+                    f"{len(existing)} file(s) would be overwritten; nothing was written "
+                    "(use --force to overwrite them, or another --out directory)",
+                    field="--out",
+                )
+            ]
+        )
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for file, path in zip(files, targets, strict=True):
+            temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            try:
+                temporary.write_text(file.text, encoding="utf-8", newline="\n")
+                os.replace(temporary, path)
+            finally:
+                temporary.unlink(missing_ok=True)
+    except OSError as exc:
+        raise UserError(
+            Diagnostic(
+                f"cannot write {exc.filename or out_dir}: {exc.strerror or exc}", field="--out"
+            )
+        ) from None
+    return targets
