@@ -1,0 +1,39 @@
+"""A local Amigo API emulator that follows the documented rules of the API contract.
+
+It serves the endpoints the reconciler uses (sign-in, services, version sets,
+agents, state machines, simulation unit tests) over an in-memory organization
+read from a seed YAML, with the API's validation (422), business rules
+(404 / 400 / 409), auth (401), per-endpoint rate limits with `X-RateLimit-*`
+headers (429 + `Retry-After`) and injectable faults. See `core.py` for the
+choices the document leaves open.
+
+    emulator = Emulator.from_seed("examples/emulator-seed.yaml", window_seconds=1)
+    client = AmigoClient(emulator.api_config(), transport=emulator.transport())
+    with emulator.serve() as server:           # or over real HTTP on 127.0.0.1
+        ...server.base_url...
+"""
+
+from reconciler.emulator.core import (
+    EXCHANGE_OBSERVERS,
+    OPERATION_IDS,
+    RATE_LIMITS,
+    Emulator,
+    EmulatorResponse,
+    Exchange,
+    Fault,
+)
+from reconciler.emulator.seed import Seed, load_seed
+from reconciler.emulator.server import EmulatorServer
+
+__all__ = [
+    "EXCHANGE_OBSERVERS",
+    "OPERATION_IDS",
+    "RATE_LIMITS",
+    "Emulator",
+    "EmulatorResponse",
+    "EmulatorServer",
+    "Exchange",
+    "Fault",
+    "Seed",
+    "load_seed",
+]

@@ -1,0 +1,483 @@
+"""The emulator's seed: a YAML description of one organization, validated like user input.
+
+A seed names the organization, its throwaway credentials, agents and state
+machines (with their latest versions), services with their version sets, and
+simulation unit tests. Every mistake is reported once, with file:line:column,
+what was wrong and what would be valid; several mistakes are reported together.
+
+Ids left out are derived from the organization and the entry's position, so the
+same seed always yields the same ids (reproducible plans and snapshots).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from reconciler.diagnostics import Diagnostic, SourcePos, UserError
+from reconciler.emulator.models import (
+    Keyterms,
+    LLMConfigIn,
+    ObjectId,
+    StrippedNonempty,
+    Tags,
+    VersionSetIn,
+    VersionSetName,
+)
+
+EDGE = "edge"
+RELEASE = "release"
+
+Path_ = tuple[str | int, ...]
+
+
+def derived_id(organization: str, kind: str, index: int) -> str:
+    """A stable 24-hex id (the shape of a Mongo ObjectId) for the index-th `kind` of an org."""
+    digest = hashlib.sha256(f"{organization}/{kind}/{index}".encode()).hexdigest()
+    return digest[:24]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+
+class SeedCredentials(_Strict):
+    api_key: NonEmpty
+    api_key_id: NonEmpty
+    user_id: NonEmpty
+
+
+class SeedVersioned(_Strict):
+    """An agent or a service hierarchical state machine."""
+
+    name: StrippedNonempty
+    id: ObjectId | None = None
+    latest_version: Annotated[int, Field(ge=1)] | None = 1
+    deprecated: bool = False
+
+
+class SeedVersionSet(VersionSetIn):
+    """A version set in a seed: omitted numbers mean latest, omitted preferences none."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    agent_version_number: int | None = None
+    service_hierarchical_state_machine_version_number: int | None = None
+    llm_model_preferences: dict[str, LLMConfigIn] = Field(default_factory=dict)
+
+
+class SeedService(_Strict):
+    name: StrippedNonempty
+    description: StrippedNonempty
+    id: ObjectId | None = None
+    is_active: bool = True
+    agent: NonEmpty
+    service_hierarchical_state_machine: NonEmpty
+    tags: Tags = Field(default_factory=dict)
+    keyterms: Keyterms = Field(default_factory=list)
+    version_sets: dict[VersionSetName, SeedVersionSet] = Field(default_factory=dict)
+
+
+class SeedUnitTest(_Strict):
+    name: StrippedNonempty
+    service: NonEmpty
+    version_set: VersionSetName = RELEASE
+    id: ObjectId | None = None
+    description: str = ""
+    is_deleted: bool = False
+
+
+class SeedDocument(_Strict):
+    organization: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, pattern=r"^[^/\s]+$")
+    ]
+    credentials: SeedCredentials
+    agents: list[SeedVersioned] = Field(default_factory=list)
+    state_machines: list[SeedVersioned] = Field(default_factory=list)
+    services: list[SeedService] = Field(default_factory=list)
+    unit_tests: list[SeedUnitTest] = Field(default_factory=list)
+
+
+# --- the resolved seed ---------------------------------------------------------
+
+
+@dataclass
+class VersionedRecord:
+    id: str
+    name: str
+    latest_version: int | None
+    deprecated: bool
+
+
+@dataclass
+class ServiceRecord:
+    id: str
+    name: str
+    description: str
+    is_active: bool
+    agent_id: str
+    state_machine_id: str
+    tags: dict[str, str | None]
+    keyterms: list[str]
+    version_sets: dict[str, dict[str, Any]]
+    creator: dict[str, str]
+    updated_by: dict[str, str]
+
+
+@dataclass
+class UnitTestRecord:
+    id: str
+    name: str
+    description: str
+    service_id: str
+    version_set: str
+    is_deleted: bool
+    created_at: str
+    updated_at: str
+    persona_id: str
+    scenario_id: str
+    creator: dict[str, str]
+
+
+@dataclass
+class Seed:
+    organization: str
+    api_key: str
+    api_key_id: str
+    user_id: str
+    agents: list[VersionedRecord] = field(default_factory=list)
+    state_machines: list[VersionedRecord] = field(default_factory=list)
+    services: list[ServiceRecord] = field(default_factory=list)
+    unit_tests: list[UnitTestRecord] = field(default_factory=list)
+
+    def __repr__(self) -> str:  # the api key stays out of reprs, even a throwaway one
+        return (
+            f"Seed(organization={self.organization!r}, agents={len(self.agents)}, "
+            f"state_machines={len(self.state_machines)}, services={len(self.services)}, "
+            f"unit_tests={len(self.unit_tests)})"
+        )
+
+
+SEED_TIMESTAMP = "2025-01-01T00:00:00Z"
+
+
+# --- positions -----------------------------------------------------------------
+
+
+class _Positions:
+    """Where each value (and each mapping key) of a YAML document starts."""
+
+    def __init__(self, file: str | None) -> None:
+        self.file = file
+        self.values: dict[Path_, SourcePos] = {}
+        self.keys: dict[Path_, SourcePos] = {}
+
+    def record(self, node: yaml.Node, path: Path_ = ()) -> None:
+        if self.file is None:
+            return
+        self.values[path] = self._pos(node)
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                key = key_node.value
+                self.keys[(*path, key)] = self._pos(key_node)
+                self.record(value_node, (*path, key))
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                self.record(item, (*path, index))
+
+    def _pos(self, node: yaml.Node) -> SourcePos:
+        assert self.file is not None
+        return SourcePos(self.file, node.start_mark.line + 1, node.start_mark.column + 1)
+
+    def at(self, path: Path_, *, key: bool = False) -> SourcePos | None:
+        if self.file is None:
+            return None
+        if key and path in self.keys:
+            return self.keys[path]
+        while True:
+            if path in self.values:
+                return self.values[path]
+            if not path:
+                return None
+            path = path[:-1]
+
+
+def _dotted(path: Path_) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _read(source: str | Path | Mapping[str, Any]) -> tuple[Any, _Positions]:
+    if isinstance(source, Mapping):
+        return dict(source), _Positions(None)
+    path = Path(source)
+    name = str(source)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"emulator seed {name}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"emulator seed {name}: cannot be read ({exc})") from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        pos = SourcePos(name, mark.line + 1, mark.column + 1) if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise UserError(Diagnostic(f"not valid YAML: {problem}", pos=pos)) from None
+    positions = _Positions(name)
+    if node is not None:
+        positions.record(node)
+    return data, positions
+
+
+_EXPECTED: dict[tuple[str | int, ...], type[BaseModel]] = {
+    (): SeedDocument,
+    ("credentials",): SeedCredentials,
+    ("agents", 0): SeedVersioned,
+    ("state_machines", 0): SeedVersioned,
+    ("services", 0): SeedService,
+    ("services", 0, "version_sets", ""): SeedVersionSet,
+    ("unit_tests", 0): SeedUnitTest,
+}
+
+
+def _allowed_keys(path: Path_) -> list[str]:
+    shape = tuple(0 if isinstance(p, int) else p for p in path)
+    if len(shape) == 4 and shape[:3] == ("services", 0, "version_sets"):
+        shape = (*shape[:3], "")
+    model = _EXPECTED.get(shape)
+    return sorted(model.model_fields) if model else []
+
+
+def _pydantic_diagnostics(exc: ValidationError, positions: _Positions) -> list[Diagnostic]:
+    diagnostics = []
+    for error in exc.errors(include_url=False):
+        path: Path_ = tuple(error["loc"])
+        if error["type"] == "extra_forbidden":
+            allowed = ", ".join(_allowed_keys(path[:-1]))
+            message = f"unknown key {path[-1]!r}; expected one of: {allowed}"
+            pos = positions.at(path, key=True)
+        elif error["type"] == "missing":
+            message = "required key is missing"
+            pos = positions.at(path[:-1])
+        else:
+            message = f"{error['msg']} (got {error.get('input')!r})"
+            pos = positions.at(path)
+        diagnostics.append(Diagnostic(message, pos=pos, field=_dotted(path)))
+    return diagnostics
+
+
+def load_seed(source: str | Path | Mapping[str, Any]) -> Seed:
+    """Read, validate and resolve a seed; UserError with every problem found."""
+    data, positions = _read(source)
+    if not isinstance(data, Mapping):
+        raise UserError(
+            Diagnostic(
+                "an emulator seed must be a mapping with organization, credentials, agents, "
+                "state_machines, services and unit_tests",
+                pos=positions.at(()),
+            )
+        )
+    try:
+        document = SeedDocument.model_validate(data)
+    except ValidationError as exc:
+        raise UserError(_pydantic_diagnostics(exc, positions)) from None
+    return _Resolver(document, positions).resolve()
+
+
+class _Resolver:
+    """Cross-references: names -> ids, version bounds, unique active names, unit-test targets."""
+
+    def __init__(self, document: SeedDocument, positions: _Positions) -> None:
+        self.doc = document
+        self.positions = positions
+        self.problems: list[Diagnostic] = []
+        self.org = document.organization
+
+    def problem(self, path: Path_, message: str) -> None:
+        self.problems.append(Diagnostic(message, pos=self.positions.at(path), field=_dotted(path)))
+
+    def _versioned(self, kind: str, entries: list[SeedVersioned]) -> list[VersionedRecord]:
+        records = []
+        seen: dict[str, int] = {}
+        for index, entry in enumerate(entries):
+            ident = entry.id or derived_id(self.org, kind, index)
+            if ident in seen:
+                self.problem(
+                    (kind, index, "id"), f"id {ident} is already used by {kind}[{seen[ident]}]"
+                )
+            seen[ident] = index
+            records.append(
+                VersionedRecord(ident, entry.name, entry.latest_version, entry.deprecated)
+            )
+        return records
+
+    def _lookup(
+        self, path: Path_, ref: str, records: list[VersionedRecord], what: str
+    ) -> VersionedRecord | None:
+        by_id = [r for r in records if r.id == ref]
+        if by_id:
+            return by_id[0]
+        by_name = [r for r in records if r.name == ref]
+        if len(by_name) == 1:
+            return by_name[0]
+        known = ", ".join(sorted({r.name for r in records})) or "none declared"
+        if by_name:
+            self.problem(path, f"{len(by_name)} {what}s are named {ref!r}; refer to one by id")
+        else:
+            self.problem(path, f"no {what} named or with id {ref!r}; known {what}s: {known}")
+        return None
+
+    def _check_versions(
+        self, path: Path_, version_set: SeedVersionSet, agent: VersionedRecord, sm: VersionedRecord
+    ) -> None:
+        pairs = (
+            ("agent_version_number", version_set.agent_version_number, agent, "agent"),
+            (
+                "service_hierarchical_state_machine_version_number",
+                version_set.service_hierarchical_state_machine_version_number,
+                sm,
+                "state machine",
+            ),
+        )
+        for key, number, owner, what in pairs:
+            if number is None:
+                continue
+            latest = owner.latest_version
+            if latest is None or not 1 <= number <= latest:
+                valid = f"1..{latest}" if latest else "none: it has no versions"
+                self.problem(
+                    (*path, key),
+                    f"{what} {owner.name!r} has no version {number} (valid: {valid})",
+                )
+
+    def resolve(self) -> Seed:
+        doc = self.doc
+        creds = doc.credentials
+        user = {"org_id": self.org, "user_id": creds.user_id}
+        seed = Seed(self.org, creds.api_key, creds.api_key_id, creds.user_id)
+        seed.agents = self._versioned("agents", doc.agents)
+        seed.state_machines = self._versioned("state_machines", doc.state_machines)
+
+        service_ids: dict[str, int] = {}
+        active_names: dict[str, int] = {}
+        for index, entry in enumerate(doc.services):
+            path: Path_ = ("services", index)
+            ident = entry.id or derived_id(self.org, "services", index)
+            if ident in service_ids:
+                self.problem(
+                    (*path, "id"), f"id {ident} is already used by services[{service_ids[ident]}]"
+                )
+            service_ids[ident] = index
+            if entry.is_active:
+                if entry.name in active_names:
+                    self.problem(
+                        (*path, "name"),
+                        f"services[{active_names[entry.name]}] is already an active service "
+                        f"named {entry.name!r}; only one active service may hold a name "
+                        "(set is_active: false on one of them)",
+                    )
+                active_names[entry.name] = index
+            agent = self._lookup((*path, "agent"), entry.agent, seed.agents, "agent")
+            sm = self._lookup(
+                (*path, "service_hierarchical_state_machine"),
+                entry.service_hierarchical_state_machine,
+                seed.state_machines,
+                "state machine",
+            )
+            if EDGE in entry.version_sets:
+                self.problem(
+                    (*path, "version_sets", EDGE),
+                    "`edge` is created automatically (latest versions, no preferences); "
+                    "remove it from the seed",
+                )
+            if agent is None or sm is None:
+                continue
+            for owner, what in ((agent, "agent"), (sm, "state machine")):
+                if owner.latest_version is None:
+                    self.problem(
+                        path, f"{what} {owner.name!r} has no versions; a service cannot use it"
+                    )
+            edge = SeedVersionSet().to_stored()
+            version_sets = {EDGE: edge, RELEASE: dict(edge)}
+            for name, version_set in entry.version_sets.items():
+                if name == EDGE:
+                    continue
+                self._check_versions((*path, "version_sets", name), version_set, agent, sm)
+                version_sets[name] = version_set.to_stored()
+            seed.services.append(
+                ServiceRecord(
+                    id=ident,
+                    name=entry.name,
+                    description=entry.description,
+                    is_active=entry.is_active,
+                    agent_id=agent.id,
+                    state_machine_id=sm.id,
+                    tags=dict(entry.tags),
+                    keyterms=list(entry.keyterms),
+                    version_sets=version_sets,
+                    creator=dict(user),
+                    updated_by=dict(user),
+                )
+            )
+
+        for index, test in enumerate(doc.unit_tests):
+            path = ("unit_tests", index)
+            target = self._service_ref((*path, "service"), test.service, seed.services)
+            if target is None:
+                continue
+            if test.version_set not in target.version_sets:
+                known = ", ".join(sorted(target.version_sets))
+                self.problem(
+                    (*path, "version_set"),
+                    f"service {target.name!r} has no version set {test.version_set!r} "
+                    f"(it has: {known})",
+                )
+                continue
+            seed.unit_tests.append(
+                UnitTestRecord(
+                    id=test.id or derived_id(self.org, "unit_tests", index),
+                    name=test.name,
+                    description=test.description or f"Checks {target.name}",
+                    service_id=target.id,
+                    version_set=test.version_set,
+                    is_deleted=test.is_deleted,
+                    created_at=SEED_TIMESTAMP,
+                    updated_at=SEED_TIMESTAMP,
+                    persona_id=derived_id(self.org, "personas", index),
+                    scenario_id=derived_id(self.org, "scenarios", index),
+                    creator=dict(user),
+                )
+            )
+        if self.problems:
+            raise UserError(self.problems)
+        return seed
+
+    def _service_ref(
+        self, path: Path_, ref: str, services: list[ServiceRecord]
+    ) -> ServiceRecord | None:
+        by_id = [s for s in services if s.id == ref]
+        if by_id:
+            return by_id[0]
+        by_name = [s for s in services if s.name == ref]
+        if len(by_name) == 1:
+            return by_name[0]
+        if by_name:
+            self.problem(path, f"{len(by_name)} services are named {ref!r}; refer to one by id")
+        else:
+            known = ", ".join(sorted({s.name for s in services})) or "none declared"
+            self.problem(path, f"no service named or with id {ref!r}; known services: {known}")
+        return None
