@@ -198,7 +198,287 @@ def validate(paths: tuple[str, ...], fmt: str) -> None:
 # --- plan (issue 4) -------------------------------------------------------------
 
 
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.option(
+    "--out",
+    "out",
+    metavar="FILE",
+    type=click.Path(dir_okay=False, path_type=str),
+    help="Save the plan as JSON for `reconciler apply FILE` (refused there if stale).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "markdown", "json", "github"]),
+    default="text",
+    show_default=True,
+    help="markdown: a pull-request comment; json: the plan file's content; "
+    "github: ::error/::warning annotations.",
+)
+@click.option(
+    "--prune",
+    is_flag=True,
+    help="Deactivate owned services absent from the manifests and delete undeclared "
+    "version sets of managed services (never edge or release).",
+)
+@click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    metavar="NAME",
+    help="Only this service (repeatable).",
+)
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="Exit 2 when the plan has changes (0: none, 1: error).",
+)
+@connection_options
+@handle_errors
+def plan(
+    paths: tuple[str, ...],
+    out: str | None,
+    fmt: str,
+    prune: bool,
+    targets: tuple[str, ...],
+    detailed_exitcode: bool,
+    connection: ConnectionOptions,
+) -> None:
+    """Diff the manifests against live state and show the operations apply would run.
+
+    Exit 0 ok, 1 on any error (manifests, plan checks, API); with
+    --detailed-exitcode, 2 when there are changes.
+    """
+    from reconciler.diagnostics import UserError
+    from reconciler.manifests import load_manifests
+    from reconciler.plan import save_plan
+    from reconciler.planner import make_plan
+    from reconciler.render import render_plan
+
+    try:  # manifests first: offline mistakes are reported before any connection
+        desired = load_manifests(paths)
+    except UserError as exc:
+        _echo_diagnostics(exc.diagnostics, fmt if fmt == "github" else "text")
+        sys.exit(1)
+
+    client = connection.open(on_wait=lambda message: click.echo(message, err=True))
+    try:
+        result = make_plan(client, desired, prune=prune, targets=targets)
+    finally:
+        client.close()
+    if out:
+        save_plan(result, out)
+    color = fmt == "text" and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    click.echo(render_plan(result, fmt, color=color), nl=False)
+    if out:
+        click.echo(f"Plan saved to {out}; apply it with: reconciler apply {out}", err=True)
+    if result.errors:
+        sys.exit(1)
+    if detailed_exitcode and result.has_changes:
+        sys.exit(2)
+
+
 # --- apply (issue 5) ------------------------------------------------------------
+
+# Progress bar only for applies long enough to want one.
+APPLY_PROGRESS_BAR_MIN_OPERATIONS = 10
+
+
+def _apply_stdin_is_terminal() -> bool:
+    """Whether a person can answer the prompt (tests patch this)."""
+    return sys.stdin.isatty()
+
+
+def _apply_stream_is_terminal(err: bool) -> bool:
+    stream = sys.stderr if err else sys.stdout
+    return bool(getattr(stream, "isatty", lambda: False)())
+
+
+def _apply_install_sigint(cancel: Any) -> Callable[[], None]:
+    """First Ctrl-C: start nothing new, finish what is in flight, report. Second: stop now."""
+    import signal
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if cancel.is_set():
+            click.echo(
+                "\nStopped. Operations in flight may or may not have completed; "
+                "run plan to see where things stand.",
+                err=True,
+            )
+            os._exit(130)
+        cancel.set()
+        click.echo(
+            "\nCancelling: no new operations will start; waiting for those in flight "
+            "(Ctrl-C again to stop at once).",
+            err=True,
+        )
+
+    try:
+        previous = signal.signal(signal.SIGINT, on_sigint)
+    except ValueError:  # not the main thread (embedded use): no handler
+        return lambda: None
+
+    def restore() -> None:
+        signal.signal(signal.SIGINT, previous)
+
+    return restore
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.option("--auto-approve", is_flag=True, help="Apply without asking for confirmation (CI).")
+@click.option(
+    "--prune",
+    is_flag=True,
+    help="Also deactivate owned services and delete version sets absent from the manifests.",
+)
+@click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    metavar="NAME",
+    help="Only this service (repeatable).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: a machine-readable apply report on stdout (progress goes to stderr).",
+)
+@connection_options
+@handle_errors
+def apply(
+    paths: tuple[str, ...],
+    auto_approve: bool,
+    prune: bool,
+    targets: tuple[str, ...],
+    fmt: str,
+    connection: ConnectionOptions,
+) -> None:
+    """Plan from manifests (or load a saved PLANFILE), confirm, apply, and check convergence.
+
+    Exit 0 when live state converged, 1 when something failed or still differs,
+    130 when cancelled.
+    """
+    import json
+    import threading
+    from pathlib import Path
+
+    from reconciler.applier import apply_plan, check_saved_plan, remaining_differences
+    from reconciler.render import render_plan
+    from reconciler.report import (
+        ApplyProgress,
+        Convergence,
+        apply_report_json,
+        convergence_from_plan,
+        render_apply_text,
+    )
+
+    as_json = fmt == "json"
+    saved = len(paths) == 1 and paths[0].endswith(".json") and Path(paths[0]).is_file()
+    if saved and (prune or targets):
+        raise click.UsageError(
+            "--prune and --target shape a plan when it is made; a saved plan already "
+            "carries them (run plan again with the flags you want)"
+        )
+    color = not as_json and _apply_stream_is_terminal(err=False)
+    bar = _apply_stream_is_terminal(err=True)
+    progress: ApplyProgress | None = None
+
+    def on_wait(message: str) -> None:
+        if progress is not None:
+            progress.note(message)
+        else:
+            click.echo(message, err=True)
+
+    client = connection.open(on_wait=on_wait)
+    try:
+        desired = None
+        if saved:
+            from reconciler.plan import load_plan
+
+            plan = load_plan(paths[0])
+            check_saved_plan(client, plan)
+        else:
+            from reconciler.manifests import load_manifests
+            from reconciler.planner import make_plan
+
+            desired = load_manifests(paths)
+            plan = make_plan(client, desired, prune=prune, targets=targets)
+
+        shown = render_plan(plan, "text", color=color and not as_json)
+        if plan.errors:
+            click.echo(shown, err=True)
+            _fail(f"Refusing to apply: the plan has {len(plan.errors)} error(s) (above).")
+        if not plan.operations:
+            if as_json:
+                click.echo(json.dumps(apply_report_json(plan, None, Convergence(True)), indent=2))
+            else:
+                click.echo(shown)
+            return
+        click.echo(shown, err=as_json)
+
+        if not auto_approve:
+            if not _apply_stdin_is_terminal():
+                _fail(
+                    "stdin is not a terminal, so no one can confirm: pass --auto-approve "
+                    "to apply without the prompt (after reviewing the plan, e.g. in CI)"
+                )
+            count = len(plan.operations)
+            answer = click.prompt(
+                f"\nApply {count} change{'s' if count != 1 else ''} to organization "
+                f"{plan.organization}? Only 'yes' will be accepted",
+                default="",
+                show_default=False,
+                err=as_json,
+            )
+            if answer.strip() != "yes":
+                _fail("Apply cancelled; nothing was changed.")
+
+        cancel = threading.Event()
+        progress = ApplyProgress(
+            len(plan.operations),
+            lambda text: click.echo(text, err=as_json),
+            (lambda raw: click.echo(raw, err=True, nl=False))
+            if bar and len(plan.operations) >= APPLY_PROGRESS_BAR_MIN_OPERATIONS
+            else None,
+            color=color,
+        )
+        restore = _apply_install_sigint(cancel)
+        try:
+            report = apply_plan(client, plan, on_event=progress.event, cancel=cancel)
+        finally:
+            restore()
+            progress.close()
+
+        convergence: Convergence | None = None
+        if not report.cancelled:
+            if desired is not None:
+                from reconciler.planner import make_plan
+
+                fresh = make_plan(client, desired, prune=prune, targets=targets)
+                convergence = convergence_from_plan(fresh)
+            else:
+                differences = remaining_differences(client, plan, report)
+                convergence = Convergence(
+                    not differences,
+                    tuple(differences),
+                    how="each operation's effect checked against a fresh read",
+                )
+        if as_json:
+            click.echo(json.dumps(apply_report_json(plan, report, convergence), indent=2))
+        else:
+            click.echo("")
+            click.echo(render_apply_text(report, convergence, color=color))
+        if report.cancelled:
+            sys.exit(130)
+        if not report.ok or (convergence is not None and not convergence.converged):
+            sys.exit(1)
+    finally:
+        client.close()
 
 
 # --- export (issue 6) -----------------------------------------------------------
