@@ -413,7 +413,7 @@ class AmigoClient:
             if authenticated:
                 token = self._tokens.get(self._sign_in)
                 request_headers["authorization"] = f"Bearer {token}"
-            limiter.acquire()
+            ticket = limiter.acquire()
             self._count(operation_id)
             try:
                 response = self._http.request(
@@ -424,7 +424,7 @@ class AmigoClient:
                     headers=request_headers,
                 )
             except httpx.TransportError as exc:
-                limiter.release()
+                limiter.release(ticket)
                 not_sent = isinstance(exc, _NOT_SENT)
                 detail = redact(_describe_transport_error(exc), self._secrets())
                 if not (op.idempotent or not_sent):
@@ -454,9 +454,9 @@ class AmigoClient:
                 pause = (
                     retry_after if retry_after is not None else self._retry.backoff(failures + 1)
                 )
-                limiter.release(rate_headers, retry_after=pause)
+                limiter.release(ticket, rate_headers, retry_after=pause)
             else:
-                limiter.release(rate_headers)
+                limiter.release(ticket, rate_headers)
 
             if status in expect:
                 return response

@@ -5,9 +5,11 @@ sources of truth, the server's preferred:
 
 * **Server headers** (`X-RateLimit-Limit`, `-Remaining`, `-Reset`, Reset being
   the window's end as Unix epoch seconds). While a reported window is current,
-  the limiter spends the reported remaining budget, less the requests still in
-  flight (the server may not have counted them yet), and once it is spent waits
-  until Reset. A 429's `Retry-After` closes the window for everyone until then.
+  the limiter spends the reported remaining budget, less the requests that may
+  have reached the server after the reporting one (those still in flight and
+  those answered while it was out), and once it is spent waits
+  until Reset. Each such estimate is a lower bound of the free budget (when this
+  client is the only caller), so the best of them is kept. A 429's `Retry-After` closes the window for everyone until then.
 * **A sliding log** of our own sends, seeded with the documented per-minute
   limit, used when the server has said nothing current (first requests, or a
   server that sends no headers). Its window starts at the configured length and
@@ -88,6 +90,7 @@ class RateLimiter:
         self._lock = threading.Lock()
         self._sent: deque[float] = deque()
         self._in_flight = 0
+        self._released = 0  # answers received so far (tickets are snapshots of it)
         # What the server last told us about its current window.
         self._server_remaining: int | None = None
         self._server_reset_at: float | None = None
@@ -104,8 +107,11 @@ class RateLimiter:
     def limit(self) -> int:
         return self._limit
 
-    def acquire(self) -> None:
-        """Block until one request may be sent, then count it as sent and in flight."""
+    def acquire(self) -> int:
+        """Block until one request may be sent; count it as sent and in flight.
+
+        Returns a ticket to hand back to `release`.
+        """
         told = False
         while True:
             with self._lock:
@@ -116,7 +122,7 @@ class RateLimiter:
                     self._in_flight += 1
                     if self._server_remaining is not None:
                         self._server_remaining -= 1
-                    return
+                    return self._released
             if self._on_wait is not None and not told and delay >= 1.0:
                 self._on_wait(f"waiting {delay:.0f}s for the rate limit on {self.name}")
                 told = True
@@ -142,14 +148,22 @@ class RateLimiter:
         return self._sent[0] + window - now + RESET_MARGIN_SECONDS
 
     def release(
-        self, headers: RateLimitHeaders | None = None, *, retry_after: float | None = None
+        self,
+        ticket: int,
+        headers: RateLimitHeaders | None = None,
+        *,
+        retry_after: float | None = None,
     ) -> None:
         """The request is answered (or failed): learn from its headers, leave in-flight."""
         with self._lock:
             self._in_flight = max(0, self._in_flight - 1)
+            # Requests answered while this one was out may have reached the server
+            # after it: its Remaining does not count them.
+            answered_meanwhile = self._released - ticket
+            self._released += 1
             now = self._clock()
             if headers is not None:
-                self._observe_locked(headers, now)
+                self._observe_locked(headers, now, answered_meanwhile)
             if retry_after is not None:
                 # A 429 (or 503) says when to come back: nobody sends before then.
                 until = now + retry_after
@@ -157,7 +171,9 @@ class RateLimiter:
                     self._server_reset_at = until
                 self._server_remaining = 0
 
-    def _observe_locked(self, headers: RateLimitHeaders, now: float) -> None:
+    def _observe_locked(
+        self, headers: RateLimitHeaders, now: float, answered_meanwhile: int
+    ) -> None:
         if headers.limit is not None and headers.limit > 0:
             self._limit = headers.limit
         if headers.remaining is None or headers.reset_at is None:
@@ -167,15 +183,19 @@ class RateLimiter:
         span = headers.reset_at - now
         if self._learned_window is None or span > self._learned_window:
             self._learned_window = span
-        # Requests still in flight may not be counted in this answer yet.
-        estimate = headers.remaining - self._in_flight
+        # Requests still in flight, or answered while this one was out, may have
+        # reached the server after it: count them all as not yet counted.
+        estimate = headers.remaining - self._in_flight - answered_meanwhile
         known = self._server_reset_at
         if known is None or headers.reset_at > known + SAME_WINDOW_TOLERANCE_SECONDS:
             # A newer window than the one we knew.
             self._server_reset_at = headers.reset_at
             self._server_remaining = estimate
         elif headers.reset_at >= known - SAME_WINDOW_TOLERANCE_SECONDS:
+            # Both numbers are lower bounds of the budget still free (the estimate
+            # counts every in-flight request as not yet counted; `current` is an
+            # older estimate less our sends since), so the larger is the better one.
             current = self._server_remaining
-            self._server_remaining = estimate if current is None else min(current, estimate)
+            self._server_remaining = estimate if current is None else max(current, estimate)
             self._server_reset_at = max(known, headers.reset_at)
         # else: an answer about an older window, arriving late: ignore it.
