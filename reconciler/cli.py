@@ -484,6 +484,72 @@ def apply(
 # --- export (issue 6) -----------------------------------------------------------
 
 
+@main.command("export")
+@click.option(
+    "--out",
+    "out_dir",
+    metavar="DIR",
+    type=click.Path(file_okay=False),
+    help="Write one file per service into DIR (created). Default: all documents to stdout.",
+)
+@click.option("--active-only", is_flag=True, help="Leave out inactive services.")
+@click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    metavar="NAME",
+    help="Export only the services of this name (repeatable).",
+)
+@click.option("--force", is_flag=True, help="Overwrite files that already exist in DIR.")
+@connection_options
+@handle_errors
+def export(
+    out_dir: str | None,
+    active_only: bool,
+    targets: tuple[str, ...],
+    force: bool,
+    connection: ConnectionOptions,
+) -> None:
+    """Write a manifest for every live service, to adopt an organization as it stands.
+
+    Exit 0 written (warnings on stderr), 1 on any error; nothing is written when a
+    file would be overwritten without --force.
+    """
+    from pathlib import Path
+
+    from reconciler.export import (
+        export_manifests,
+        join_documents,
+        read_organization,
+        schema_ref_for,
+        write_export,
+    )
+
+    client = connection.open(on_wait=lambda message: click.echo(message, err=True))
+    try:
+        organization = read_organization(client)
+    finally:
+        client.close()
+    schema_ref = schema_ref_for(Path(out_dir) if out_dir is not None else Path.cwd())
+    result = export_manifests(
+        organization.services,
+        organization.agents,
+        organization.state_machines,
+        active_only=active_only,
+        targets=targets,
+        schema_ref=schema_ref,
+    )
+    for warning in result.warnings:
+        click.echo(f"{warning.service}: {warning}", err=True)
+    if out_dir is None:
+        click.echo(join_documents(result.files, schema_ref), nl=False)
+    else:
+        written = write_export(result.files, Path(out_dir), force=force)
+        click.echo(f"Wrote {len(written)} manifest(s) to {out_dir}", err=True)
+    if not result.files:
+        click.echo("No services to export.", err=True)
+
+
 # --- emulator (issue 3) ---------------------------------------------------------
 
 

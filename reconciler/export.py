@@ -185,17 +185,21 @@ def export_manifests(
         for s in services
         if (not active_only or s.is_active) and (not targets or s.name in targets)
     ]
-    warnings: list[Diagnostic] = []
+    diagnostics: list[Diagnostic] = []
     documents = {
         s.id: _manifest(
             s,
             pin_id=name_counts[s.name] > 1,
             agents=agents,
             state_machines=state_machines,
-            warn=warnings.append,
+            report=diagnostics.append,
         )
         for s in chosen
     }
+    errors = [d for d in diagnostics if d.severity is Severity.ERROR]
+    if errors:
+        raise UserError(errors)
+    warnings = diagnostics
     names = file_names(chosen)
     files = []
     for service in chosen:
@@ -222,25 +226,42 @@ def _manifest(
     pin_id: bool,
     agents: Sequence[Agent],
     state_machines: Sequence[StateMachine],
-    warn: Callable[[Diagnostic], None],
+    report: Callable[[Diagnostic], None],
 ) -> dict[str, Any]:
-    def warning(field: str, message: str) -> None:
-        warn(
+    def say(field: str, message: str, severity: Severity = Severity.WARNING) -> None:
+        report(
             Diagnostic(
                 f"{message} (service id {service.id})",
-                severity=Severity.WARNING,
+                severity=severity,
                 field=field,
                 service=service.name,
             )
         )
 
-    metadata: dict[str, Any] = {"name": _escape(service.name)}
+    # The loader strips names and descriptions; the API does too, so live values are
+    # normally stripped already. Where not, say what the manifest will change.
+    name, description = service.name.strip(), service.description.strip()
+    for field, value in (("metadata.name", name), ("spec.description", description)):
+        if not value:
+            say(field, "is empty: a manifest requires a non-blank value", Severity.ERROR)
+    if name and name != service.name:
+        pin_id = True
+        say(
+            "metadata.name",
+            f"the live name {service.name!r} has surrounding whitespace, which a manifest "
+            f"cannot hold; written as {name!r} with the id pinned, so a plan renames it",
+        )
+    if description and description != service.description:
+        say(
+            "spec.description",
+            "the live description has surrounding whitespace, which a manifest cannot hold; "
+            "written stripped, so a plan updates it",
+        )
+
+    metadata: dict[str, Any] = {"name": _escape(name)}
     if pin_id:
         metadata["id"] = service.id
-    spec: dict[str, Any] = {
-        "description": _escape(service.description),
-        "is_active": service.is_active,
-    }
+    spec: dict[str, Any] = {"description": _escape(description), "is_active": service.is_active}
     key, value = _reference("agent", service.agent_id, agents)
     spec[key] = value
     key, value = _reference(
@@ -251,24 +272,23 @@ def _manifest(
     spec[key] = value
 
     tags = {k: v for k, v in service.tags.items() if k != OWNERSHIP_TAG_KEY}
-    if OWNERSHIP_TAG_KEY in service.tags and service.tags[OWNERSHIP_TAG_KEY] != (
-        OWNERSHIP_TAG_VALUE
-    ):
-        warning(
+    foreign_owner = service.tags.get(OWNERSHIP_TAG_KEY, OWNERSHIP_TAG_VALUE)
+    if foreign_owner != OWNERSHIP_TAG_VALUE:
+        say(
             f"spec.tags.{OWNERSHIP_TAG_KEY}",
-            f"the live tag {OWNERSHIP_TAG_KEY}: {service.tags[OWNERSHIP_TAG_KEY]!r} is the "
-            f"reconciler's ownership tag; it is left out and will become "
-            f"{OWNERSHIP_TAG_KEY}: {OWNERSHIP_TAG_VALUE} when the service is adopted",
+            f"the live tag {OWNERSHIP_TAG_KEY}: {foreign_owner!r} is the reconciler's ownership "
+            f"tag; it is left out and becomes {OWNERSHIP_TAG_KEY}: {OWNERSHIP_TAG_VALUE} when "
+            "the service is adopted",
         )
     problem = _tags_problem(tags)
     if problem:
-        warning("spec.tags", f"tags left out (unmanaged: live tags stay as they are): {problem}")
+        say("spec.tags", f"tags left out (unmanaged: live tags stay as they are): {problem}")
     else:
-        spec["tags"] = {_escape(k): _escape_opt(tags[k]) for k in sorted(tags)}
+        spec["tags"] = {k: tags[k] for k in sorted(tags)}
 
     problem = _keyterms_problem(service.keyterms)
     if problem:
-        warning(
+        say(
             "spec.keyterms",
             f"keyterms left out (unmanaged: live keyterms stay as they are): {problem}",
         )
@@ -276,22 +296,39 @@ def _manifest(
         spec["keyterms"] = list(service.keyterms)
 
     version_sets: dict[str, Any] = {}
-    for name in sorted(service.version_sets, key=lambda n: (n != RELEASE, n)):
-        if name == EDGE:
+    for set_name in sorted(service.version_sets, key=lambda n: (n != RELEASE, n)):
+        if set_name == EDGE:
             continue
-        if not _VERSION_SET_NAME_RE.match(name) or len(name) > MAX_VERSION_SET_NAME:
-            warning(
-                f"spec.version_sets.{name}",
-                f"version set {name!r} left out: a manifest's version set names must match "
-                f"^[A-Za-z0-9_-]+$ and have at most {MAX_VERSION_SET_NAME} characters; it stays "
-                "as it is, shown as unmanaged drift (note: `--prune` would delete it)",
+        problem = _version_set_problem(set_name, service.version_sets[set_name])
+        if problem:
+            say(
+                f"spec.version_sets.{set_name}",
+                f"version set {set_name!r} left out: {problem}; it stays as it is, shown as "
+                "unmanaged drift (note: `--prune` would delete it)",
             )
             continue
-        version_sets[name] = _version_set(service.version_sets[name])
+        version_sets[set_name] = _version_set(service.version_sets[set_name])
     spec["version_sets"] = version_sets
 
     ordered_spec = {k: spec[k] for k in SPEC_KEY_ORDER if k in spec}
     return {"apiVersion": API_VERSION, "kind": KIND, "metadata": metadata, "spec": ordered_spec}
+
+
+def _version_set_problem(name: str, version_set: VersionSet) -> str | None:
+    if not _VERSION_SET_NAME_RE.match(name) or len(name) > MAX_VERSION_SET_NAME:
+        return (
+            "a manifest's version set names match ^[A-Za-z0-9_-]+$ with at most "
+            f"{MAX_VERSION_SET_NAME} characters"
+        )
+    for field in VERSION_SET_KEY_ORDER[:2]:
+        number = getattr(version_set, field)
+        if number is not None and number < 1:
+            return f"{field} is {number}; a manifest's version numbers start at 1"
+    for interaction, config in version_set.llm_model_preferences.items():
+        for what, text in (("interaction", interaction), ("llm_name", config.llm_name)):
+            if not text.strip() or text.strip() != text:
+                return f"the LLM {what} {text!r} is blank or has surrounding whitespace"
+    return None
 
 
 def _reference(field: str, ref_id: str, catalog: Sequence[Agent]) -> tuple[str, str]:
@@ -321,15 +358,18 @@ def _version_set(version_set: VersionSet) -> dict[str, Any]:
             entry: dict[str, Any] = {"llm_name": _escape(config.llm_name)}
             if config.params:
                 entry["params"] = _sorted_data(config.params)
-            prefs[_escape(interaction)] = entry
+            prefs[interaction] = entry
         out["llm_model_preferences"] = prefs
     return out
 
 
 def _sorted_data(value: Any) -> Any:
-    """Mappings sorted by key, recursively, with `${` escaped in strings; list order kept."""
+    """Mappings sorted by key, recursively, with `${` escaped in string values; list order kept.
+
+    Keys are not escaped: the loader fills `${VAR}` in values only.
+    """
     if isinstance(value, Mapping):
-        return {_escape(str(k)): _sorted_data(value[k]) for k in sorted(value, key=str)}
+        return {str(k): _sorted_data(value[k]) for k in sorted(value, key=str)}
     if isinstance(value, list | tuple):
         return [_sorted_data(v) for v in value]
     if isinstance(value, str):
@@ -366,10 +406,6 @@ def _keyterms_problem(keyterms: Sequence[str]) -> str | None:
 def _escape(text: str) -> str:
     """`${` would be filled from the environment on load; `$${` reads back as a literal `${`."""
     return text.replace("${", "$${")
-
-
-def _escape_opt(text: str | None) -> str | None:
-    return None if text is None else _escape(text)
 
 
 # --- file names -------------------------------------------------------------------

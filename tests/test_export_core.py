@@ -350,10 +350,69 @@ TRICKY = [
 
 @pytest.mark.parametrize("text", TRICKY)
 def test_tricky_strings_round_trip_through_yaml(text: str) -> None:
-    service = api_service(text or "x", "1" * 24, description=text or "x", agent_id="f" * 24)
-    (document,) = docs(export_manifests([service], [Agent("f" * 24, text, False, 1)], MACHINES))
-    assert document["metadata"]["name"] == (text or "x")
-    assert document["spec"]["description"] == (text or "x")
+    plain = text.strip() == text and text  # names and descriptions are stripped on load
+    name = text if plain else "x"
+    prefs = {"conversation": {"llm_name": "m", "params": {"p": text, "list": [text]}}}
+    service = api_service(
+        name,
+        "1" * 24,
+        description=name,
+        agent_id="f" * 24,
+        version_sets={"release": version_set(prefs=prefs)},
+    )
+    result = export_manifests([service], [Agent("f" * 24, name, False, 1)], MACHINES)
+    (document,) = docs(result)
+    assert result.warnings == ()
+    assert document["metadata"]["name"] == name
+    assert document["spec"]["description"] == name
+    assert document["spec"]["agent"] == name
+    params = document["spec"]["version_sets"]["release"]["llm_model_preferences"]
+    assert params["conversation"]["params"] == {"list": [text], "p": text}
+
+
+def test_surrounding_whitespace_is_stripped_with_a_warning_and_the_id_pinned() -> None:
+    service = api_service(" Padded ", "1" * 24, description="text\n")
+    result = export_manifests([service], AGENTS, MACHINES)
+    (document,) = docs(result)
+    assert document["metadata"] == {"name": "Padded", "id": "1" * 24}
+    assert document["spec"]["description"] == "text"
+    assert [w.field for w in result.warnings] == ["metadata.name", "spec.description"]
+    assert "renames" in result.warnings[0].message
+
+
+def test_blank_description_is_an_error_naming_service_and_field() -> None:
+    with pytest.raises(UserError) as info:
+        export_manifests([api_service("S", "1" * 24, description="  ")], AGENTS, MACHINES)
+    (diag,) = info.value.diagnostics
+    assert diag.severity is Severity.ERROR
+    assert (diag.service, diag.field) == ("S", "spec.description")
+    assert "1" * 24 in diag.message
+
+
+def test_version_set_a_manifest_cannot_hold_is_left_out_with_a_warning() -> None:
+    service = api_service(
+        "S",
+        "1" * 24,
+        version_sets={
+            "zero": version_set(0),
+            "padded": version_set(prefs={" conversation": {"llm_name": "m", "params": {}}}),
+            "x" * 41: version_set(),
+            "ok": version_set(1),
+        },
+    )
+    result = export_manifests([service], AGENTS, MACHINES)
+    assert list(docs(result)[0]["spec"]["version_sets"]) == ["release", "ok"]
+    assert sorted(w.field or "" for w in result.warnings) == sorted(
+        f"spec.version_sets.{n}" for n in ("zero", "padded", "x" * 41)
+    )
+
+
+def test_dollar_brace_in_param_values_is_escaped_but_keys_are_not() -> None:
+    prefs = {"c": {"llm_name": "m", "params": {"${K}": "${V}", "n": {"${K2}": ["${V2}"]}}}}
+    service = api_service("S", "1" * 24, version_sets={"release": version_set(prefs=prefs)})
+    (document,) = docs(export_manifests([service], AGENTS, MACHINES))
+    params = document["spec"]["version_sets"]["release"]["llm_model_preferences"]["c"]["params"]
+    assert params == {"${K}": "$${V}", "n": {"${K2}": ["$${V2}"]}}
 
 
 @settings(max_examples=200, deadline=None)
