@@ -52,8 +52,31 @@ def _lookup(data: Any, path: list[str]) -> Any:
     return data
 
 
+def _leaves(data: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """(path, value) for every leaf of nested maps; lists and empty maps are leaves."""
+    if isinstance(data, Mapping) and data:
+        out: list[tuple[str, Any]] = []
+        for key, value in data.items():
+            out.extend(_leaves(value, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    return [(prefix, data)]
+
+
 def diff_values(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[Change, ...]:
-    """Leaf-level changes from `old` to `new`; lists are whole values. Sorted by path."""
+    """Leaf-level changes from `old` to `new`; lists are whole values. Sorted by path.
+
+    A whole new (or removed) map shows as its leaves, so a created service reads
+    `name: "X"`, `tags.team: "growth"`, ... rather than one blob.
+    """
+    if not old or not new:
+        side = _plain(new) if not old else _plain(old)
+        leaves = _leaves(side) if side else []
+        return tuple(
+            sorted(
+                (Change(p, None, v) if not old else Change(p, v, None) for p, v in leaves),
+                key=lambda c: c.path,
+            )
+        )
     old_plain, new_plain = _plain(old), _plain(new)
     tree = DeepDiff(old_plain, new_plain, view="tree", verbose_level=2)
     paths: set[tuple[str, ...]] = set()

@@ -51,7 +51,10 @@ def svc(name: str, **fields: Any) -> dict[str, Any]:
 
 
 def manifest(name: str, spec: str = "", *, meta: str = "") -> str:
-    body = spec or "description: {name} service\nagent: Concierge\nservice_hierarchical_state_machine: Flow"
+    body = (
+        spec
+        or "description: {name} service\nagent: Concierge\nservice_hierarchical_state_machine: Flow"
+    )
     body = body.replace("{name}", name)
     return (
         "apiVersion: amigo.ai/v1\nkind: Service\nmetadata:\n"
@@ -67,9 +70,7 @@ def manifest(name: str, spec: str = "", *, meta: str = "") -> str:
 class Scenario:
     def __init__(self, tmp_path: Path, seed: Mapping[str, Any]) -> None:
         self.emulator = Emulator.from_seed(dict(seed))
-        self.client = AmigoClient(
-            self.emulator.api_config(), transport=self.emulator.transport()
-        )
+        self.client = AmigoClient(self.emulator.api_config(), transport=self.emulator.transport())
         self.dir = tmp_path / "services"
         self.dir.mkdir()
 
@@ -444,7 +445,11 @@ def test_unknown_target_is_a_clear_error(make: Any) -> None:
 
 def test_identical_inputs_give_identical_plans(make: Any) -> None:
     s = make([svc("A", tags=OWNED), svc("B", tags={"x": "y"}), svc("Gone", tags=OWNED)])
-    docs = [manifest("C"), manifest("B"), manifest("A", "description: new\nagent: Helper\nservice_hierarchical_state_machine: Flow")]
+    docs = [
+        manifest("C"),
+        manifest("B"),
+        manifest("A", "description: new\nagent: Helper\nservice_hierarchical_state_machine: Flow"),
+    ]
     first = s.plan(*docs, prune=True)
     second = s.plan(*reversed(docs), prune=True)
     assert ops(first) == ops(second)
