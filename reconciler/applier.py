@@ -51,11 +51,15 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from reconciler.api.errors import ApiError, NotFound, OutcomeUnknown
+from reconciler.diagnostics import Diagnostic, UserError
 from reconciler.model import OWNERSHIP_TAG_KEY, OWNERSHIP_TAG_VALUE, VersionSet
 from reconciler.plan import Action, Kind, Operation, Plan
+
+if TYPE_CHECKING:
+    from reconciler.api.client import AmigoClient
 
 OWNERSHIP_TAG_FILTER = f"{OWNERSHIP_TAG_KEY}:{OWNERSHIP_TAG_VALUE}"
 
@@ -570,3 +574,32 @@ def _version_set_equal(live: Mapping[str, Any] | None, wanted: Mapping[str, Any]
     if live is None:
         return False
     return VersionSet.from_api(live) == VersionSet.from_api(wanted)
+
+
+def check_saved_plan(client: AmigoClient, plan: Plan) -> None:
+    """Refuse a saved plan that is foreign, carries errors, or is stale (UserError says what to do).
+
+    Stale means the services read now differ from those the plan was computed
+    against (anyone's change since): applying it could undo or collide with that change.
+    """
+    from reconciler.live import fetch_services
+    from reconciler.plan import check_plan_target, live_fingerprint
+
+    check_plan_target(
+        plan, organization=client.config.organization, base_url=client.config.base_url
+    )
+    if plan.errors:
+        raise UserError(
+            [
+                Diagnostic(
+                    f"the saved plan has {len(plan.errors)} error(s) and cannot be applied; "
+                    "fix the manifests and run plan again"
+                ),
+                *plan.errors,
+            ]
+        )
+    if live_fingerprint(fetch_services(client)) != plan.live_fingerprint:
+        raise UserError(
+            "live state changed since the plan was made; run plan again "
+            "(`reconciler plan PATH... --out FILE`) and apply the new plan"
+        )

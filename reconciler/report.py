@@ -1,0 +1,257 @@
+"""Apply results for people and machines: progress lines, a progress bar, the final report.
+
+Pure rendering (strings and plain dicts): the CLI decides where they go. Text
+goes to a terminal or a CI log; `apply_report_json` is the `--format json`
+document, stable for scripts (keys documented in the README).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import click
+
+from reconciler.applier import ApplyReport, OperationResult, Status, describe
+from reconciler.plan import Operation, Plan
+
+REPORT_FORMAT_VERSION = 1
+
+_STATUS_COLOR = {
+    Status.DONE: "green",
+    Status.FAILED: "red",
+    Status.SKIPPED: "yellow",
+    Status.NOT_STARTED: "yellow",
+}
+_STATUS_LABEL = {
+    Status.DONE: "done",
+    Status.FAILED: "FAILED",
+    Status.SKIPPED: "skipped",
+    Status.NOT_STARTED: "not started",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Convergence:
+    """The check after applying: does live state now match? (None: not checked.)"""
+
+    converged: bool
+    differences: tuple[str, ...] = ()
+    how: str = "re-planned against a fresh read of live state"
+
+
+def convergence_from_plan(fresh: Plan) -> Convergence:
+    """A fresh plan's remaining operations (and errors) are the differences."""
+    differences = [_operation_line(op) for op in fresh.operations]
+    differences += [f"plan error: {d}" for d in fresh.errors]
+    return Convergence(converged=not differences, differences=tuple(differences))
+
+
+def _operation_line(op: Operation) -> str:
+    changes = ", ".join(c.path for c in op.changes)
+    return describe(op) + (f" ({changes})" if changes else "")
+
+
+def format_duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes}m{secs:02d}s"
+
+
+def progress_line(result: OperationResult, index: int, total: int, *, color: bool = False) -> str:
+    """One line as an operation finishes: `[ 3/12] done     create 'A' version set 'x' (0.4s)`."""
+    width = len(str(total))
+    label = _STATUS_LABEL[result.status].ljust(11)
+    if color:
+        label = click.style(label, fg=_STATUS_COLOR[result.status], bold=True)
+    line = f"[{index:>{width}}/{total}] {label} {describe(result)}"
+    if result.status in (Status.DONE, Status.FAILED):
+        line += f" ({format_duration(result.duration)})"
+    if result.message:
+        line += f": {result.message}"
+    return line
+
+
+def render_apply_text(
+    report: ApplyReport, convergence: Convergence | None, *, color: bool = False
+) -> str:
+    """The summary after an apply: counts, what failed and why, then convergence."""
+
+    def style(text: str, fg: str) -> str:
+        return click.style(text, fg=fg, bold=True) if color else text
+
+    counts = report.counts
+    parts = [f"{counts['done']} done"]
+    for status in (Status.FAILED, Status.SKIPPED, Status.NOT_STARTED):
+        if counts[status.value]:
+            parts.append(f"{counts[status.value]} {_STATUS_LABEL[status].lower()}")
+    lines = [f"Apply finished in {format_duration(report.elapsed)}: {', '.join(parts)}."]
+    if report.cancelled:
+        lines.append(
+            style("Cancelled: operations not started were left for the next run.", "yellow")
+        )
+    failed = report.by_status(Status.FAILED)
+    if failed:
+        lines.append("")
+        lines.append(style("Failed:", "red"))
+        lines += [f"  {r.key} {describe(r)}: {r.message}" for r in failed]
+    skipped = report.by_status(Status.SKIPPED)
+    if skipped:
+        lines.append(style("Skipped:", "yellow"))
+        lines += [f"  {r.key} {describe(r)}: {r.message}" for r in skipped]
+    if convergence is not None:
+        lines.append("")
+        if convergence.converged:
+            lines.append(style("Converged.", "green"))
+        else:
+            lines.append(
+                style("Not converged: live state still differs from the manifests:", "red")
+            )
+            lines += [f"  {d}" for d in convergence.differences]
+            lines.append("Run apply again to retry; fix what failed first if it keeps failing.")
+    return "\n".join(lines)
+
+
+def apply_report_json(
+    plan: Plan, report: ApplyReport | None, convergence: Convergence | None
+) -> dict[str, Any]:
+    """The machine-readable report (`--format json`). `report` None: nothing to apply."""
+    results = report.results if report else ()
+    counts = report.counts if report else {s.value: 0 for s in Status}
+    if report is not None and report.cancelled:
+        outcome = "cancelled"
+    elif report is not None and not report.ok:
+        outcome = "failed"
+    elif convergence is not None and not convergence.converged:
+        outcome = "not_converged"
+    else:
+        outcome = "converged" if convergence is not None or not plan.operations else "applied"
+    return {
+        "format_version": REPORT_FORMAT_VERSION,
+        "organization": plan.organization,
+        "base_url": plan.base_url,
+        "outcome": outcome,
+        "converged": convergence.converged if convergence is not None else None,
+        "differences": list(convergence.differences) if convergence is not None else [],
+        "summary": counts,
+        "elapsed_seconds": round(report.elapsed, 3) if report else 0.0,
+        "operations": [
+            {
+                "key": r.key,
+                "action": r.action.value,
+                "kind": r.kind.value,
+                "service": r.service,
+                "service_id": r.service_id,
+                "version_set": r.version_set,
+                "status": r.status.value,
+                "api_status": r.api_status,
+                "error": r.error_class,
+                "detail": r.detail,
+                "message": r.message,
+                "duration_seconds": round(r.duration, 3),
+            }
+            for r in results
+        ],
+    }
+
+
+class ProgressBar:
+    """A one-line bar with ETA, redrawn in place on a terminal (`\\r`, erase line).
+
+    `write` receives raw text without a newline. Lines printed meanwhile must go
+    through `above(...)` so the bar is cleared first and redrawn after.
+    """
+
+    def __init__(
+        self,
+        total: int,
+        write: Callable[[str], None],
+        *,
+        width: int = 30,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.total = total
+        self.finished = 0
+        self.write = write
+        self.width = width
+        self.clock = clock
+        self.start = clock()
+        self.visible = False
+
+    def text(self) -> str:
+        filled = int(self.width * self.finished / self.total) if self.total else self.width
+        bar = "#" * filled + "-" * (self.width - filled)
+        elapsed = self.clock() - self.start
+        if self.finished and self.finished < self.total:
+            eta = f"ETA {format_duration(elapsed / self.finished * (self.total - self.finished))}"
+        elif self.finished >= self.total:
+            eta = f"in {format_duration(elapsed)}"
+        else:
+            eta = "ETA --"
+        return f"[{bar}] {self.finished}/{self.total} {eta}"
+
+    def draw(self) -> None:
+        self.write("\r\x1b[2K" + self.text())
+        self.visible = True
+
+    def clear(self) -> None:
+        if self.visible:
+            self.write("\r\x1b[2K")
+            self.visible = False
+
+    def advance(self) -> None:
+        self.finished += 1
+        self.draw()
+
+
+class ApplyProgress:
+    """Routes progress to the console: a line per finished operation, waits and notes,
+    and (on a terminal) a progress bar kept at the bottom.
+
+    `line` prints one line (newline added); `bar_write` writes raw text to the
+    terminal the bar lives on, or is None for no bar (CI logs, pipes, json).
+    Called from the applier's dispatcher thread and the client's worker threads.
+    """
+
+    def __init__(
+        self,
+        total: int,
+        line: Callable[[str], None],
+        bar_write: Callable[[str], None] | None = None,
+        *,
+        color: bool = False,
+    ) -> None:
+        self.total = total
+        self.index = 0
+        self.line = line
+        self.color = color
+        self.bar = ProgressBar(total, bar_write) if bar_write is not None else None
+        self.lock = threading.Lock()
+
+    def event(self, result: OperationResult) -> None:
+        with self.lock:
+            self.index += 1
+            self._above(progress_line(result, self.index, self.total, color=self.color))
+            if self.bar is not None:
+                self.bar.advance()
+
+    def note(self, message: str) -> None:
+        """A message from the client (e.g. waiting for a rate limit)."""
+        with self.lock:
+            self._above(message)
+            if self.bar is not None and self.index < self.total:
+                self.bar.draw()
+
+    def close(self) -> None:
+        with self.lock:
+            if self.bar is not None:
+                self.bar.clear()
+
+    def _above(self, text: str) -> None:
+        if self.bar is not None:
+            self.bar.clear()
+        self.line(text)

@@ -1,0 +1,469 @@
+"""`reconciler apply` end to end against the in-process emulator (the sample organization)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from reconciler import cli
+from reconciler.api.client import AmigoClient
+from reconciler.emulator import Emulator, Fault
+
+REPO = Path(__file__).resolve().parent.parent
+SEED = REPO / "examples" / "emulator-seed.yaml"
+WRITES = (
+    "create-service",
+    "update-service",
+    "upsert-service-version-set",
+    "delete-service-version-set",
+)
+
+# Manifests for the sample organization: one update, one version set change and
+# addition, two new services (one with an extra version set), one adoption-free edit.
+MANIFESTS = """\
+apiVersion: amigo.ai/v1
+kind: Service
+metadata:
+  name: Meet & Greet
+spec:
+  description: Welcomes new patients and books their first visit
+  agent: Concierge
+  service_hierarchical_state_machine: Onboarding flow
+  tags: {team: growth}
+  keyterms: [brightside, meet and greet]
+  version_sets:
+    release:
+      agent_version_number: 4
+      service_hierarchical_state_machine_version_number: 5
+      llm_model_preferences:
+        conversation: {llm_name: openai_gpt-4.1-2025-04-14, params: {temperature: 0.3}}
+    canary:
+      agent_version_number: 4
+---
+apiVersion: amigo.ai/v1
+kind: Service
+metadata:
+  name: Appointment Reminders
+spec:
+  description: Reminds patients of upcoming visits
+  agent: Concierge
+  service_hierarchical_state_machine: Onboarding flow
+  tags: {team: growth}
+  version_sets:
+    release:
+      agent_version_number: 3
+    canary: {}
+---
+apiVersion: amigo.ai/v1
+kind: Service
+metadata:
+  name: Insurance Intake
+spec:
+  description: Collects insurance details before a visit
+  agent: Billing Assistant
+  service_hierarchical_state_machine: Billing support
+  keyterms: [copay]
+---
+apiVersion: amigo.ai/v1
+kind: Service
+metadata:
+  name: After-hours Line
+spec:
+  description: Overnight triage line for all clinics
+  agent: Triage Nurse
+  service_hierarchical_state_machine: Symptom intake
+"""
+
+
+@pytest.fixture
+def emulator() -> Emulator:
+    if not SEED.is_file():
+        pytest.skip("examples/emulator-seed.yaml is not there yet")
+    return Emulator.from_seed(SEED, window_seconds=1.0)
+
+
+@pytest.fixture
+def manifests(tmp_path: Path) -> Path:
+    path = tmp_path / "services"
+    path.mkdir()
+    (path / "services.yaml").write_text(MANIFESTS, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def run(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
+    """Invoke the CLI with every connection going to the one emulator of this test."""
+
+    def open_client(settings: Any, *, emulator_seed: Any = None, on_wait: Any = None) -> Any:
+        return AmigoClient(emulator.api_config(), transport=emulator.transport(), on_wait=on_wait)
+
+    monkeypatch.setattr("reconciler.connect.open_client", open_client)
+    monkeypatch.setenv("AMIGO_RECONCILER_DEBUG", "")
+
+    def invoke(*args: str, input: str | None = None) -> Result:
+        return CliRunner().invoke(cli.main, list(args), input=input, catch_exceptions=False)
+
+    return invoke
+
+
+@pytest.fixture
+def client(emulator: Emulator) -> Iterator[AmigoClient]:
+    with AmigoClient(emulator.api_config(), transport=emulator.transport()) as c:
+        yield c
+
+
+def writes(emulator: Emulator) -> int:
+    counts = emulator.request_counts
+    return sum(counts.get(op, 0) for op in WRITES)
+
+
+def active_names(emulator: Emulator) -> Counter[str]:
+    return Counter(s["name"] for s in emulator.services() if s["is_active"])
+
+
+def by_name(emulator: Emulator, name: str) -> dict[str, Any]:
+    (service,) = [s for s in emulator.services() if s["name"] == name and s["is_active"]]
+    return service
+
+
+def assert_desired(emulator: Emulator) -> None:
+    names = active_names(emulator)
+    assert all(n == 1 for n in names.values()), names
+    reminders = by_name(emulator, "Appointment Reminders")
+    assert set(reminders["version_sets"]) == {"edge", "release", "canary"}
+    assert reminders["version_sets"]["release"]["agent_version_number"] == 3
+    assert {"key": "managed_by", "value": "amigo_reconciler"} in reminders["tags"]
+    greet = by_name(emulator, "Meet & Greet")
+    assert greet["version_sets"]["release"]["agent_version_number"] == 4
+    assert greet["version_sets"]["canary"]["agent_version_number"] == 4
+    assert by_name(emulator, "Insurance Intake")["keyterms"] == ["copay"]
+    after_hours = by_name(emulator, "After-hours Line")
+    assert after_hours["description"] == "Overnight triage line for all clinics"
+    # Nothing lost: services the manifests do not mention are untouched.
+    assert "experiment" in by_name(emulator, "Symptom Checker")["version_sets"]
+    assert by_name(emulator, "Front Desk")["description"].startswith("Answers the phone")
+
+
+# --- lifecycle -------------------------------------------------------------------------
+
+
+def test_apply_converges_and_a_second_apply_is_a_no_op(
+    run: Callable[..., Result], emulator: Emulator, manifests: Path
+) -> None:
+    result = run("apply", str(manifests), "--auto-approve")
+    assert result.exit_code == 0, result.output
+    assert "Converged." in result.output
+    assert "create 'Appointment Reminders'" in result.output
+    assert "done" in result.output
+    assert_desired(emulator)
+
+    before = writes(emulator)
+    again = run("apply", str(manifests), "--auto-approve")
+    assert again.exit_code == 0, again.output
+    assert "No changes." in again.output
+    assert writes(emulator) == before
+
+
+def test_json_report_is_machine_readable_and_stdout_is_pure_json(
+    run: Callable[..., Result], emulator: Emulator, manifests: Path
+) -> None:
+    result = run("apply", str(manifests), "--auto-approve", "--format", "json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["outcome"] == "converged" and report["converged"] is True
+    assert report["summary"]["done"] == len(report["operations"]) > 0
+    op = next(o for o in report["operations"] if o["action"] == "create_service")
+    assert set(op) >= {
+        "key",
+        "action",
+        "kind",
+        "service",
+        "version_set",
+        "status",
+        "api_status",
+        "message",
+        "duration_seconds",
+    }
+    assert op["status"] == "done" and len(op["service_id"]) == 24
+    assert "[" in result.stderr  # progress lines went to stderr
+
+    empty = run("apply", str(manifests), "--auto-approve", "--format", "json")
+    assert json.loads(empty.stdout)["operations"] == []
+
+
+def test_plan_with_errors_is_refused(
+    run: Callable[..., Result], emulator: Emulator, manifests: Path
+) -> None:
+    text = MANIFESTS.replace("agent: Billing Assistant", "agent: Billing Assistent")
+    (manifests / "services.yaml").write_text(text, encoding="utf-8")
+    result = run("apply", str(manifests), "--auto-approve")
+    assert result.exit_code == 1
+    assert "Refusing to apply" in result.stderr
+    assert "Billing Assistent" in result.stderr
+    assert writes(emulator) == 0
+
+
+# --- confirmation ----------------------------------------------------------------------
+
+
+def test_yes_at_the_prompt_applies(
+    run: Callable[..., Result],
+    emulator: Emulator,
+    manifests: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(cli, "_apply_stdin_is_terminal", lambda: True)
+    result = run("apply", str(manifests), input="yes\n")
+    assert result.exit_code == 0, result.output
+    assert "Only 'yes' will be accepted" in result.output
+    assert "Converged." in result.output
+
+
+@pytest.mark.parametrize("answer", ["no\n", "y\n", "\n"])
+def test_anything_but_yes_changes_nothing(
+    run: Callable[..., Result],
+    emulator: Emulator,
+    manifests: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    answer: str,
+) -> None:
+    monkeypatch.setattr(cli, "_apply_stdin_is_terminal", lambda: True)
+    result = run("apply", str(manifests), input=answer)
+    assert result.exit_code == 1
+    assert "Apply cancelled; nothing was changed." in result.stderr
+    assert writes(emulator) == 0
+
+
+def test_without_a_terminal_it_does_not_prompt_but_asks_for_auto_approve(
+    run: Callable[..., Result], emulator: Emulator, manifests: Path
+) -> None:
+    result = run("apply", str(manifests), input="yes\n")  # CliRunner's stdin is no terminal
+    assert result.exit_code == 1
+    assert "--auto-approve" in result.stderr
+    assert "Only 'yes'" not in result.output
+    assert writes(emulator) == 0
+
+
+# --- saved plans -----------------------------------------------------------------------
+
+
+def _save_plan(client: AmigoClient, manifests: Path, path: Path, **changes: Any) -> Path:
+    from reconciler.manifests import load_manifests
+    from reconciler.plan import save_plan
+    from reconciler.planner import make_plan
+
+    plan = make_plan(client, load_manifests([manifests]))
+    save_plan(dataclasses.replace(plan, **changes), path)
+    return path
+
+
+def test_saved_plan_is_applied_as_is(
+    run: Callable[..., Result],
+    emulator: Emulator,
+    client: AmigoClient,
+    manifests: Path,
+    tmp_path: Path,
+) -> None:
+    plan_file = _save_plan(client, manifests, tmp_path / "plan.json")
+    # The manifests change after planning: the saved plan, not the files, is applied.
+    (manifests / "services.yaml").write_text("", encoding="utf-8")
+    result = run("apply", str(plan_file), "--auto-approve")
+    assert result.exit_code == 0, result.output
+    assert "Converged." in result.output
+    assert_desired(emulator)
+
+
+def test_stale_saved_plan_is_refused(
+    run: Callable[..., Result],
+    emulator: Emulator,
+    client: AmigoClient,
+    manifests: Path,
+    tmp_path: Path,
+) -> None:
+    plan_file = _save_plan(client, manifests, tmp_path / "plan.json")
+    front_desk = by_name(emulator, "Front Desk")
+    client.update_service(front_desk["id"], {"description": "changed by hand"}, service="x")
+    before = writes(emulator)
+    result = run("apply", str(plan_file), "--auto-approve")
+    assert result.exit_code == 1
+    assert "live state changed since the plan was made; run plan again" in result.stderr
+    assert writes(emulator) == before
+
+
+def test_saved_plan_for_another_organization_is_refused(
+    run: Callable[..., Result],
+    emulator: Emulator,
+    client: AmigoClient,
+    manifests: Path,
+    tmp_path: Path,
+) -> None:
+    plan_file = _save_plan(client, manifests, tmp_path / "plan.json", organization="elsewhere")
+    result = run("apply", str(plan_file), "--auto-approve")
+    assert result.exit_code == 1
+    assert "'elsewhere'" in result.stderr and "plan again" in result.stderr
+    assert writes(emulator) == 0
+
+
+def test_modified_saved_plan_is_refused(
+    run: Callable[..., Result],
+    emulator: Emulator,
+    client: AmigoClient,
+    manifests: Path,
+    tmp_path: Path,
+) -> None:
+    plan_file = _save_plan(client, manifests, tmp_path / "plan.json")
+    text = plan_file.read_text(encoding="utf-8")
+    plan_file.write_text(text.replace("Appointment Reminders", "Appointment Remindrs"), "utf-8")
+    result = run("apply", str(plan_file), "--auto-approve")
+    assert result.exit_code == 1
+    assert "plan" in result.stderr.lower()
+    assert "Traceback" not in result.output
+    assert writes(emulator) == 0
+
+
+def test_saved_plan_does_not_take_planning_flags(
+    run: Callable[..., Result], client: AmigoClient, manifests: Path, tmp_path: Path
+) -> None:
+    plan_file = _save_plan(client, manifests, tmp_path / "plan.json")
+    result = run("apply", str(plan_file), "--auto-approve", "--prune")
+    assert result.exit_code == 2
+    assert "saved plan" in result.output
+
+
+# --- faults, failures, convergence -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("operation", "fault", "times", "service"),
+    [
+        ("create-service", Fault.STATUS_503, 1, "Appointment Reminders"),
+        ("create-service", Fault.DROP_AFTER, 1, "Appointment Reminders"),
+        ("create-service", Fault.DROP_BEFORE, 1, "Insurance Intake"),
+        # A 429 storm and a long 503 run wait for real (Retry-After, backoff): slow suite.
+        pytest.param("create-service", Fault.STATUS_429, 4, None, marks=pytest.mark.slow),
+        ("update-service", Fault.DROP_AFTER, 1, "After-hours Line"),
+        ("update-service", Fault.STATUS_503, 3, "After-hours Line"),
+        ("upsert-service-version-set", Fault.DROP_AFTER, 1, None),
+        pytest.param(
+            "upsert-service-version-set",
+            Fault.STATUS_503,
+            6,
+            "Meet & Greet",
+            marks=pytest.mark.slow,
+        ),
+        pytest.param("update-service", Fault.STATUS_502, 2, None, marks=pytest.mark.slow),
+        pytest.param(
+            "delete-service-version-set", Fault.DROP_AFTER, 1, None, marks=pytest.mark.slow
+        ),
+    ],
+)
+def test_faults_mid_apply_converge_on_rerun_without_duplicates(
+    run: Callable[..., Result],
+    emulator: Emulator,
+    manifests: Path,
+    operation: str,
+    fault: Fault,
+    times: int,
+    service: str | None,
+) -> None:
+    emulator.inject(operation, fault, times=times, service_name=service)
+    first = run("apply", str(manifests), "--auto-approve")
+    assert first.exit_code in (0, 1), first.output
+    assert "Traceback" not in first.output
+    assert all(n == 1 for n in active_names(emulator).values())
+
+    second = run("apply", str(manifests), "--auto-approve")
+    assert second.exit_code == 0, second.output
+    assert ("Converged." in second.output) or ("No changes." in second.output)
+    assert_desired(emulator)
+
+
+def test_failed_create_skips_its_dependents_and_convergence_check_reports_it(
+    run: Callable[..., Result], emulator: Emulator, manifests: Path
+) -> None:
+    # Answered 500 on every send: the create (looked for, re-sent once) fails.
+    emulator.inject(
+        "create-service", Fault.STATUS_500, times=5, service_name="Appointment Reminders"
+    )
+    result = run("apply", str(manifests), "--auto-approve", "--format", "json")
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    ops = {(o["service"], o["action"], o["version_set"]): o for o in report["operations"]}
+    create = ops[("Appointment Reminders", "create_service", None)]
+    assert create["status"] == "failed" and create["api_status"] == 500
+    canary = ops[("Appointment Reminders", "upsert_version_set", "canary")]
+    assert canary["status"] == "skipped"
+    assert create["key"] in canary["message"]
+    assert ops[("Insurance Intake", "create_service", None)]["status"] == "done"
+    assert ops[("Meet & Greet", "upsert_version_set", "canary")]["status"] == "done"
+    assert report["outcome"] == "failed"
+    assert report["converged"] is False
+    assert any("Appointment Reminders" in d for d in report["differences"])
+    assert "Appointment Reminders" not in active_names(emulator)
+
+    emulator.clear_faults()
+    again = run("apply", str(manifests), "--auto-approve")
+    assert again.exit_code == 0, again.output
+    assert_desired(emulator)
+
+
+def test_text_report_names_the_failure_and_what_still_differs(
+    run: Callable[..., Result], emulator: Emulator, manifests: Path
+) -> None:
+    emulator.inject("create-service", Fault.STATUS_500, times=5, service_name="Insurance Intake")
+    result = run("apply", str(manifests), "--auto-approve")
+    assert result.exit_code == 1
+    assert "FAILED" in result.output
+    assert "HTTP 500" in result.output
+    assert "Not converged" in result.output
+    assert "create 'Insurance Intake'" in result.output.split("Not converged")[1]
+
+
+# --- cancel ----------------------------------------------------------------------------
+
+
+def test_cancel_reports_what_did_not_start_and_exits_130(
+    run: Callable[..., Result],
+    emulator: Emulator,
+    manifests: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import reconciler.applier as applier
+
+    real = applier.apply_plan
+
+    def cancel_after_first(client: Any, plan: Any, *, on_event: Any, cancel: Any) -> Any:
+        def event(result: Any) -> None:
+            cancel.set()
+            on_event(result)
+
+        return real(client, plan, on_event=event, cancel=cancel, max_workers=1)
+
+    monkeypatch.setattr(applier, "apply_plan", cancel_after_first)
+    result = run("apply", str(manifests), "--auto-approve")
+    assert result.exit_code == 130
+    assert "not started" in result.output
+    assert "Cancelled" in result.output
+    assert writes(emulator) == 1
+
+
+def test_first_ctrl_c_sets_cancel_and_the_handler_is_restored() -> None:
+    cancel = threading.Event()
+    before = signal.getsignal(signal.SIGINT)
+    restore = cli._apply_install_sigint(cancel)
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        assert cancel.wait(2)
+    finally:
+        restore()
+    assert signal.getsignal(signal.SIGINT) is before
