@@ -481,3 +481,9 @@ class _Resolver:
             known = ", ".join(sorted({s.name for s in services})) or "none declared"
             self.problem(path, f"no service named or with id {ref!r}; known services: {known}")
         return None
+
+
+def default_seed_path() -> Path | None:
+    """The sample organization `examples/emulator-seed.yaml` of a source checkout, if present."""
+    candidate = Path(__file__).resolve().parents[2] / "examples" / "emulator-seed.yaml"
+    return candidate if candidate.is_file() else None
