@@ -2,8 +2,9 @@
 
 - services: every one, through list pages of 20 (identity needs all names);
 - agents / state machines: one list each, only when a manifest in scope names
-  one, pins version numbers of it, or creates or activates a service (the
-  "no versions" and "deprecated" checks need the record);
+  one, pins version numbers of it, creates or activates a service, or moves
+  one to another agent / state machine by id (the "no versions" and
+  "deprecated" checks need the record);
 - simulation unit tests: one call, only for the services where the first
   planning pass found a deletion or deactivation (the planner asks).
 
@@ -66,13 +67,19 @@ def _pins(want: DesiredService, field: str) -> bool:
     return any(getattr(vs, field) is not None for vs in want.version_sets.values())
 
 
-def _creates_or_activates(want: DesiredService, services: Sequence[LiveService]) -> bool:
-    """Will this manifest create or activate a service? (Cheap form of the identity rule.)"""
-    if not want.is_active:
-        return False
+def _likely_match(want: DesiredService, services: Sequence[LiveService]) -> LiveService | None:
+    """The pinned or the active same-named service (a cheap form of the identity rule)."""
     if want.id is not None:
-        return not any(s.id == want.id and s.is_active for s in services)
-    return not any(s.name == want.name and s.is_active for s in services)
+        return next((s for s in services if s.id == want.id), None)
+    return next((s for s in services if s.name == want.name and s.is_active), None)
+
+
+def _changes_reference(want: DesiredService, live: LiveService | None, id_field: str) -> bool:
+    """Creates, activates, or moves to another agent / state machine (given by id)."""
+    if live is None or (want.is_active and not live.is_active):
+        return True
+    new_id = getattr(want, id_field)
+    return new_id is not None and new_id != getattr(live, id_field)
 
 
 def needed_references(
@@ -84,14 +91,16 @@ def needed_references(
     for want in desired.services:
         if wanted and want.name not in wanted:
             continue
-        new_or_activated = _creates_or_activates(want, services)
+        live = _likely_match(want, services)
         agents = agents or (
-            want.agent is not None or _pins(want, "agent_version_number") or new_or_activated
+            want.agent is not None
+            or _pins(want, "agent_version_number")
+            or _changes_reference(want, live, "agent_id")
         )
         state_machines = state_machines or (
             want.service_hierarchical_state_machine is not None
             or _pins(want, "service_hierarchical_state_machine_version_number")
-            or new_or_activated
+            or _changes_reference(want, live, "service_hierarchical_state_machine_id")
         )
     return agents, state_machines
 

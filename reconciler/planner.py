@@ -480,17 +480,15 @@ def _plan_service(
         path = f"spec.{ref.name_field if getattr(want, ref.name_field) else ref.id_field}"
         if ref_changed and record.latest_version is None:
             b.errors.append(_error(want, path, f"{ref.label} {record.name!r} has no versions yet"))
-        if record.deprecated and activating:
+        if record.deprecated and want.is_active and (activating or ref_changed):
             b.errors.append(
                 _error(
                     want,
                     path,
-                    f"{ref.label} {record.name!r} is deprecated; the API refuses to activate "
-                    f"a service that uses it — choose another {ref.label}",
+                    f"{ref.label} {record.name!r} is deprecated; the API refuses an active "
+                    f"service that uses it — choose another {ref.label}",
                 )
             )
-        elif record.deprecated and ref_changed and want.is_active:
-            b.warnings.append(_warning(want, path, f"{ref.label} {record.name!r} is deprecated"))
         if ref_changed:
             for name in sorted(live.version_sets):
                 number = getattr(live.version_sets[name], ref.version_field)

@@ -455,3 +455,32 @@ def test_identical_inputs_give_identical_plans(make: Any) -> None:
     assert ops(first) == ops(second)
     assert [op.key for op in first.operations] == [f"op-{i:03d}" for i in range(1, 5)]
     assert ops(first)[-1] == ("deactivate", "Gone", None)
+
+
+def test_deprecated_agent_blocks_activation(make: Any) -> None:
+    s = make([svc("Greeter", is_active=False, agent="Old Bot", tags=OWNED)])
+    plan = s.plan(
+        manifest(
+            "Greeter",
+            "description: Greeter service\nagent: Old Bot\nservice_hierarchical_state_machine: Flow",
+        )
+    )
+    (error,) = plan.errors
+    assert error.field == "spec.agent" and "deprecated" in error.message
+    assert ops(plan) == [("activate", "Greeter", None)]
+
+
+def test_moving_an_active_service_to_a_deprecated_agent_by_id_is_caught(make: Any) -> None:
+    s = make([svc("Greeter", tags=OWNED)])
+    old_bot = next(a["id"] for a in s.emulator.agents() if a["name"] == "Old Bot")
+    flow = next(m["id"] for m in s.emulator.state_machines() if m["name"] == "Flow")
+    plan = s.plan(
+        manifest(
+            "Greeter",
+            f"description: Greeter service\nagent_id: {old_bot}\n"
+            f"service_hierarchical_state_machine_id: {flow}",
+        )
+    )
+    (error,) = plan.errors
+    assert error.field == "spec.agent_id" and "deprecated" in error.message
+    assert plan.api_reads.get("get-agents") == 1
