@@ -33,7 +33,8 @@ HOW_TO_SET: Mapping[str, str] = {
     ENV_ORGANIZATION_ID: f"export {ENV_ORGANIZATION_ID}=... or pass --organization",
 }
 
-_ORGANIZATION_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+# It becomes one path segment: no "/", "?", "#" or whitespace.
+_ORGANIZATION_RE = re.compile(r"^[^/?#\s]+$")
 
 
 def _is_loopback_host(host: str) -> bool:
@@ -106,7 +107,7 @@ class ApiConfig:
         if not _ORGANIZATION_RE.match(self.organization):
             raise ConfigError(
                 f"{ENV_ORGANIZATION_ID} / --organization {self.organization!r} is not an "
-                "organization id (letters, digits, '_', '-', '.')"
+                "organization id (one non-empty word without '/', '?', '#' or spaces)"
             )
         if not (self.timeout > 0):
             raise ConfigError(f"timeout must be a positive number of seconds, not {self.timeout}")
