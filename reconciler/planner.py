@@ -27,7 +27,6 @@ from reconciler.diagnostics import Diagnostic, Severity, SourcePos, UserError
 from reconciler.diff import (
     changed_fields,
     diff_service,
-    diff_values,
     diff_version_set,
     service_fields,
 )
@@ -350,7 +349,7 @@ def _plan_version_sets(
                 if prune
                 else "not declared in the manifest; --prune would delete it"
             )
-            b.drift.append(Drift(want.name, live.id, f"version set {name!r} {why}", name))
+            b.drift.append(Drift(want.name, live.id, why, name))
 
 
 def _check_pins(
@@ -549,7 +548,7 @@ def _plan_create(
             want.name,
             None,
             (want.name, "", 0, ""),
-            changes=diff_values({}, request),
+            changes=diff_service({}, request),
             request=request,
             source=want.source,
             desired=want,
