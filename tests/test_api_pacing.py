@@ -162,3 +162,26 @@ def test_limiter_is_thread_safe_under_contention() -> None:
     for t in threads:
         t.join()
     assert clock.now == FakeClock().now  # 800 < 1000: nobody had to wait
+
+
+def test_threads_waiting_for_the_same_reset_are_announced_once() -> None:
+    clock = FakeClock()
+    told: list[str] = []
+    # Every waiter parks at the barrier; the last one to arrive moves time past the reset.
+    barrier = threading.Barrier(3, action=lambda: setattr(clock, "now", clock.now + 10.1))
+    gate = RateLimiter(
+        "update-service",
+        20,
+        60.0,
+        clock=clock,
+        sleep=lambda _s: barrier.wait(),
+        on_wait=told.append,
+    )
+    ticket = gate.acquire()
+    gate.release(ticket, RateLimitHeaders(limit=20, remaining=0, reset_at=clock.now + 10))
+    threads = [threading.Thread(target=gate.acquire) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=5)
+    assert told == ["waiting 10s for the rate limit on update-service"]

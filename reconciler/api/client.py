@@ -213,9 +213,11 @@ class AmigoClient:
         )
 
     def list_unit_tests(self, service_ids: Sequence[str]) -> list[dict[str, Any]]:
-        """Unit tests (not deleted) for these services; one call per 500 (repeated service_id).
+        """Unit tests (not deleted) for these services: repeated service_id, pages of 500.
 
-        No service ids means no call (an unfiltered request would list every test).
+        One call covers up to 100 services (more would make the URL too long for
+        some proxies). No service ids means no call: an unfiltered request would
+        list every test of the organization.
         """
         unique = list(dict.fromkeys(service_ids))
         tests: list[dict[str, Any]] = []

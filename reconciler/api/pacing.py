@@ -94,7 +94,8 @@ class RateLimiter:
         # What the server last told us about its current window.
         self._server_remaining: int | None = None
         self._server_reset_at: float | None = None
-        self.waited_seconds = 0.0
+        self._announced_until = float("-inf")
+        self.waited_seconds = 0.0  # total time callers were held (summed over threads)
 
     @property
     def window_seconds(self) -> float:
@@ -112,7 +113,6 @@ class RateLimiter:
 
         Returns a ticket to hand back to `release`.
         """
-        told = False
         while True:
             with self._lock:
                 delay = self._delay_locked()
@@ -123,10 +123,14 @@ class RateLimiter:
                     if self._server_remaining is not None:
                         self._server_remaining -= 1
                     return self._released
-            if self._on_wait is not None and not told and delay >= 1.0:
+                self.waited_seconds += delay
+                # Several threads waiting for the same moment: say it once.
+                wake_at = self._clock() + delay
+                announce = delay >= 1.0 and wake_at > self._announced_until + 1.0
+                if announce:
+                    self._announced_until = wake_at
+            if announce and self._on_wait is not None:
                 self._on_wait(f"waiting {delay:.0f}s for the rate limit on {self.name}")
-                told = True
-            self.waited_seconds += delay
             self._sleep(delay)
 
     def _delay_locked(self) -> float:
