@@ -298,6 +298,8 @@ def test_plan_comment_stays_under_githubs_limit_and_points_to_the_artifact(
     comment = (tmp_path / "comment.md").read_text(encoding="utf-8")
     assert len(comment) <= 65_536
     assert "too long for a comment" in comment and "reconciler-plan-production" in comment
+    kept = comment.split("\n\n> **The plan is too long", 1)[0]
+    assert kept.endswith("description changed |"), "the cut must fall between table rows"
     assert comment.startswith("### amigo-reconciler plan: `production`")
     assert (tmp_path / "summary.md").read_text(encoding="utf-8") == comment
 
