@@ -446,6 +446,9 @@ class AmigoClient:
                     ) from None
                 self._backoff(operation_id, failures, f"{detail}")
                 continue
+            except BaseException:  # e.g. KeyboardInterrupt: leave the limiter consistent
+                limiter.release(ticket)
+                raise
 
             status = response.status_code
             rate_headers = parse_rate_limit_headers(response.headers)
