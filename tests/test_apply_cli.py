@@ -467,3 +467,56 @@ def test_first_ctrl_c_sets_cancel_and_the_handler_is_restored() -> None:
     finally:
         restore()
     assert signal.getsignal(signal.SIGINT) is before
+
+
+# --- the shipped examples --------------------------------------------------------------
+
+EXAMPLES = REPO / "examples" / "services"
+
+
+@pytest.fixture
+def examples() -> Path:
+    if not any(EXAMPLES.glob("*.yaml")):
+        pytest.skip("examples/services has no manifests yet")
+    return EXAMPLES
+
+
+def test_examples_full_lifecycle_through_a_saved_plan_with_prune(
+    run: Callable[..., Result], emulator: Emulator, examples: Path, tmp_path: Path
+) -> None:
+    plan_file = tmp_path / "plan.json"
+    planned = run("plan", str(examples), "--prune", "--out", str(plan_file))
+    assert planned.exit_code == 0, planned.output
+    assert writes(emulator) == 0
+
+    applied = run("apply", str(plan_file), "--auto-approve")
+    assert applied.exit_code == 0, applied.output
+    assert "Converged." in applied.output
+    refills = by_name(emulator, "Refill Requests")
+    assert set(refills["version_sets"]) == {"edge", "release", "canary"}
+    after_hours = [s for s in emulator.services() if s["name"] == "After-hours Line"]
+    assert [s["is_active"] for s in after_hours] == [False]
+    assert "experiment" not in by_name(emulator, "Symptom Checker")["version_sets"]
+    front_desk = by_name(emulator, "Front Desk")
+    assert {"key": "managed_by", "value": "amigo_reconciler"} in front_desk["tags"]
+    assert all(n == 1 for n in active_names(emulator).values())
+
+    # The manifests and live state now agree: nothing to do, and the old plan is stale.
+    again = run("apply", str(examples), "--prune", "--auto-approve")
+    assert again.exit_code == 0, again.output
+    assert "No changes." in again.output
+    stale = run("apply", str(plan_file), "--auto-approve")
+    assert stale.exit_code == 1
+    assert "live state changed since the plan was made" in stale.stderr
+
+
+def test_examples_with_target_touch_only_that_service(
+    run: Callable[..., Result], emulator: Emulator, examples: Path
+) -> None:
+    result = run("apply", str(examples), "--target", "Refill Requests", "--auto-approve")
+    assert result.exit_code == 0, result.output
+    assert "Converged." in result.output
+    counts = emulator.request_counts
+    assert counts.get("create-service") == 1
+    assert counts.get("upsert-service-version-set") == 1
+    assert not counts.get("update-service")
