@@ -148,3 +148,18 @@ def test_injected_gateway_faults_are_not_held_against_the_document(
         fault=Fault.STATUS_502,
     )
     assert checker.response_problems(ex) == []
+
+
+def test_the_embedded_llm_enum_and_field_patterns_match_the_document(
+    openapi_spec: dict[str, Any],
+) -> None:
+    from reconciler.emulator import models
+
+    schemas = openapi_spec["components"]["schemas"]
+    assert [member.value for member in models.LLMType] == schemas["LLMType"]["enum"]
+    assert schemas["StrippedNonemptyString___w__s_____"]["pattern"] == models.TAG_PATTERN
+    keyterm = schemas["StrippedNonemptyString_a-z-_____a-z-____0_2____"]["pattern"]
+    assert keyterm == models.KEYTERM_PATTERN
+    version_set = schemas["StrippedNonemptyString_A-Za-z0-9_-______MaxLen_max_length_40_"]
+    assert version_set["pattern"] == models.VERSION_SET_NAME_PATTERN
+    assert version_set["maxLength"] == models.MAX_VERSION_SET_NAME
