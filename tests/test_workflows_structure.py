@@ -300,7 +300,7 @@ def test_plan_comment_stays_under_githubs_limit_and_points_to_the_artifact(
     assert "too long for a comment" in comment and "reconciler-plan-production" in comment
     kept = comment.split("\n\n> **The plan is too long", 1)[0]
     assert kept.endswith("description changed |"), "the cut must fall between table rows"
-    assert comment.startswith("### amigo-reconciler plan: `production`")
+    assert comment.startswith("**amigo-reconciler · `production`** · Merging this pull request")
     assert (tmp_path / "summary.md").read_text(encoding="utf-8") == comment
 
 
