@@ -67,13 +67,6 @@ def _pins(want: DesiredService, field: str) -> bool:
     return any(getattr(vs, field) is not None for vs in want.version_sets.values())
 
 
-def _likely_match(want: DesiredService, services: Sequence[LiveService]) -> LiveService | None:
-    """The pinned or the active same-named service (a cheap form of the identity rule)."""
-    if want.id is not None:
-        return next((s for s in services if s.id == want.id), None)
-    return next((s for s in services if s.name == want.name and s.is_active), None)
-
-
 def _changes_reference(want: DesiredService, live: LiveService | None, id_field: str) -> bool:
     """Creates, activates, or moves to another agent / state machine (given by id)."""
     if live is None or (want.is_active and not live.is_active):
@@ -87,11 +80,13 @@ def needed_references(
 ) -> tuple[bool, bool]:
     """(read agents?, read state machines?) for the manifests in scope."""
     wanted = set(targets)
+    by_id = {s.id: s for s in services}
+    active_by_name = {s.name: s for s in services if s.is_active}
     agents = state_machines = False
     for want in desired.services:
         if wanted and want.name not in wanted:
             continue
-        live = _likely_match(want, services)
+        live = by_id.get(want.id) if want.id is not None else active_by_name.get(want.name)
         agents = agents or (
             want.agent is not None
             or _pins(want, "agent_version_number")

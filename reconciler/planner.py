@@ -40,6 +40,7 @@ from reconciler.model import (
     DesiredState,
     LiveService,
     LiveState,
+    UnitTest,
     VersionSet,
 )
 from reconciler.plan import Action, Change, Drift, Kind, Operation, Plan, live_fingerprint
@@ -102,13 +103,13 @@ def match_services(
             matches[index] = Match(want, live=by_id[want.id])
 
     claimed = set(pinned)
+    by_name: dict[str, list[LiveService]] = {}
+    for service in sorted(services, key=lambda s: s.id):
+        by_name.setdefault(service.name, []).append(service)
     for index, want in enumerate(desired):
         if want.id is not None:
             continue
-        same_name = sorted(
-            (s for s in services if s.name == want.name and s.id not in claimed),
-            key=lambda s: s.id,
-        )
+        same_name = [s for s in by_name.get(want.name, ()) if s.id not in claimed]
         active = [s for s in same_name if s.is_active]
         candidates = active or same_name
         if len(candidates) > 1 and not active:
@@ -448,6 +449,7 @@ def _plan_service(
 
     agent_changed = "agent_id" in changed
     sm_changed = "service_hierarchical_state_machine_id" in changed
+    first_version_set_draft = len(b.drafts)
     _plan_version_sets(
         b,
         want,
@@ -460,7 +462,7 @@ def _plan_service(
     )
 
     # Checks against the agent / state machine the service will use.
-    upserted = {d.version_set: d for d in b.drafts if d.desired is want and d.version_set}
+    upserted = {d.version_set: d for d in b.drafts[first_version_set_draft:] if d.version_set}
     sent = {
         n: vs
         for n, vs in want.version_sets.items()
@@ -632,6 +634,10 @@ def _order_names(b: _Builder, services: Sequence[LiveService], claimed: set[str]
     """One active service per name: free a name before taking it, or report the collision."""
     final, update_of = _final_states(b, services)
     by_id = {s.id: s for s in services}
+    active_named: dict[str, list[LiveService]] = {}
+    for service in services:
+        if service.is_active:
+            active_named.setdefault(service.name, []).append(service)
     for d in b.drafts:
         if d.action is Action.CREATE_SERVICE:
             if not d.request["is_active"]:
@@ -645,8 +651,8 @@ def _order_names(b: _Builder, services: Sequence[LiveService], claimed: set[str]
             taker_id = d.service_id
         else:
             continue
-        for holder in services:
-            if holder.id == taker_id or not holder.is_active or holder.name != name:
+        for holder in active_named.get(name, ()):
+            if holder.id == taker_id:
                 continue
             if final[holder.id] != (name, True):
                 d.deps.add(update_of[holder.id])
@@ -673,15 +679,17 @@ def _order_names(b: _Builder, services: Sequence[LiveService], claimed: set[str]
 def _check_unit_tests(b: _Builder, live_state: LiveState) -> None:
     if live_state.unit_tests is None:
         return
+    by_service: dict[str, list[UnitTest]] = {}
+    for test in live_state.unit_tests:
+        by_service.setdefault(test.service_id, []).append(test)
     for d in b.drafts:
         if d.kind not in DESTRUCTIVE or d.service_id is None:
             continue
         blocking = sorted(
             (
                 t
-                for t in live_state.unit_tests
-                if t.service_id == d.service_id
-                and (d.kind is Kind.DEACTIVATE or t.version_set == d.version_set)
+                for t in by_service.get(d.service_id, ())
+                if d.kind is Kind.DEACTIVATE or t.version_set == d.version_set
             ),
             key=lambda t: (t.name, t.id),
         )

@@ -260,7 +260,14 @@ def _truncate(
             "run `reconciler plan` locally (`--out plan.json` saves it)."
         )
 
-    shown = len(details)
+    # Linear: the fixed part once, then as many whole sections as fit (each adds "\n\n").
+    budget = limit - len(assemble(0, tail, notice(len(details))))
+    shown = 0
+    for section in details:
+        if budget - (len(section) + 2) < 0:
+            break
+        budget -= len(section) + 2
+        shown += 1
     while shown > 0 and len(assemble(shown, tail, notice(len(details) - shown))) > limit:
         shown -= 1
     text = assemble(shown, tail, notice(len(details) - shown))
