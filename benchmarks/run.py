@@ -1,0 +1,635 @@
+"""What the reconciler costs (API calls, time under rate limits, CPU, start-up, memory), as ratios.
+
+    .venv/bin/python benchmarks/run.py                    # sizes 100, 1000, 5000 (a few minutes)
+    .venv/bin/python benchmarks/run.py --quick            # tiny sizes, seconds (the smoke test)
+    .venv/bin/python benchmarks/run.py --sizes 100,1000 --window 0.5 --markdown
+
+Every figure is a ratio of two things measured side by side in the same run, so
+that a noisy machine moves both sides alike:
+
+1. API calls of plan and of apply / the theoretical minimum for the workload
+   (plan: 1 sign-in + ceil(live services / 20) list pages + the agents and the
+   state-machines lists, which the manifests need to resolve names; apply: one
+   write per changed resource). Target 1.00.
+2. Apply wall time under rate limits / the rate-limit floor of that plan's
+   operations (`floors.py`: a zero-latency client sending, in each fixed window,
+   whatever is ready within each endpoint's budget; the apply starts at a window
+   boundary, so the floor is (windows - 1) x window). The emulator serves real
+   HTTP on 127.0.0.1 with its window scaled down (`--window`, default 1 s: the
+   documented per-minute budgets then apply per second). Target <= 1.15 with no
+   429 surfaced to the applier.
+3. Offline CPU: `load_manifests` + `plan_against` a pre-read live snapshot /
+   pyyaml's C loader (yaml.CSafeLoader) parsing the same files. Best of
+   `--repeat`, interleaved. Target <= 2x.
+4. Start-up: `reconciler --version` / `python -c pass` (best and median of N
+   interleaved runs). Target <= 3x.
+5. Peak memory (ru_maxrss of a fresh process) loading, validating and planning
+   the largest size. Target <= 200 MiB.
+
+A naive baseline runs beside it (`naive.py`: list everything, update every
+declared service, upsert every declared version set): its calls and its wall
+time under the same limits. Its wall time is measured for sizes up to
+`--naive-max` (default 100) and estimated above that at its own rate-limit
+floor, which flatters the naive script (the estimate is marked "est.").
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import datetime as dt
+import json
+import math
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+import floors  # noqa: E402
+import naive  # noqa: E402
+import workload  # noqa: E402
+
+from reconciler.api.client import AmigoClient  # noqa: E402
+from reconciler.applier import ENDPOINT, Status, apply_plan, dependencies  # noqa: E402
+from reconciler.emulator import Emulator  # noqa: E402
+from reconciler.live import references_from_api, services_from_api  # noqa: E402
+from reconciler.manifests import load_manifests  # noqa: E402
+from reconciler.model import DesiredState, LiveState  # noqa: E402
+from reconciler.plan import Plan  # noqa: E402
+from reconciler.planner import make_plan, plan_against  # noqa: E402
+
+RESULTS = HERE / "RESULTS.md"
+SECTION_BEGIN = "<!-- performance: begin (benchmarks/run.py --markdown) -->"
+SECTION_END = "<!-- performance: end -->"
+WRITE_ENDPOINTS = frozenset(ENDPOINT.values())
+
+
+@dataclass
+class Row:
+    """One line of the table: a measured figure against its reference."""
+
+    metric: str
+    size: str
+    measured: str
+    reference: str
+    ratio: float | None
+    target: str
+    ok: bool | None
+    note: str = ""
+
+    @property
+    def verdict(self) -> str:
+        return "-" if self.ok is None else ("ok" if self.ok else "MISSED")
+
+
+@dataclass
+class SizeRun:
+    """What one workload size produced (kept for the naive comparison and the summary)."""
+
+    size: int
+    plan_calls: int
+    apply_writes: int
+    plan_seconds: float
+    apply_seconds: float | None
+
+
+# --- helpers ---------------------------------------------------------------------
+
+
+def _diff(after: Mapping[str, int], before: Mapping[str, int]) -> dict[str, int]:
+    keys = set(after) | set(before)
+    return {
+        k: after.get(k, 0) - before.get(k, 0) for k in keys if after.get(k, 0) != before.get(k, 0)
+    }
+
+
+def _sleep_to_window_start(window: float) -> None:
+    """Sleep until just after the emulator's next window boundary (its windows are epoch-aligned)."""
+    now = time.time()
+    time.sleep(math.ceil(now / window) * window - now + 0.002)
+
+
+@contextlib.contextmanager
+def _client_for(emulator: Emulator, window: float, *, http: bool) -> Iterator[AmigoClient]:
+    """A client paced for the scaled window, over real loopback HTTP or in-process."""
+    if http:
+        with emulator.serve() as server:
+            config = dataclasses.replace(
+                emulator.api_config(server.base_url), rate_window_seconds=window
+            )
+            with AmigoClient(config) as client:
+                yield client
+    else:
+        config = dataclasses.replace(emulator.api_config(), rate_window_seconds=window)
+        with AmigoClient(config, transport=emulator.transport()) as client:
+            yield client
+
+
+def plan_calls(plan: Plan) -> list[floors.Call]:
+    """The plan's operations as dependent calls (for the floor)."""
+    index = {op.key: i for i, op in enumerate(plan.operations)}
+    return [
+        floors.Call(ENDPOINT[op.action], tuple(index[k] for k in dependencies(op)))
+        for op in plan.operations
+    ]
+
+
+def live_snapshot(emulator: Emulator) -> dict[str, Any]:
+    """What the API returns for the reads a plan makes (ServiceInstance etc.), as plain JSON."""
+    return {
+        "organization": emulator.organization,
+        "services": emulator.services(),
+        "agents": emulator.agents(),
+        "state_machines": emulator.state_machines(),
+    }
+
+
+def live_state(snapshot: Mapping[str, Any]) -> LiveState:
+    return LiveState(
+        services=services_from_api(snapshot["services"]),
+        agents=references_from_api(snapshot["agents"]),
+        state_machines=references_from_api(snapshot["state_machines"]),
+    )
+
+
+def _offline_plan(desired: DesiredState, live: LiveState) -> Plan:
+    return plan_against(
+        desired, live, organization=workload.ORGANIZATION, base_url="http://localhost"
+    )
+
+
+# --- 1 + 2 + naive: calls and apply time under rate limits ---------------------------
+
+
+def measure_api(
+    work: workload.Workload,
+    directory: Path,
+    desired: DesiredState,
+    *,
+    window: float,
+    http: bool,
+    run_apply: bool,
+    run_naive: bool,
+) -> tuple[list[Row], SizeRun]:
+    rows: list[Row] = []
+    expected = work.expected
+    size = str(work.size)
+    emulator = Emulator.from_seed(work.seed, window_seconds=window)
+    with _client_for(emulator, window, http=http) as client:
+        started = time.perf_counter()
+        plan = make_plan(client, desired)
+        plan_seconds = time.perf_counter() - started
+        if plan.errors:
+            raise SystemExit(f"size {size}: the plan has errors: {plan.errors[0]}")
+        planned = dict(client.request_counts)
+        read_calls = sum(planned.values())
+        rows.append(
+            Row(
+                "API calls: plan",
+                size,
+                str(read_calls),
+                f"{expected.plan_calls} min",
+                read_calls / expected.plan_calls,
+                "1.00",
+                read_calls == expected.plan_calls,
+                f"sign-in {planned.get('sign-in-with-api-key', 0)}, "
+                f"pages {planned.get('get-services', 0)}/{expected.list_pages}, "
+                f"agents {planned.get('get-agents', 0)}, "
+                f"state machines {planned.get('get-service-hierarchical-state-machines', 0)}",
+            )
+        )
+        writes_planned = len(plan.operations)
+        rows.append(
+            Row(
+                "API calls: plan's writes",
+                size,
+                str(writes_planned),
+                f"{expected.writes} min",
+                writes_planned / expected.writes,
+                "1.00",
+                writes_planned == expected.writes,
+                f"{expected.creates} creates, {expected.updates} updates, "
+                f"{expected.upserts} upserts",
+            )
+        )
+        apply_seconds: float | None = None
+        apply_writes = writes_planned
+        if run_apply:
+            limited_before = emulator.rate_limited_count
+            _sleep_to_window_start(window)
+            started = time.perf_counter()
+            report = apply_plan(client, plan)
+            apply_seconds = time.perf_counter() - started
+            used = _diff(client.request_counts, planned)
+            apply_writes = sum(used.values())
+            answered_429 = emulator.rate_limited_count - limited_before
+            failed = report.by_status(Status.FAILED) + report.by_status(Status.SKIPPED)
+            surfaced_429 = sum(1 for r in failed if r.api_status == 429)
+            converged = not _offline_plan(desired, live_state(live_snapshot(emulator))).operations
+            rows.append(
+                Row(
+                    "API calls: apply",
+                    size,
+                    str(apply_writes),
+                    f"{expected.writes} min",
+                    apply_writes / expected.writes,
+                    "1.00",
+                    apply_writes == expected.writes and set(used) <= WRITE_ENDPOINTS,
+                    ", ".join(f"{k} {v}" for k, v in sorted(used.items())),
+                )
+            )
+            windows = floors.windows_needed(plan_calls(plan))
+            floor = floors.floor_seconds(windows, window)
+            ratio = apply_seconds / floor if floor else None
+            rows.append(
+                Row(
+                    "apply time / rate-limit floor",
+                    size,
+                    f"{apply_seconds:.2f} s",
+                    f"{floor:.2f} s ({windows} windows)",
+                    ratio,
+                    "<= 1.15, no 429 surfaced",
+                    (ratio is None or ratio <= 1.15) and surfaced_429 == 0 and report.ok,
+                    f"429s answered {answered_429}, surfaced {surfaced_429}; "
+                    f"{report.counts['done']}/{len(plan.operations)} done; "
+                    f"{'converged' if converged else 'NOT converged'}"
+                    + ("" if ratio is not None else "; plan fits in one window: no ratio"),
+                )
+            )
+            if not report.ok or not converged:
+                rows[-1].ok = False
+    run = SizeRun(work.size, read_calls, apply_writes, plan_seconds, apply_seconds)
+    rows += measure_naive(work, desired, run, window=window, http=http, measure=run_naive)
+    return rows, run
+
+
+def measure_naive(
+    work: workload.Workload,
+    desired: DesiredState,
+    ours: SizeRun,
+    *,
+    window: float,
+    http: bool,
+    measure: bool,
+) -> list[Row]:
+    size = str(work.size)
+    emulator = Emulator.from_seed(work.seed, window_seconds=window)
+    live_names = naive.names(emulator.services())
+    naive_calls = naive.calls(desired, live_names)
+    reads = work.expected.plan_calls
+    naive_total = reads + len(naive_calls)
+    ours_total = ours.plan_calls + ours.apply_writes
+    rows = [
+        Row(
+            "naive calls / ours",
+            size,
+            f"{naive_total}",
+            f"{ours_total} ours",
+            naive_total / ours_total,
+            "-",
+            None,
+            f"naive: {reads} reads + {len(naive_calls)} writes (every service, every set)",
+        )
+    ]
+    if ours.apply_seconds is None:
+        return rows
+    ours_seconds = ours.plan_seconds + ours.apply_seconds
+    if measure:
+        with _client_for(emulator, window, http=http) as client:
+            _sleep_to_window_start(window)
+            started = time.perf_counter()
+            sent = naive.reconcile(client, desired)
+            naive_seconds = time.perf_counter() - started
+            if sent != naive.expected_writes(desired):
+                raise SystemExit(f"naive baseline sent {sent} writes, expected more")
+            measured_calls = sum(client.request_counts.values())
+        note = f"measured ({measured_calls} calls sent)"
+        shown = f"{naive_seconds:.2f} s"
+    else:
+        windows = floors.windows_needed(naive_calls)
+        naive_seconds = floors.floor_seconds(windows, window)
+        note = f"est. at its rate-limit floor ({windows} windows); running it would take as long"
+        shown = f"{naive_seconds:.2f} s est."
+    rows.append(
+        Row(
+            "naive time / ours (plan+apply)",
+            size,
+            shown,
+            f"{ours_seconds:.2f} s ours",
+            naive_seconds / ours_seconds,
+            "-",
+            None,
+            note,
+        )
+    )
+    return rows
+
+
+# --- 3: offline CPU ---------------------------------------------------------------------
+
+
+def measure_cpu(
+    work: workload.Workload, directory: Path, files: Sequence[Path], repeat: int
+) -> list[Row]:
+    snapshot = live_snapshot(Emulator.from_seed(work.seed))
+    live = live_state(snapshot)
+    ours: list[float] = []
+    bare: list[float] = []
+    operations = 0
+    for _ in range(repeat):
+        started = time.perf_counter()
+        for path in files:
+            with open(path, "rb") as handle:
+                list(yaml.load_all(handle.read(), Loader=yaml.CSafeLoader))
+        bare.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        desired = load_manifests([directory])
+        operations = len(_offline_plan(desired, live).operations)
+        ours.append(time.perf_counter() - started)
+    if operations != work.expected.writes:
+        raise SystemExit(
+            f"offline plan has {operations} operations, expected {work.expected.writes}"
+        )
+    ratio = min(ours) / min(bare)
+    return [
+        Row(
+            "offline CPU: validate+plan / CSafeLoader parse",
+            str(work.size),
+            f"{min(ours) * 1000:.0f} ms",
+            f"{min(bare) * 1000:.0f} ms",
+            ratio,
+            "<= 2x",
+            ratio <= 2.0,
+            f"best of {repeat}",
+        )
+    ]
+
+
+# --- 4: start-up ---------------------------------------------------------------------------
+
+
+def _reconciler_command() -> list[str]:
+    script = Path(sys.executable).with_name("reconciler")
+    if script.exists():
+        return [str(script), "--version"]
+    found = shutil.which("reconciler")
+    if found:
+        return [found, "--version"]
+    return [sys.executable, "-m", "reconciler", "--version"]
+
+
+def _time_command(command: Sequence[str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+def measure_startup(runs: int) -> list[Row]:
+    ours_command = _reconciler_command()
+    bare_command = [sys.executable, "-c", "pass"]
+    ours: list[float] = []
+    bare: list[float] = []
+    for _ in range(runs):
+        bare.append(_time_command(bare_command))
+        ours.append(_time_command(ours_command))
+    best = min(ours) / min(bare)
+    median = statistics.median(ours) / statistics.median(bare)
+    return [
+        Row(
+            "start-up: reconciler --version / python -c pass",
+            "-",
+            f"{min(ours) * 1000:.0f} ms",
+            f"{min(bare) * 1000:.0f} ms",
+            best,
+            "<= 3x",
+            best <= 3.0,
+            f"best of {runs}; medians {statistics.median(ours) * 1000:.0f} / "
+            f"{statistics.median(bare) * 1000:.0f} ms = {median:.2f}x",
+        )
+    ]
+
+
+# --- 5: memory ------------------------------------------------------------------------------
+
+
+def measure_memory(work: workload.Workload, directory: Path) -> list[Row]:
+    snapshot_path = directory.parent / "snapshot.json"
+    snapshot_path.write_text(
+        json.dumps(live_snapshot(Emulator.from_seed(work.seed))), encoding="utf-8"
+    )
+    output = subprocess.run(
+        [sys.executable, str(HERE / "probe_memory.py"), str(directory), str(snapshot_path)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    probe = json.loads(output.strip().splitlines()[-1])
+    if probe["operations"] != work.expected.writes:
+        raise SystemExit(f"memory probe planned {probe['operations']} operations")
+    peak = float(probe["peak_mib"])
+    return [
+        Row(
+            "peak memory planning",
+            str(work.size),
+            f"{peak:.0f} MiB",
+            "200 MiB",
+            peak / 200.0,
+            "<= 200 MiB",
+            peak <= 200.0,
+            f"ru_maxrss of a fresh process; {probe['after_imports_mib']:.0f} MiB after imports",
+        )
+    ]
+
+
+# --- output --------------------------------------------------------------------------------
+
+
+def render_table(rows: Sequence[Row]) -> str:
+    header = ("metric", "size", "measured", "reference", "ratio", "target", "", "note")
+    lines = [
+        (
+            r.metric,
+            r.size,
+            r.measured,
+            r.reference,
+            "-" if r.ratio is None else f"{r.ratio:.2f}",
+            r.target,
+            r.verdict,
+            r.note,
+        )
+        for r in rows
+    ]
+    widths = [max(len(str(x[i])) for x in [header, *lines]) for i in range(len(header) - 1)]
+    out = []
+    for line in [header, *lines]:
+        cells = [str(c).ljust(w) for c, w in zip(line[:-1], widths, strict=True)]
+        out.append("  ".join([*cells, line[-1]]).rstrip())
+    return "\n".join(out)
+
+
+def render_markdown(rows: Sequence[Row], settings: str, machine: str) -> str:
+    out = [
+        SECTION_BEGIN,
+        "## Performance (benchmarks/run.py)",
+        "",
+        f"Run: `{settings}`, {machine}.",
+        "",
+        "| metric | size | measured | reference | ratio | target | | note |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        ratio = "-" if r.ratio is None else f"{r.ratio:.2f}"
+        out.append(
+            f"| {r.metric} | {r.size} | {r.measured} | {r.reference} | {ratio} | "
+            f"{r.target} | {r.verdict} | {r.note} |"
+        )
+    out += ["", SECTION_END]
+    return "\n".join(out)
+
+
+def update_results(section: str, path: Path = RESULTS) -> None:
+    """Replace this benchmark's section of RESULTS.md (or append it), keeping other sections."""
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
+    if SECTION_BEGIN in text and SECTION_END in text:
+        head, _, rest = text.partition(SECTION_BEGIN)
+        _, _, tail = rest.partition(SECTION_END)
+        text = head + section + tail
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    path.write_text(text, encoding="utf-8")
+
+
+def machine_description() -> str:
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    today = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        f"{today}, {os.cpu_count()} CPUs ({platform.machine()}, {cpu}), "
+        f"Python {platform.python_version()}, {platform.system()}"
+    )
+
+
+# --- main -----------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes and windows (seconds)")
+    parser.add_argument("--sizes", help="comma-separated service counts (default 100,1000,5000)")
+    parser.add_argument(
+        "--window", type=float, help="emulator rate-limit window in seconds (default 1)"
+    )
+    parser.add_argument(
+        "--apply-max", type=int, help="apply for real only up to this size (default: all)"
+    )
+    parser.add_argument(
+        "--naive-max",
+        type=int,
+        help="run the naive baseline for real up to this size (default 100); above, estimate it",
+    )
+    parser.add_argument("--repeat", type=int, help="CPU runs per size, best taken (default 3)")
+    parser.add_argument("--startup-runs", type=int, help="start-up runs each (default 15)")
+    parser.add_argument(
+        "--in-process", action="store_true", help="emulator in-process instead of loopback HTTP"
+    )
+    parser.add_argument(
+        "--markdown", action="store_true", help=f"write the figures into {RESULTS.name}"
+    )
+    args = parser.parse_args(argv)
+    quick = args.quick
+    args.sizes = [
+        int(s) for s in (args.sizes or ("20,60" if quick else "100,1000,5000")).split(",") if s
+    ]
+    if not args.sizes or min(args.sizes) < 1:
+        parser.error("--sizes takes positive service counts, e.g. --sizes 100,1000")
+    args.window = args.window or (0.25 if quick else 1.0)
+    if args.window <= 0:
+        parser.error("--window must be a positive number of seconds")
+    args.apply_max = args.apply_max if args.apply_max is not None else max(args.sizes)
+    args.naive_max = args.naive_max if args.naive_max is not None else (20 if quick else 100)
+    args.repeat = args.repeat or (1 if quick else 3)
+    args.startup_runs = args.startup_runs or (2 if quick else 15)
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    rows: list[Row] = []
+    transport = "in-process" if args.in_process else "HTTP on 127.0.0.1"
+    print(
+        f"sizes {args.sizes}, window {args.window:g} s ({transport}), "
+        f"apply up to {args.apply_max}, naive measured up to {args.naive_max}",
+        flush=True,
+    )
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="amigo-bench-") as temporary:
+        for size in args.sizes:
+            work = workload.build(size)
+            directory = Path(temporary) / f"size-{size}" / "services"
+            files = work.write(directory)
+            desired = load_manifests([directory])
+            api_rows, _ = measure_api(
+                work,
+                directory,
+                desired,
+                window=args.window,
+                http=not args.in_process,
+                run_apply=size <= args.apply_max,
+                run_naive=size <= args.naive_max,
+            )
+            rows += api_rows
+            rows += measure_cpu(work, directory, files, args.repeat)
+            if size == max(args.sizes):
+                rows += measure_memory(work, directory)
+            print(f"  size {size} done ({time.perf_counter() - started:.0f} s)", flush=True)
+    rows += measure_startup(args.startup_runs)
+    rows.sort(key=lambda r: (_metric_order(r.metric), r.size.rjust(8)))
+    print(render_table(rows))
+    machine = machine_description()
+    print(f"\n{machine}; total {time.perf_counter() - started:.0f} s")
+    if args.markdown:
+        settings = "python benchmarks/run.py " + " ".join(sys.argv[1:] if argv is None else argv)
+        update_results(render_markdown(rows, settings.strip(), machine))
+        print(f"wrote {RESULTS}")
+    missed = [r for r in rows if r.ok is False]
+    return 1 if missed else 0
+
+
+_ORDER = (
+    "API calls: plan",
+    "API calls: plan's writes",
+    "API calls: apply",
+    "apply time / rate-limit floor",
+    "naive calls / ours",
+    "naive time / ours (plan+apply)",
+    "offline CPU: validate+plan / CSafeLoader parse",
+    "start-up: reconciler --version / python -c pass",
+    "peak memory planning",
+)
+
+
+def _metric_order(metric: str) -> int:
+    return _ORDER.index(metric) if metric in _ORDER else len(_ORDER)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
