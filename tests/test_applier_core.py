@@ -541,7 +541,9 @@ def test_server_error_that_persisted_is_a_failure_with_status() -> None:
 def test_independent_operations_run_concurrently() -> None:
     client = FakeClient([live_service(f"{i:024x}", f"S{i}") for i in range(1, 5)])
     client.gates["upsert_version_set"] = gate = threading.Event()
-    threading.Timer(0.3, gate.set).start()
+    opener = threading.Timer(0.3, gate.set)
+    opener.daemon = True
+    opener.start()
     ops = [op_upsert(f"S{i}", "x", sid=f"{i:024x}") for i in range(1, 5)]
     report = apply_plan(client, make_plan(*ops), max_workers=8)
     assert report.ok
@@ -564,8 +566,11 @@ def test_a_blocked_endpoint_does_not_hold_every_worker() -> None:
         if len(done_while_held) == len(upserts):
             gate.set()
 
-    threading.Timer(3, gate.set).start()  # safety: never hang the suite
+    safety = threading.Timer(3, gate.set)  # never hang the suite
+    safety.daemon = True
+    safety.start()
     report = apply_plan(client, make_plan(*creates, *upserts), on_event=on_event, max_workers=4)
+    safety.cancel()
     assert report.ok
     assert len(done_while_held) == len(upserts)
     assert client.max_active["create_service"] <= 2

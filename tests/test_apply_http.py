@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from test_apply_cli import MANIFESTS, SEED, assert_desired
 
 from reconciler import cli
 from reconciler.emulator import Emulator, EmulatorServer, Fault
-from tests.test_apply_cli import MANIFESTS, SEED, assert_desired
 
 pytestmark = pytest.mark.http
 
