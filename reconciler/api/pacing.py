@@ -31,7 +31,8 @@ from dataclasses import dataclass
 # Wait a little past the server's Reset: our send time is earlier than the
 # server's receive time, and the two clocks are not exactly equal.
 RESET_MARGIN_SECONDS = 0.05
-# A Reset this close to the known one is the same window (rounding, clock skew).
+# A Reset this close to the known one is the same window (rounding, clock skew);
+# a quarter of the window when that is shorter.
 SAME_WINDOW_TOLERANCE_SECONDS = 0.5
 
 
@@ -191,11 +192,12 @@ class RateLimiter:
         # reached the server after it: count them all as not yet counted.
         estimate = headers.remaining - self._in_flight - answered_meanwhile
         known = self._server_reset_at
-        if known is None or headers.reset_at > known + SAME_WINDOW_TOLERANCE_SECONDS:
+        tolerance = min(SAME_WINDOW_TOLERANCE_SECONDS, self.window_seconds / 4)
+        if known is None or headers.reset_at > known + tolerance:
             # A newer window than the one we knew.
             self._server_reset_at = headers.reset_at
             self._server_remaining = estimate
-        elif headers.reset_at >= known - SAME_WINDOW_TOLERANCE_SECONDS:
+        elif headers.reset_at >= known - tolerance:
             # Both numbers are lower bounds of the budget still free (the estimate
             # counts every in-flight request as not yet counted; `current` is an
             # older estimate less our sends since), so the larger is the better one.
