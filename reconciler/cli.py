@@ -456,18 +456,23 @@ def apply(
 
         convergence: Convergence | None = None
         if not report.cancelled:
-            if desired is not None:
-                from reconciler.planner import make_plan
+            from reconciler.api.errors import ApiError
 
-                fresh = make_plan(client, desired, prune=prune, targets=targets)
-                convergence = convergence_from_plan(fresh)
-            else:
-                differences = remaining_differences(client, plan, report)
-                convergence = Convergence(
-                    not differences,
-                    tuple(differences),
-                    how="each operation's effect checked against a fresh read",
-                )
+            try:
+                if desired is not None:
+                    from reconciler.planner import make_plan
+
+                    fresh = make_plan(client, desired, prune=prune, targets=targets)
+                    convergence = convergence_from_plan(fresh)
+                else:
+                    differences = remaining_differences(client, plan, report)
+                    convergence = Convergence(
+                        not differences,
+                        tuple(differences),
+                        how="each operation's effect checked against a fresh read",
+                    )
+            except ApiError as exc:  # still report what was applied
+                convergence = Convergence(False, error=f"{exc}; run plan to see where things stand")
         if as_json:
             click.echo(json.dumps(apply_report_json(plan, report, convergence), indent=2))
         else:

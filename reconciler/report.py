@@ -41,6 +41,7 @@ class Convergence:
     converged: bool
     differences: tuple[str, ...] = ()
     how: str = "re-planned against a fresh read of live state"
+    error: str | None = None  # the check itself failed (e.g. the API was unreachable)
 
 
 def convergence_from_plan(fresh: Plan) -> Convergence:
@@ -105,7 +106,9 @@ def render_apply_text(
         lines += [f"  {r.key} {describe(r)}: {r.message}" for r in skipped]
     if convergence is not None:
         lines.append("")
-        if convergence.converged:
+        if convergence.error is not None:
+            lines.append(style(f"Convergence not checked: {convergence.error}", "red"))
+        elif convergence.converged:
             lines.append(style("Converged.", "green"))
         else:
             lines.append(
@@ -126,6 +129,8 @@ def apply_report_json(
         outcome = "cancelled"
     elif report is not None and not report.ok:
         outcome = "failed"
+    elif convergence is not None and convergence.error is not None:
+        outcome = "unchecked"
     elif convergence is not None and not convergence.converged:
         outcome = "not_converged"
     else:
@@ -135,7 +140,10 @@ def apply_report_json(
         "organization": plan.organization,
         "base_url": plan.base_url,
         "outcome": outcome,
-        "converged": convergence.converged if convergence is not None else None,
+        "converged": (
+            convergence.converged if convergence is not None and convergence.error is None else None
+        ),
+        "convergence_error": convergence.error if convergence is not None else None,
         "differences": list(convergence.differences) if convergence is not None else [],
         "summary": counts,
         "elapsed_seconds": round(report.elapsed, 3) if report else 0.0,

@@ -550,3 +550,29 @@ def test_examples_prune_faults_converge_without_losing_anything(
         False
     ]
     assert len([s for s in emulator.services() if s["name"] == "Refill Requests"]) == 1
+
+
+def test_a_failed_convergence_check_still_reports_what_was_applied(
+    run: Callable[..., Result],
+    emulator: Emulator,
+    manifests: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import reconciler.planner as planner
+    from reconciler.api.errors import ServerError
+
+    real = planner.make_plan
+    calls: list[int] = []
+
+    def make_plan(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) > 1:
+            raise ServerError("get-services", status=500, detail="Internal Server Error")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(planner, "make_plan", make_plan)
+    result = run("apply", str(manifests), "--auto-approve")
+    assert result.exit_code == 1
+    assert "Apply finished" in result.output
+    assert "Convergence not checked: get-services failed: HTTP 500" in result.output
+    assert_desired(emulator)
