@@ -185,13 +185,15 @@ def export_manifests(
         for s in services
         if (not active_only or s.is_active) and (not targets or s.name in targets)
     ]
+    agent_names = _referable_names(agents)
+    state_machine_names = _referable_names(state_machines)
     diagnostics: list[Diagnostic] = []
     documents = {
         s.id: _manifest(
             s,
             pin_id=name_counts[s.name] > 1,
-            agents=agents,
-            state_machines=state_machines,
+            agents=agent_names,
+            state_machines=state_machine_names,
             report=diagnostics.append,
         )
         for s in chosen
@@ -224,8 +226,8 @@ def _manifest(
     service: LiveService,
     *,
     pin_id: bool,
-    agents: Sequence[Agent],
-    state_machines: Sequence[StateMachine],
+    agents: Mapping[str, str],
+    state_machines: Mapping[str, str],
     report: Callable[[Diagnostic], None],
 ) -> dict[str, Any]:
     def say(field: str, message: str, severity: Severity = Severity.WARNING) -> None:
@@ -331,17 +333,18 @@ def _version_set_problem(name: str, version_set: VersionSet) -> str | None:
     return None
 
 
-def _reference(field: str, ref_id: str, catalog: Sequence[Agent]) -> tuple[str, str]:
-    """By name when exactly one entry of the catalog has it (and it reads back as itself)."""
-    entry = next((e for e in catalog if e.id == ref_id), None)
-    if (
-        entry is not None
-        and entry.name
-        and entry.name.strip() == entry.name
-        and sum(1 for e in catalog if e.name == entry.name) == 1
-    ):
-        return field, _escape(entry.name)
-    return f"{field}_id", ref_id
+def _referable_names(catalog: Sequence[Agent]) -> dict[str, str]:
+    """Id -> name, for entries whose name is unique in the catalog and reads back as itself."""
+    counts = Counter(e.name for e in catalog)
+    return {
+        e.id: e.name for e in catalog if counts[e.name] == 1 and e.name and e.name.strip() == e.name
+    }
+
+
+def _reference(field: str, ref_id: str, names: Mapping[str, str]) -> tuple[str, str]:
+    """By name where that name is unique in the organization, else by id."""
+    name = names.get(ref_id)
+    return (field, _escape(name)) if name is not None else (f"{field}_id", ref_id)
 
 
 def _version_set(version_set: VersionSet) -> dict[str, Any]:
