@@ -287,6 +287,13 @@ def _manifest(
         say("spec.tags", f"tags left out (unmanaged: live tags stay as they are): {problem}")
     else:
         spec["tags"] = {k: tags[k] for k in sorted(tags)}
+        if len(tags) == MAX_TAGS and OWNERSHIP_TAG_KEY not in service.tags:
+            say(
+                "spec.tags",
+                f"{MAX_TAGS} tags: adopting adds the ownership tag {OWNERSHIP_TAG_KEY}, which "
+                f"would make {MAX_TAGS + 1} and the API allows {MAX_TAGS}; remove a tag from the "
+                "manifest before applying",
+            )
 
     problem = _keyterms_problem(service.keyterms)
     if problem:

@@ -221,6 +221,17 @@ def test_too_many_tags_are_left_out() -> None:
     assert "21 tags" in result.warnings[0].message
 
 
+def test_twenty_tags_warn_that_adoption_would_exceed_the_limit() -> None:
+    tags: dict[str, str | None] = {f"k{i:02d}": None for i in range(20)}
+    result = export_manifests([api_service("S", "1" * 24, tags=tags)], AGENTS, MACHINES)
+    assert docs(result)[0]["spec"]["tags"] == tags  # still exported as they are
+    (warning,) = result.warnings
+    assert warning.field == "spec.tags" and "21" in warning.message
+    owned = {**dict(list(tags.items())[:19]), "managed_by": "amigo_reconciler"}
+    result = export_manifests([api_service("S", "1" * 24, tags=owned)], AGENTS, MACHINES)
+    assert result.warnings == ()
+
+
 def test_foreign_value_of_the_ownership_tag_is_dropped_with_a_warning() -> None:
     service = api_service("S", "1" * 24, tags={"managed_by": "terraform", "a": "b"})
     result = export_manifests([service], AGENTS, MACHINES)
