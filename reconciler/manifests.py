@@ -35,6 +35,7 @@ from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.resolver import Resolver
 
 from reconciler.diagnostics import Diagnostic, Severity, SourcePos, UserError
 from reconciler.model import (
@@ -298,7 +299,6 @@ def did_you_mean(word: str, candidates: Sequence[str]) -> str | None:
 # --- reading files -------------------------------------------------------------------
 
 
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _CONSTRUCTOR = SafeConstructor()
 _SCALAR_CONSTRUCTORS = SafeConstructor.yaml_constructors
 _STR_TAG = "tag:yaml.org,2002:str"
@@ -313,6 +313,57 @@ _SCALAR_TAGS_ALLOWED = frozenset(
 )
 _ENV_REFERENCE = re.compile(r"\$\$\{|\$\{([^}]*)\}|\$\{")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+# Plain-scalar resolution as pyyaml's SafeLoader does it (YAML 1.1: `on` is a bool),
+# minus the `=` (value) and `!&*` (yaml) tags nothing constructs: those stay strings.
+_IMPLICIT_RESOLVERS: dict[str, tuple[tuple[str, re.Pattern[str]], ...]] = {
+    first: tuple(
+        (tag, regexp)
+        for tag, regexp in resolvers
+        if tag not in ("tag:yaml.org,2002:value", "tag:yaml.org,2002:yaml")
+    )
+    for first, resolvers in Resolver.yaml_implicit_resolvers.items()
+    if first is not None
+}
+_DEFAULT_TAGS: dict[type, str] = {
+    ScalarNode: _STR_TAG,
+    SequenceNode: _SEQ_TAG,
+    MappingNode: _MAP_TAG,
+}
+
+
+class _FastResolution:
+    """Pyyaml's SafeLoader tag resolution without the per-node path-resolver bookkeeping.
+
+    The stock resolver is about 40% of composing a manifest; this one gives the
+    same tags (manifests use no path resolvers) in a fraction of the time.
+    """
+
+    def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+        return None
+
+    def ascend_resolver(self) -> None:
+        return None
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
+        if kind is ScalarNode and implicit[0]:
+            for tag, regexp in _IMPLICIT_RESOLVERS.get(value[:1], ()):
+                if regexp.match(value):
+                    return tag
+            return _STR_TAG
+        return _DEFAULT_TAGS[kind]
+
+
+if yaml.__with_libyaml__:  # composing runs in C
+
+    class _Composer(_FastResolution, yaml.CSafeLoader):
+        pass
+
+else:  # pragma: no cover - pyyaml built without libyaml
+
+    class _Composer(_FastResolution, yaml.SafeLoader):  # type: ignore[no-redef]
+        pass
 
 
 def _pos(file: str, node: Node) -> SourcePos:
@@ -508,10 +559,10 @@ class _File:
 def _collect_files(paths: Sequence[str | Path], diagnostics: list[Diagnostic]) -> list[_File]:
     """Files named directly, plus `*.yaml` / `*.yml` under directories (hidden ones skipped)."""
     files: list[_File] = []
-    seen: set[Path] = set()
+    seen: set[str] = set()
 
     def add(path: Path, display: str) -> None:
-        key = path.resolve()
+        key = os.path.normcase(os.path.abspath(path))  # one file named twice is read once
         if key not in seen:
             seen.add(key)
             files.append(_File(path, display))
@@ -548,17 +599,18 @@ def _collect_files(paths: Sequence[str | Path], diagnostics: list[Diagnostic]) -
 def _read(file: _File, diagnostics: list[Diagnostic]) -> bytes | None:
     """The file's bytes, refusing oversized and non-UTF-8 files before any parsing."""
     try:
-        size = file.path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            diagnostics.append(
-                Diagnostic(
-                    f"the file is {size / 1024 / 1024:.1f} MiB; a manifest file may be at most "
-                    f"{MAX_FILE_BYTES // 1024 // 1024} MiB (split it into several files)",
-                    pos=SourcePos(file.display, 1, 1),
+        with open(file.path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > MAX_FILE_BYTES:
+                diagnostics.append(
+                    Diagnostic(
+                        f"the file is {size / 1024 / 1024:.1f} MiB; a manifest file may be at "
+                        f"most {MAX_FILE_BYTES // 1024 // 1024} MiB (split it into several files)",
+                        pos=SourcePos(file.display, 1, 1),
+                    )
                 )
-            )
-            return None
-        data = file.path.read_bytes()
+                return None
+            data = handle.read()
     except OSError as exc:
         diagnostics.append(
             Diagnostic(f"cannot read the file: {exc.strerror}", pos=SourcePos(file.display, 1, 1))
@@ -607,7 +659,7 @@ def _yaml_error(display: str, exc: yaml.YAMLError) -> Diagnostic:
 
 def _compose(display: str, data: bytes, diagnostics: list[Diagnostic]) -> Iterator[Node]:
     try:
-        yield from yaml.compose_all(data, Loader=_Loader)
+        yield from yaml.compose_all(data, Loader=_Composer)
     except yaml.YAMLError as exc:
         diagnostics.append(_yaml_error(display, exc))
 
@@ -757,13 +809,41 @@ def _exactly_one(doc: _Document, spec: Any, name_field: str, what: str) -> list[
     return []
 
 
+class _Positions(Mapping[str, SourcePos]):
+    """Field path -> position, turned into `SourcePos` only when asked for.
+
+    A plan reads a handful of positions out of thousands; building them all
+    up front was a fifth of the load time.
+    """
+
+    __slots__ = ("_file", "_marks")
+
+    def __init__(self, file: str, marks: dict[str, Any]) -> None:
+        self._file = file
+        self._marks = marks
+
+    def __getitem__(self, path: str) -> SourcePos:
+        mark = self._marks[path]
+        return SourcePos(self._file, mark.line + 1, mark.column + 1)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._marks)
+
+    def __len__(self) -> int:
+        return len(self._marks)
+
+    def __contains__(self, path: object) -> bool:
+        return path in self._marks
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
+
+
 def _to_desired(doc: _Document, manifest: ServiceManifest) -> DesiredService:
     file = doc.file
-    positions = {
-        path: SourcePos(file, value.start_mark.line + 1, value.start_mark.column + 1)
-        for path, (_key, value) in doc.index.items()
-        if path
-    }
+    positions = _Positions(
+        file, {path: value.start_mark for path, (_key, value) in doc.index.items() if path}
+    )
     spec = manifest.spec
     return DesiredService(
         name=manifest.metadata.name,
