@@ -183,8 +183,16 @@ def test_export_plans_as_adopt_only_and_converges_after_one_apply(
     live_before = {s["id"]: s for s in emulator.services()}
     assert len(live_before) > 40  # several pages
 
+    emulator.reset_counts()
     written = export_to(client, tmp_path / "services")
     assert len(written) == len(live_before)
+    pages = -(-len(live_before) // 20)
+    reads = {k: v for k, v in emulator.request_counts.items() if k.startswith("get-")}
+    assert reads == {
+        "get-services": pages,
+        "get-agents": 1,
+        "get-service-hierarchical-state-machines": 1,
+    }
 
     desired = load_manifests([tmp_path / "services"])
     plan = make_plan(client, desired)
