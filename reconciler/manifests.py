@@ -542,7 +542,7 @@ class _DocumentBuilder:
         """An error inside a string: exact column where the scalar is plain and on one line."""
         start, end = node.start_mark, node.end_mark
         column = start.column + 1
-        if getattr(node, "style", None) is None and start.line == end.line:
+        if getattr(node, "style", None) in (None, "") and start.line == end.line:  # plain
             column += offset
         self.doc.reported.add(path)
         self.diagnostics.append(
@@ -709,9 +709,8 @@ def _message_for(error: Mapping[str, Any], loc: tuple[str | int, ...], node: Nod
         return f"{value!r} is {len(str(value))} characters; at most {ctx.get('max_length')} are allowed"
     if kind == "too_long":
         what = "entries" if isinstance(value, dict) else "items"
-        return (
-            f"has {ctx.get('actual_length')} {what}; the API allows at most {ctx.get('max_length')}"
-        )
+        count = len(value) if isinstance(value, dict | list) else ctx.get("actual_length")
+        return f"has {count} {what}; the API allows at most {ctx.get('max_length')}"
     if kind == "string_type":
         quote = ""
         if isinstance(node, ScalarNode) and value is not None:
