@@ -20,10 +20,20 @@ Choices, so that an export re-reads as exactly the live state (the round trip):
 - A live value that a manifest cannot hold is never silently changed. Tags or
   keyterms that the manifest rules reject leave the whole field out (an omitted
   `tags` / `keyterms` is unmanaged: live values stay) with a warning; a version set
-  whose name the rules reject is left out with a warning (it becomes unmanaged
-  drift, which `--prune` would delete).
-- `${` in a string would be read back by the loader as an environment reference, so
-  it is written escaped as `$${`.
+  the rules reject (name, version number below 1, padded LLM names) is left out
+  with a warning (it becomes unmanaged drift, which `--prune` would delete). A
+  padded name or description is written stripped with a warning (the loader strips
+  them; a padded name also gets its id pinned). A blank name or description is an
+  error: the one field a manifest cannot leave out.
+- `${` in a string value would be read back by the loader as an environment
+  reference, so it is written escaped as `$${` (mapping keys are never filled).
+- Strings are quoted wherever a plain scalar could read as something else to any
+  YAML reader (1.1 or 1.2: `yes`, `on`, `y`, `1.0`, `0o17`, `null`, `~`, ...);
+  PyYAML quotes the indicator characters (`*`, `&`, `: `, `#`, ...) itself.
+- The schema modeline (`# yaml-language-server: $schema=...`) is a path relative to
+  the output directory (the current directory for stdout) when it or a parent holds
+  `schemas/service.schema.json`, as a manifests repository with the generated
+  schema does; elsewhere it is left out rather than pointing at nothing.
 - Deterministic text: keys in a fixed order (apiVersion, kind, metadata, spec; spec
   as `SPEC_KEY_ORDER`), tags sorted by key, version sets `release` first then by name,
   LLM interactions and params sorted by key, keyterms in their live order.
