@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from reconciler.api.client import AmigoClient
 
 DESTRUCTIVE = (Kind.DELETE, Kind.DEACTIVATE)
+MAX_API_TAGS = 20  # create-service / update-service: tags maxProperties
 
 
 # --- identity -----------------------------------------------------------------
@@ -267,6 +268,22 @@ def _owned_tags(tags: Mapping[str, str | None]) -> dict[str, str | None]:
     return merged
 
 
+def _check_tag_limit(b: _Builder, want: DesiredService, tags: Mapping[str, str | None]) -> None:
+    """The ownership tag counts against the API's 20-tag limit: say so now, not as a 422 later."""
+    if len(tags) <= MAX_API_TAGS:
+        return
+    where = "declared" if want.tags is not None else "live (spec.tags is not managed)"
+    b.errors.append(
+        _error(
+            want,
+            "spec.tags",
+            f"the service would carry {len(tags)} tags: {len(tags) - 1} {where} plus the "
+            f"ownership tag {OWNERSHIP_TAG_KEY}: {OWNERSHIP_TAG_VALUE}, and the API allows at "
+            f"most {MAX_API_TAGS}; declare spec.tags with at most {MAX_API_TAGS - 1} tags",
+        )
+    )
+
+
 def _check_targets(
     targets: Sequence[str], desired: DesiredState, services: Sequence[LiveService]
 ) -> None:
@@ -420,6 +437,7 @@ def _plan_service(
         "keyterms": list(want.keyterms if want.keyterms is not None else live.keyterms),
         "tags": _owned_tags(want.tags if want.tags is not None else live.tags),
     }
+    _check_tag_limit(b, want, desired_fields["tags"])
     live_fields = service_fields(live)
     changed = changed_fields(live_fields, desired_fields)
     update_index: int | None = None
@@ -540,6 +558,7 @@ def _plan_create(
         "keyterms": list(want.keyterms or ()),
         "tags": _owned_tags(want.tags or {}),
     }
+    _check_tag_limit(b, want, request["tags"])
     release = want.version_sets.get(RELEASE)
     if release is not None:
         request["release_version_set"] = release.to_api()

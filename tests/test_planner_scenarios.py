@@ -189,6 +189,25 @@ def test_unowned_existing_service_is_adopted(make: Any) -> None:
     assert plan.operations[0].request == {"tags": {"team": "growth", **OWNED}}
 
 
+def test_adopting_a_service_with_twenty_tags_is_a_plan_error_not_a_422(make: Any) -> None:
+    """The ownership tag would be the 21st: the API caps tags at 20, so say so at plan time."""
+    twenty = {f"k{i}": "v" for i in range(20)}
+    s = make([svc("Greeter", tags=twenty)])
+    plan = s.plan(manifest("Greeter"))
+    assert len(plan.errors) == 1
+    err = plan.errors[0]
+    assert err.field == "spec.tags" and "21 tags" in err.message and "at most 19" in err.message
+    assert err.pos is not None and err.pos.file.endswith("services.yaml")
+
+
+def test_nineteen_tags_plus_ownership_fit(make: Any) -> None:
+    nineteen = {f"k{i}": "v" for i in range(19)}
+    s = make([svc("Greeter", tags=nineteen)])
+    plan = s.plan(manifest("Greeter"))
+    assert not plan.errors
+    assert ops(plan) == [("adopt", "Greeter", None)]
+
+
 def test_update_sends_only_changed_fields(make: Any) -> None:
     s = make([svc("Greeter", tags=OWNED, keyterms=["a"])])
     plan = s.plan(
