@@ -304,6 +304,7 @@ _SCALAR_CONSTRUCTORS = SafeConstructor.yaml_constructors
 _STR_TAG = "tag:yaml.org,2002:str"
 _NULL_TAG = "tag:yaml.org,2002:null"
 _BOOL_TAG = "tag:yaml.org,2002:bool"
+_INT_TAG = "tag:yaml.org,2002:int"
 _MAP_TAG = "tag:yaml.org,2002:map"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
@@ -426,6 +427,8 @@ class _DocumentBuilder:
                 return None
             if tag == _BOOL_TAG:
                 return _BOOL_VALUES[value.lower()]
+            if tag == _INT_TAG and value.isdecimal() and (value[0] != "0" or value == "0"):
+                return int(value)  # the common case; YAML 1.1 octal, hex, 1_000 go below
             if tag in _SCALAR_TAGS_ALLOWED:
                 try:
                     return _SCALAR_CONSTRUCTORS[tag](_CONSTRUCTOR, node)

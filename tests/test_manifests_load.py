@@ -231,12 +231,19 @@ def test_yaml_11_booleans_and_numbers_in_params_keep_their_types(tmp_path: Path)
       llm_model_preferences:
         conversation:
           llm_name: openai_gpt-4.1-2025-04-14
-          params: {temperature: 0.5, max_tokens: 0x10, stream: yes, stop: [END, ~]}
+          params: {temperature: 0.5, max_tokens: 0x10, n: 017, k: 1_000, stream: yes, stop: [END, ~]}
 """
     )
     (service,) = load_manifests([write(tmp_path / "a.yaml", text)], env={}).services
     params = service.version_sets["release"].llm_model_preferences["conversation"].params
-    assert params == {"temperature": 0.5, "max_tokens": 16, "stream": True, "stop": ["END", None]}
+    assert params == {
+        "temperature": 0.5,
+        "max_tokens": 16,
+        "n": 15,
+        "k": 1000,
+        "stream": True,
+        "stop": ["END", None],
+    }
 
 
 def test_examples_load_and_cover_the_documented_cases() -> None:
