@@ -88,3 +88,62 @@ def allow_invalid_requests() -> None:
 
     The emulator's answers are still validated; only the request-side checks are off.
     """
+
+
+# --- secrets guard (issue 8): no API key or token in any output, log, file or report ---
+# See tests/_secrets_guard.py for what is scanned and why.
+
+
+@pytest.fixture(scope="session", autouse=True)
+def secrets_guard(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Session-wide: learns every issued token and scans everything tests can see."""
+    from _api_fake import API_KEY as FAKE_API_KEY
+    from _reliability import CANARY_API_KEY
+    from _secrets_guard import SecretsGuard, install, uninstall
+
+    from reconciler.emulator import EXCHANGE_OBSERVERS
+
+    guard = SecretsGuard([CANARY_API_KEY, FAKE_API_KEY])
+    EXCHANGE_OBSERVERS.append(guard.observe)
+    request.session._amigo_secrets_guard = guard  # type: ignore[attr-defined]
+    with pytest.MonkeyPatch.context() as patch:
+        install(guard, patch)
+        try:
+            yield guard
+        finally:
+            uninstall(guard)
+            EXCHANGE_OBSERVERS.remove(guard.observe)
+    guard.check_tree(tmp_path_factory.getbasetemp())
+    leaks = guard.take_leaks()
+    if leaks:
+        pytest.fail("secrets leaked (session end):\n  " + "\n  ".join(leaks), pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def _secrets_check(request: pytest.FixtureRequest, secrets_guard: Any) -> Any:
+    """Fails the test that leaked a secret (its files under tmp_path included)."""
+    secrets_guard.take_leaks()
+    # Asked for now, so that tmp_path is torn down after this check reads it.
+    tmp = request.getfixturevalue("tmp_path") if "tmp_path" in request.fixturenames else None
+    yield
+    if tmp is not None:
+        secrets_guard.check_tree(tmp)
+    leaks = secrets_guard.take_leaks()
+    if leaks:
+        pytest.fail("secrets leaked:\n  " + "\n  ".join(dict.fromkeys(leaks)), pytrace=False)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Also scan what pytest captured for the test (stdout, stderr, log records)."""
+    outcome = yield
+    report = outcome.get_result()
+    guard = getattr(item.session, "_amigo_secrets_guard", None)
+    if guard is None or report.when != "call":
+        return
+    with guard.expect_leaks() as found:
+        for name, content in report.sections:
+            guard.check(content, f"captured {name}")
+    if found and report.outcome != "failed":
+        report.outcome = "failed"
+        report.longrepr = "secrets leaked:\n  " + "\n  ".join(dict.fromkeys(found))

@@ -46,6 +46,19 @@ def _is_loopback_host(host: str) -> bool:
         return False
 
 
+def _shown(url: str) -> str:
+    """The URL as an error message may show it: a user:password@ or a query could hold a secret."""
+    text = url.strip()
+    cut = re.search(r"[?#]", text)
+    if cut:
+        text = text[: cut.start()] + "?..."
+    scheme, sep, rest = text.partition("://")
+    netloc, slash, path = rest.partition("/")
+    if sep and "@" in netloc:
+        text = f"{scheme}{sep}***@{netloc.rpartition('@')[2]}{slash}{path}"
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
 def check_base_url(url: str) -> str:
     """The base URL without a trailing slash, or ConfigError saying what would be valid.
 
@@ -54,7 +67,7 @@ def check_base_url(url: str) -> str:
     """
     from reconciler.api.errors import ConfigError
 
-    shown = url if len(url) <= 200 else url[:200] + "..."
+    shown = _shown(url)
     try:
         parts = urlsplit(url.strip())
         host = parts.hostname or ""
