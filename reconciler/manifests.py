@@ -486,7 +486,14 @@ class _DocumentBuilder:
                 if source.__class__ is not MappingNode:
                     self.error(source, path, "a merge key '<<' needs a mapping or list of mappings")
                     continue
-                merged = self.build_mapping(source, path, depth + 1)
+                # Explicit keys win over merged ones, in the values and in the positions.
+                self.index = {}
+                try:
+                    merged = self.build_mapping(source, path, depth + 1)
+                finally:
+                    merged_positions, self.index = self.index, index
+                for child, entry in merged_positions.items():
+                    index.setdefault(child, entry)
                 for key, value in merged.items():
                     result.setdefault(key, value)
         return result

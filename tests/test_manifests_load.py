@@ -198,8 +198,16 @@ def test_small_anchors_and_merge_keys_work(tmp_path: Path) -> None:
       agent_version_number: 3
 """
     )
-    (service,) = load_manifests([write(tmp_path / "a.yaml", text)], env={}).services
+    file = write(tmp_path / "a.yaml", text)
+    (service,) = load_manifests([file], env={}).services
     assert service.version_sets["release"].agent_version_number == 2
+    # Positions: the explicit key where it overrides, the anchor where it is merged in.
+    assert service.pos("spec.version_sets.canary.agent_version_number") == SourcePos(
+        str(file), 16, 29
+    )
+    assert service.pos(
+        "spec.version_sets.canary.llm_model_preferences.conversation.llm_name"
+    ) == SourcePos(str(file), 13, 34)
     assert service.version_sets["canary"].agent_version_number == 3
     assert service.version_sets["canary"].llm_model_preferences == {
         "conversation": LLMConfig("openai_gpt-4.1-2025-04-14")
