@@ -638,9 +638,7 @@ def _read(file: _File, diagnostics: list[Diagnostic]) -> bytes | None:
         data.decode("utf-8")
     except UnicodeDecodeError as exc:
         offset = exc.start
-        line_start = data.rfind(b"\n", 0, offset) + 1
-        line = data.count(b"\n", 0, offset) + 1
-        column = len(data[line_start:offset].decode("utf-8", errors="replace")) + 1
+        line, column = _line_and_column(data, offset)
         diagnostics.append(
             Diagnostic(
                 f"the file is not UTF-8 text: byte 0x{data[offset]:02x} at byte offset {offset} "
@@ -652,14 +650,26 @@ def _read(file: _File, diagnostics: list[Diagnostic]) -> bytes | None:
     return data
 
 
-def _yaml_error(display: str, exc: yaml.YAMLError) -> Diagnostic:
+def _line_and_column(data: bytes, offset: int) -> tuple[int, int]:
+    """1-based line and column (in characters) of a byte offset into UTF-8 text."""
+    offset = max(0, min(offset, len(data)))
+    line_start = data.rfind(b"\n", 0, offset) + 1
+    column = len(data[line_start:offset].decode("utf-8", errors="replace")) + 1
+    return data.count(b"\n", 0, offset) + 1, column
+
+
+def _yaml_error(display: str, exc: yaml.YAMLError, data: bytes) -> Diagnostic:
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     if isinstance(exc, yaml.MarkedYAMLError):
         problem = exc.problem or "invalid YAML"
         context = f" ({exc.context})" if exc.context else ""
         text = f"not valid YAML: {problem}{context}"
     elif isinstance(exc, yaml.reader.ReaderError):
-        text = f"not valid YAML: {exc.reason} (character #x{exc.character!s:0>4})"
+        char = exc.character
+        shown = f"#x{char:04x}" if isinstance(char, int) else repr(char)
+        text = f"not valid YAML: {exc.reason} (character {shown})"
+        line, column = _line_and_column(data, exc.position)
+        return Diagnostic(text, pos=SourcePos(display, line, column))
     else:
         text = f"not valid YAML: {exc}"
     if mark is not None:
@@ -671,7 +681,7 @@ def _compose(display: str, data: bytes, diagnostics: list[Diagnostic]) -> Iterat
     try:
         yield from yaml.compose_all(data, Loader=_Composer)
     except yaml.YAMLError as exc:
-        diagnostics.append(_yaml_error(display, exc))
+        diagnostics.append(_yaml_error(display, exc, data))
 
 
 def _describe_kind(value: Any) -> str:

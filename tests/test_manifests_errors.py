@@ -188,6 +188,16 @@ CASES: dict[str, Case] = {
         ("a.yaml", 4, 12),
         ("not UTF-8", "byte 0xe9 at byte offset"),
     ),
+    "a control character": Case(
+        {"a.yaml": manifest("Gree\x01ter")},
+        ("a.yaml", 4, 13),
+        ("not valid YAML", "control characters are not allowed", "#x0001"),
+    ),
+    "a tab in the indentation": Case(
+        {"a.yaml": manifest().replace("  agent:", "\tagent:")},
+        ("a.yaml", 7, 1),
+        ("not valid YAML", "tab"),
+    ),
     "an unsupported tag": Case(
         {"a.yaml": manifest("!!python/name:os.system x")},
         ("a.yaml", 4, 9),
