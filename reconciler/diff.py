@@ -16,8 +16,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from deepdiff import DeepDiff
-
 from reconciler.model import OWNERSHIP_TAG_KEY, LiveService, VersionSet
 from reconciler.plan import Change
 
@@ -36,7 +34,7 @@ OWNERSHIP_TAG_PATH = f"tags.{OWNERSHIP_TAG_KEY}"
 
 
 def _plain(value: Any) -> Any:
-    """Mappings -> dicts and tuples -> lists, so deepdiff and JSON see one shape."""
+    """Mappings -> dicts and tuples -> lists, so the comparison and JSON see one shape."""
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -62,6 +60,32 @@ def _leaves(data: Any, prefix: str = "") -> list[tuple[str, Any]]:
     return [(prefix, data)]
 
 
+def _same(old: Any, new: Any) -> bool:
+    """Equal with equal types all the way down (1 and 1.0, or 1 and True, differ)."""
+    if type(old) is not type(new):
+        return False
+    if isinstance(old, list):
+        return len(old) == len(new) and all(_same(a, b) for a, b in zip(old, new, strict=True))
+    if isinstance(old, dict):
+        return old.keys() == new.keys() and all(_same(v, new[k]) for k, v in old.items())
+    return bool(old == new)
+
+
+def _differing_paths(
+    old: Any, new: Any, prefix: tuple[str, ...], out: list[tuple[str, ...]]
+) -> None:
+    """Paths where two plain values differ: maps key by key, anything else (lists too) whole."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in old.keys() | new.keys():
+            path = (*prefix, str(key))
+            if key not in old or key not in new:
+                out.append(path)
+            else:
+                _differing_paths(old[key], new[key], path, out)
+    elif not _same(old, new):
+        out.append(prefix)
+
+
 def diff_values(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[Change, ...]:
     """Leaf-level changes from `old` to `new`; lists are whole values. Sorted by path.
 
@@ -78,16 +102,8 @@ def diff_values(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[Change,
             )
         )
     old_plain, new_plain = _plain(old), _plain(new)
-    tree = DeepDiff(old_plain, new_plain, view="tree", verbose_level=2)
-    paths: set[tuple[str, ...]] = set()
-    for reports in tree.values():
-        for report in reports:
-            parts: list[str] = []
-            for part in report.path(output_format="list"):
-                if isinstance(part, int):  # inside a list: the list is the unit
-                    break
-                parts.append(str(part))
-            paths.add(tuple(parts))
+    paths: list[tuple[str, ...]] = []
+    _differing_paths(old_plain, new_plain, (), paths)
     changes = [
         Change(".".join(p), _lookup(old_plain, list(p)), _lookup(new_plain, list(p))) for p in paths
     ]
