@@ -425,6 +425,8 @@ class _DocumentBuilder:
                 return value
             if tag == _NULL_TAG:
                 return None
+            if tag == _MERGE_TAG:  # a plain `<<` that is not a key: just text
+                return value
             if tag == _BOOL_TAG:
                 return _BOOL_VALUES[value.lower()]
             if tag == _INT_TAG and value.isdecimal() and (value[0] != "0" or value == "0"):

@@ -278,3 +278,9 @@ def test_env_default_example_follows_the_environment() -> None:
 def test_no_paths_is_a_user_error() -> None:
     with pytest.raises(UserError, match="no manifest paths"):
         load_manifests([], env={})
+
+
+def test_plain_scalars_yaml_gives_special_meaning_stay_text(tmp_path: Path) -> None:
+    text = minimal(name="<<").replace("description: A service", "description: =")
+    (service,) = load_manifests([write(tmp_path / "a.yaml", text)], env={}).services
+    assert (service.name, service.description) == ("<<", "=")
