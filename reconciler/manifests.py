@@ -997,7 +997,14 @@ def _validate(doc: _Document, diagnostics: list[Diagnostic]) -> DesiredService |
 def load_manifests(
     paths: Sequence[str | Path], env: Mapping[str, str] | None = None
 ) -> DesiredState:
-    """Load, fill and validate manifests; raise `UserError` with every problem found."""
+    """Load, fill and validate manifests; raise `UserError` with every problem found.
+
+    `paths` are files (any name) and directories (read recursively for `*.yaml` /
+    `*.yml`, hidden directories skipped). `env` fills `${VAR}`; None means the
+    process environment. On success, warnings (an `llm_name` the API may not know)
+    are in `DesiredState.warnings`; on failure they ride along in the `UserError`
+    after the errors, ordered by file, line and column.
+    """
     environment: Mapping[str, str] = os.environ if env is None else env
     diagnostics: list[Diagnostic] = []
     if not paths:
