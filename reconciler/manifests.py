@@ -600,9 +600,9 @@ def _collect_files(paths: Sequence[str | Path], diagnostics: list[Diagnostic]) -
                     )
                 )
             for name in sorted(found):
-                add(Path(name), name)
+                add(Path(name), os.path.normpath(name))
         elif path.is_file():
-            add(path, str(raw))
+            add(path, os.path.normpath(raw))
         else:
             diagnostics.append(Diagnostic(f"{raw}: not a regular file or directory"))
     return files

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from reconciler.cli import main
@@ -98,3 +99,14 @@ def test_python_dash_m_runs_validate(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert f"{bad}:2:1: error: not valid YAML" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_paths_are_shown_normalized_for_annotations(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "services").mkdir()
+    (tmp_path / "services" / "bad.yaml").write_text("kind: [\n")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["validate", "--format", "github", "./services/"])
+    assert result.exit_code == 1
+    assert result.stdout.startswith("::error file=services/bad.yaml,line=2,col=1::")
