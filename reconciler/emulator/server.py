@@ -9,6 +9,7 @@ in-process, after waiting that timeout).
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -58,6 +59,12 @@ class _Server(ThreadingHTTPServer):
         self.stopping = threading.Event()
         super().__init__(address, _Handler)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that vanished (killed, timed out) is normal: no traceback on stderr."""
+        if isinstance(sys.exc_info()[1], OSError):
+            return
+        super().handle_error(request, client_address)
+
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -67,6 +74,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         length = int(self.headers.get("content-length") or 0)
         body = self.rfile.read(length) if length > 0 else b""
+        if len(body) < length:  # the client went away mid-request: nothing to act on
+            self.close_connection = True
+            return
         path, _, query_string = self.path.partition("?")
         query = parse_qsl(query_string, keep_blank_values=True)
         headers = {name.lower(): value for name, value in self.headers.items()}
