@@ -38,6 +38,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.resolver import Resolver
 
 from reconciler.diagnostics import Diagnostic, Severity, SourcePos, UserError
+from reconciler.gcpause import fewer_collections
 from reconciler.model import (
     EDGE,
     OWNERSHIP_TAG_KEY,
@@ -994,6 +995,7 @@ def _validate(doc: _Document, diagnostics: list[Diagnostic]) -> DesiredService |
     return _to_desired(doc, manifest)
 
 
+@fewer_collections()
 def load_manifests(
     paths: Sequence[str | Path], env: Mapping[str, str] | None = None
 ) -> DesiredState:

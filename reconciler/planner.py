@@ -30,6 +30,7 @@ from reconciler.diff import (
     diff_version_set,
     service_fields,
 )
+from reconciler.gcpause import fewer_collections
 from reconciler.model import (
     EDGE,
     OWNERSHIP_TAG_KEY,
@@ -801,6 +802,7 @@ def _order(b: _Builder) -> list[Operation]:
     ]
 
 
+@fewer_collections()
 def plan_against(
     desired: DesiredState,
     live: LiveState,
