@@ -622,6 +622,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(render_table(rows))
     machine = machine_description()
     print(f"\n{machine}; total {time.perf_counter() - started:.0f} s")
+    if args.quick:
+        print(
+            "--quick: a smoke run; its sizes and windows are too small for the timing ratios to mean much"
+        )
     if args.markdown:
         settings = "python benchmarks/run.py " + " ".join(sys.argv[1:] if argv is None else argv)
         update_results(render_markdown(rows, settings.strip(), machine))
