@@ -57,6 +57,14 @@ from typing import Any, Protocol
 import yaml
 
 from reconciler.diagnostics import Diagnostic, Severity, UserError
+from reconciler.limits import (
+    KEYTERM_PATTERN,
+    MAX_KEYTERMS,
+    MAX_TAGS,
+    TAG_PATTERN,
+    VERSION_SET_NAME_MAX,
+    VERSION_SET_NAME_PATTERN,
+)
 from reconciler.model import (
     EDGE,
     OWNERSHIP_TAG_KEY,
@@ -91,12 +99,10 @@ VERSION_SET_KEY_ORDER = (
 )
 
 # The manifest rules for fields a live value might break (the API's own limits).
-_TAG_RE = re.compile(r"^[\w\s]+$")
-_KEYTERM_RE = re.compile(r"^[a-z-]+( [a-z-]+){0,2}$")
-_VERSION_SET_NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
-MAX_TAGS = 20
-MAX_KEYTERMS = 20
-MAX_VERSION_SET_NAME = 40
+_TAG_RE = re.compile(TAG_PATTERN)
+_KEYTERM_RE = re.compile(KEYTERM_PATTERN)
+_VERSION_SET_NAME_RE = re.compile(VERSION_SET_NAME_PATTERN)
+MAX_VERSION_SET_NAME = VERSION_SET_NAME_MAX
 
 _WINDOWS_RESERVED = frozenset(
     {"con", "prn", "aux", "nul"}

@@ -39,6 +39,16 @@ from yaml.resolver import Resolver
 
 from reconciler.diagnostics import Diagnostic, Severity, SourcePos, UserError
 from reconciler.gcpause import fewer_collections
+from reconciler.limits import (
+    ID_PATTERN,
+    KEYTERM_PATTERN,
+    LLM_NAMES,
+    MAX_KEYTERMS,
+    MAX_TAGS,
+    TAG_PATTERN,
+    VERSION_SET_NAME_MAX,
+    VERSION_SET_NAME_PATTERN,
+)
 from reconciler.model import (
     EDGE,
     OWNERSHIP_TAG_KEY,
@@ -59,35 +69,9 @@ MAX_FILE_BYTES = 5 * 1024 * 1024
 MAX_NODES_PER_DOCUMENT = 10_000  # counted after aliases are expanded (defeats alias bombs)
 MAX_DEPTH = 64
 
-# Field limits, from the API's create-service / update-service / upsert-version-set
-# requests in the OpenAPI document.
-ID_PATTERN = r"^[a-f0-9]{24}$"
-TAG_PATTERN = r"^[\w\s]+$"
-KEYTERM_PATTERN = r"^[a-z-]+( [a-z-]+){0,2}$"
-VERSION_SET_NAME_PATTERN = r"^[A-Za-z0-9_-]+$"
-VERSION_SET_NAME_MAX = 40
-MAX_TAGS = 20
-MAX_KEYTERMS = 20
+# Field limits: the API's own (reconciler/limits.py), shared with the emulator and export.
 NOT_BLANK_PATTERN = r"\S"
-
-# The API's `LLMType` enum as published in its OpenAPI document. The list grows
-# with new models, so a name outside it is a warning, not an error.
-KNOWN_LLM_NAMES: tuple[str, ...] = (
-    "azure_gpt-4.1-2025-04-14",
-    "openai_gpt-4.1-2025-04-14",
-    "azure_gpt-4.1-mini-2025-04-14",
-    "openai_gpt-4.1-mini-2025-04-14",
-    "azure_gpt-5-nano-2025-08-07",
-    "azure_gpt-5.1-2025-11-13",
-    "openai_gpt-5.1-2025-11-13",
-    "azure_gpt-5.2-2025-12-11",
-    "openai_gpt-5-nano-2025-08-07",
-    "openai_gpt-5.2-2025-12-11",
-    "google_claude-sonnet-4-5@20250929",
-    "aws_claude-sonnet-4-5-20250929",
-    "google_gemini-2.5-pro",
-    "google_gemini-2.5-flash",
-)
+KNOWN_LLM_NAMES = LLM_NAMES  # a name outside it is a warning: the list grows with new models
 
 # What each constrained string must look like, said for people (keyed by pattern).
 PATTERN_HINTS: dict[str, str] = {

@@ -31,6 +31,7 @@ from reconciler.diff import (
     service_fields,
 )
 from reconciler.gcpause import fewer_collections
+from reconciler.limits import MAX_TAGS
 from reconciler.model import (
     EDGE,
     OWNERSHIP_TAG_KEY,
@@ -50,7 +51,6 @@ if TYPE_CHECKING:
     from reconciler.api.client import AmigoClient
 
 DESTRUCTIVE = (Kind.DELETE, Kind.DEACTIVATE)
-MAX_API_TAGS = 20  # create-service / update-service: tags maxProperties
 
 
 # --- identity -----------------------------------------------------------------
@@ -271,7 +271,7 @@ def _owned_tags(tags: Mapping[str, str | None]) -> dict[str, str | None]:
 
 def _check_tag_limit(b: _Builder, want: DesiredService, tags: Mapping[str, str | None]) -> None:
     """The ownership tag counts against the API's 20-tag limit: say so now, not as a 422 later."""
-    if len(tags) <= MAX_API_TAGS:
+    if len(tags) <= MAX_TAGS:
         return
     where = "declared" if want.tags is not None else "live (spec.tags is not managed)"
     b.errors.append(
@@ -280,7 +280,7 @@ def _check_tag_limit(b: _Builder, want: DesiredService, tags: Mapping[str, str |
             "spec.tags",
             f"the service would carry {len(tags)} tags: {len(tags) - 1} {where} plus the "
             f"ownership tag {OWNERSHIP_TAG_KEY}: {OWNERSHIP_TAG_VALUE}, and the API allows at "
-            f"most {MAX_API_TAGS}; declare spec.tags with at most {MAX_API_TAGS - 1} tags",
+            f"most {MAX_TAGS}; declare spec.tags with at most {MAX_TAGS - 1} tags",
         )
     )
 

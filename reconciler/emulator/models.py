@@ -17,14 +17,19 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 
-OBJECT_ID_PATTERN = r"^[a-f0-9]{24}$"
-TAG_PATTERN = r"^[\w\s]+$"
-KEYTERM_PATTERN = r"^[a-z-]+( [a-z-]+){0,2}$"
-VERSION_SET_NAME_PATTERN = r"^[A-Za-z0-9_-]+$"
-
-MAX_TAGS = 20
-MAX_KEYTERMS = 20
-MAX_VERSION_SET_NAME = 40
+from reconciler.limits import (
+    ID_PATTERN as OBJECT_ID_PATTERN,
+)
+from reconciler.limits import (
+    KEYTERM_PATTERN,
+    MAX_KEYTERMS,
+    MAX_TAGS,
+    TAG_PATTERN,
+    VERSION_SET_NAME_PATTERN,
+)
+from reconciler.limits import (
+    VERSION_SET_NAME_MAX as MAX_VERSION_SET_NAME,
+)
 
 
 class LLMType(StrEnum):

@@ -1,0 +1,37 @@
+"""The API's field limits, in one place.
+
+Taken from the request schemas of create-service, update-service and
+upsert-service-version-set in the OpenAPI document (the project never reads the
+document at runtime; `tests/test_limits.py` checks these against it). The
+manifest validator, the exporter, the planner and the emulator all enforce the
+same rules, so they share these values rather than keeping copies.
+"""
+
+from __future__ import annotations
+
+ID_PATTERN = r"^[a-f0-9]{24}$"
+TAG_PATTERN = r"^[\w\s]+$"  # tag keys and values
+KEYTERM_PATTERN = r"^[a-z-]+( [a-z-]+){0,2}$"
+VERSION_SET_NAME_PATTERN = r"^[A-Za-z0-9_-]+$"
+VERSION_SET_NAME_MAX = 40
+MAX_TAGS = 20
+MAX_KEYTERMS = 20
+
+# The API's `LLMType` enum. It grows with new models, so the manifest validator
+# only warns about a name outside it; the emulator, like the API, refuses one.
+LLM_NAMES: tuple[str, ...] = (
+    "azure_gpt-4.1-2025-04-14",
+    "openai_gpt-4.1-2025-04-14",
+    "azure_gpt-4.1-mini-2025-04-14",
+    "openai_gpt-4.1-mini-2025-04-14",
+    "azure_gpt-5-nano-2025-08-07",
+    "azure_gpt-5.1-2025-11-13",
+    "openai_gpt-5.1-2025-11-13",
+    "azure_gpt-5.2-2025-12-11",
+    "openai_gpt-5-nano-2025-08-07",
+    "openai_gpt-5.2-2025-12-11",
+    "google_claude-sonnet-4-5@20250929",
+    "aws_claude-sonnet-4-5-20250929",
+    "google_gemini-2.5-pro",
+    "google_gemini-2.5-flash",
+)
