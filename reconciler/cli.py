@@ -384,7 +384,9 @@ def apply(
             "--prune and --target shape a plan when it is made; a saved plan already "
             "carries them (run plan again with the flags you want)"
         )
-    color = not as_json and _apply_stream_is_terminal(err=False)
+    color = (
+        not as_json and _apply_stream_is_terminal(err=False) and not os.environ.get("NO_COLOR")
+    )
     bar = _apply_stream_is_terminal(err=True)
     progress: ApplyProgress | None = None
 
