@@ -205,9 +205,22 @@ def _resolve(
             want,
             f"spec.{ref.name_field}",
             f"no {ref.label} named {by_name!r} exists in the organization"
-            + did_you_mean(by_name, names),
+            + (did_you_mean(by_name, names) or _known_names(ref.label, names)),
         ),
     )
+
+
+# Up to this many names are listed when a name matches none of them.
+KNOWN_NAMES_LISTED = 10
+
+
+def _known_names(label: str, names: Sequence[str]) -> str:
+    """What would be right when nothing is close: the names that exist (a few), or how many."""
+    if not names:
+        return f"; the organization has no {label}s (or the API user may not read them)"
+    if len(names) <= KNOWN_NAMES_LISTED:
+        return f"; the organization's {label}s are " + ", ".join(repr(n) for n in names)
+    return f"; the organization has {len(names)} {label}s (`reconciler export` shows which)"
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
@@ -294,8 +307,8 @@ def _check_targets(
         raise UserError(
             [
                 Diagnostic(
-                    f"--target {t!r}: no service of that name is in the manifests or the "
-                    "organization" + did_you_mean(t, known),
+                    f"no service named {t!r} is in the manifests or the organization"
+                    + did_you_mean(t, known),
                     field="--target",
                 )
                 for t in unknown

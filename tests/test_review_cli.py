@@ -50,3 +50,36 @@ def test_apply_respects_no_color(terminal: None) -> None:
     )
     assert result.exit_code == 0, result.output
     assert "\x1b[" not in result.output
+
+
+# --- messages say what would be right -----------------------------------------------
+
+
+def _manifest(tmp_path: Path, agent: str) -> str:
+    path = tmp_path / "svc.yaml"
+    path.write_text(
+        "apiVersion: amigo.ai/v1\nkind: Service\nmetadata: {name: Night Line}\nspec:\n"
+        f"  description: after hours\n  agent: {agent}\n"
+        "  service_hierarchical_state_machine: Onboarding flow\n",
+        encoding="utf-8",
+    )
+    return str(path)
+
+
+def test_unknown_agent_lists_the_agents_that_exist(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli.main, ["plan", _manifest(tmp_path, "Zzyzx"), "--emulator", SEED]
+    )
+    assert result.exit_code == 1
+    assert "svc.yaml:6:10: error: spec.agent: no agent named 'Zzyzx'" in result.output
+    assert "the organization's agents are 'Billing Assistant', 'Concierge'" in result.output
+
+
+def test_unknown_target_is_said_once(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli.main, ["plan", EXAMPLES, "--emulator", SEED, "--target", "front desk"]
+    )
+    assert result.exit_code == 1
+    assert result.output.count("--target") == 1, result.output
+    assert "no service named 'front desk'" in result.output
+    assert "did you mean 'Front Desk'?" in result.output
