@@ -459,7 +459,8 @@ def test_unknown_target_is_a_clear_error(make: Any) -> None:
     s = make()
     with pytest.raises(UserError) as caught:
         s.plan(manifest("Greeter"), targets=["Greter"])
-    assert "--target 'Greter'" in str(caught.value) and "'Greeter'" in str(caught.value)
+    message = str(caught.value)
+    assert "--target: no service named 'Greter'" in message and "'Greeter'" in message
 
 
 def test_identical_inputs_give_identical_plans(make: Any) -> None:
