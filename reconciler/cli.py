@@ -18,6 +18,8 @@ import click
 from reconciler import __version__
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from reconciler.api.client import AmigoClient
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -325,6 +327,24 @@ def _apply_install_sigint(cancel: Any) -> Callable[[], None]:
     return restore
 
 
+def _apply_is_saved_plan(path: Path) -> bool:
+    """A saved plan: a `.json` file, or any non-YAML file that holds a JSON object.
+
+    So `plan --out plan.out` then `apply plan.out` loads the plan (with load_plan's
+    clear errors) instead of reading it as manifests.
+    """
+    if not path.is_file() or path.suffix.lower() in (".yaml", ".yml"):
+        return False
+    if path.suffix.lower() == ".json":
+        return True
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(64)
+    except OSError:
+        return False
+    return head.lstrip().startswith(b"{")
+
+
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
 @click.option("--auto-approve", is_flag=True, help="Apply without asking for confirmation (CI).")
@@ -378,15 +398,13 @@ def apply(
     )
 
     as_json = fmt == "json"
-    saved = len(paths) == 1 and paths[0].endswith(".json") and Path(paths[0]).is_file()
+    saved = len(paths) == 1 and _apply_is_saved_plan(Path(paths[0]))
     if saved and (prune or targets):
         raise click.UsageError(
             "--prune and --target shape a plan when it is made; a saved plan already "
             "carries them (run plan again with the flags you want)"
         )
-    color = (
-        not as_json and _apply_stream_is_terminal(err=False) and not os.environ.get("NO_COLOR")
-    )
+    color = not as_json and _apply_stream_is_terminal(err=False) and not os.environ.get("NO_COLOR")
     bar = _apply_stream_is_terminal(err=True)
     progress: ApplyProgress | None = None
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from reconciler import cli
 
@@ -17,8 +17,8 @@ SEED = str(REPO / "examples" / "emulator-seed.yaml")
 EXAMPLES = str(REPO / "examples" / "services")
 
 
-def run(args: list[str], env: dict[str, str] | None = None, *, color: bool = False) -> object:
-    return CliRunner().invoke(cli.main, args, env=env, color=color, catch_exceptions=False)
+def run(args: list[str], env: dict[str, str] | None = None) -> Result:
+    return CliRunner().invoke(cli.main, args, env=env)
 
 
 # --- colour ----------------------------------------------------------------------
@@ -83,3 +83,26 @@ def test_unknown_target_is_said_once(tmp_path: Path) -> None:
     assert result.output.count("--target") == 1, result.output
     assert "no service named 'front desk'" in result.output
     assert "did you mean 'Front Desk'?" in result.output
+
+
+# --- plan files --------------------------------------------------------------------
+
+
+def test_apply_reads_a_saved_plan_whatever_its_suffix(tmp_path: Path) -> None:
+    saved = tmp_path / "plan.out"
+    made = run(["plan", EXAMPLES, "--emulator", SEED, "--out", str(saved)])
+    assert made.exit_code == 0, made.output
+    result = CliRunner().invoke(
+        cli.main, ["apply", str(saved), "--emulator", SEED, "--auto-approve"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "Converged." in result.output
+    assert "unknown field" not in result.output  # not read as a manifest
+
+
+def test_apply_of_a_foreign_json_object_says_it_is_no_plan(tmp_path: Path) -> None:
+    other = tmp_path / "notes.txt"
+    other.write_text('{"hello": 1}\n', encoding="utf-8")
+    result = CliRunner().invoke(cli.main, ["apply", str(other), "--emulator", SEED])
+    assert result.exit_code == 1
+    assert "is not a reconciler plan" in result.output
