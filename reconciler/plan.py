@@ -18,6 +18,9 @@ JSON object, format_version 1:
 - `summary` (kind -> count), `drift` ([{service, service_id, version_set,
   message}]), `warnings` / `errors` ([{severity, message, field, service,
   pos}]), `prune`, `targets`, `api_reads` (operation id -> requests);
+- `reference_names` (optional; agent / state machine id -> name): the names of
+  the agents and state machines the changes refer to by id, so people see
+  `agent_id: "b4f7..." (named "Concierge")`; informational, never sent to the API;
 - `checksum`: sha256 of the canonical JSON (sorted keys, no spaces) of every
   other key, so an edited file is refused on load.
 """
@@ -112,6 +115,8 @@ class Plan:
     targets: tuple[str, ...] = ()
     api_reads: Mapping[str, int] = field(default_factory=dict)  # operation id -> requests
     format_version: int = FORMAT_VERSION
+    # Agent / state machine id -> name, for the ids in the changes (for people only).
+    reference_names: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def has_changes(self) -> bool:
@@ -225,6 +230,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "prune": plan.prune,
         "targets": list(plan.targets),
         "api_reads": dict(sorted(plan.api_reads.items())),
+        "reference_names": dict(sorted(plan.reference_names.items())),
     }
     # Round-trip through JSON so the checksum covers exactly what is written.
     data = json.loads(_canonical(data))
@@ -346,6 +352,11 @@ def plan_from_dict(data: Any, *, name: str = "plan") -> Plan:
             if missing:
                 raise _Shape(f"operation {op.key} depends on unknown {', '.join(missing)}")
         api_reads = _get(data, "api_reads", dict, "")
+        names = data.get("reference_names", {})  # absent in plans from before it existed
+        if not isinstance(names, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in names.items()
+        ):
+            raise _Shape("reference_names is not a map of id to name")
         return Plan(
             organization=_get(data, "organization", str, ""),
             base_url=_get(data, "base_url", str, ""),
@@ -373,6 +384,7 @@ def plan_from_dict(data: Any, *, name: str = "plan") -> Plan:
             prune=_get(data, "prune", bool, ""),
             targets=tuple(_get(data, "targets", list, "")),
             api_reads={str(k): int(v) for k, v in api_reads.items()},
+            reference_names=dict(names),
         )
     except _Shape as exc:
         raise UserError(f"{name} is not a valid reconciler plan: {exc}") from None

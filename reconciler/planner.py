@@ -846,6 +846,7 @@ def plan_against(
     _check_unit_tests(b, live)
     operations = _order(b)
     return Plan(
+        reference_names=_reference_names(operations, live),
         organization=organization,
         base_url=base_url,
         manifests_digest=desired.digest,
@@ -859,6 +860,20 @@ def plan_against(
         targets=tuple(targets),
         api_reads=dict(api_reads or {}),
     )
+
+
+def _reference_names(operations: Sequence[Operation], live: LiveState) -> dict[str, str]:
+    """Names of the agents and state machines the changes refer to by id (for people)."""
+    ids = {
+        value
+        for op in operations
+        for change in op.changes
+        if change.path.endswith(("agent_id", "service_hierarchical_state_machine_id"))
+        for value in (change.old, change.new)
+        if isinstance(value, str)
+    }
+    known = (*(live.agents or ()), *(live.state_machines or ()))
+    return {record.id: record.name for record in known if record.id in ids}
 
 
 def destructive_service_ids(plan: Plan) -> list[str]:

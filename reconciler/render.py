@@ -17,7 +17,7 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import click
@@ -101,18 +101,28 @@ def headline(op: Operation) -> str:
     return f"{symbol} {what}"
 
 
-def detail_lines(op: Operation) -> list[str]:
-    """One line per user-visible change; the ownership tag only as the adoption note."""
+def detail_lines(op: Operation, names: Mapping[str, str] | None = None) -> list[str]:
+    """One line per user-visible change; the ownership tag only as the adoption note.
+
+    `names` (a plan's reference_names) puts an agent's or state machine's name
+    beside its id: `agent_id: "b4f7..." (named "Concierge")`.
+    """
+    known = names or {}
+
+    def shown(v: Any) -> str:
+        name = known.get(v) if isinstance(v, str) else None
+        return f"{value(v)} (named {value(name)})" if name is not None else value(v)
+
     lines: list[str] = []
     for change in op.changes:
         if not is_user_visible(change):
             continue
         if op.kind is Kind.CREATE or (change.old is None and op.action is Action.CREATE_SERVICE):
-            lines.append(f"{change.path}: {value(change.new)}")
+            lines.append(f"{change.path}: {shown(change.new)}")
         elif op.kind is Kind.DELETE:
-            lines.append(f"{change.path}: {value(change.old)}")
+            lines.append(f"{change.path}: {shown(change.old)}")
         else:
-            lines.append(f"{change.path}: {value(change.old)} -> {value(change.new)}")
+            lines.append(f"{change.path}: {shown(change.old)} -> {shown(change.new)}")
     adopts = any(not is_user_visible(c) and c.old is None for c in op.changes)
     if adopts and op.action is Action.UPDATE_SERVICE:
         lines.append(f"(adopt: adds the ownership tag {OWNERSHIP_TAG_KEY}: {OWNERSHIP_TAG_VALUE})")
@@ -139,7 +149,7 @@ def render_text(plan: Plan, *, color: bool = False) -> str:
         for op in plan.operations:
             head = headline(op)
             out.append(f"  {paint(head, _COLOUR[head[0]], bold=True)}  [{op.key}]")
-            out.extend(f"      {line}" for line in detail_lines(op))
+            out.extend(f"      {line}" for line in detail_lines(op, plan.reference_names))
         out.append("")
     if plan.drift:
         out.append("Left alone (not managed, or not pruned):")
@@ -211,7 +221,7 @@ def render_markdown(plan: Plan, *, limit: int = GITHUB_COMMENT_LIMIT) -> str:
         lines: list[str] = []
         for op in ops:
             lines.append(f"{headline(op)}  [{op.key}]")
-            lines.extend(f"    {line}" for line in detail_lines(op))
+            lines.extend(f"    {line}" for line in detail_lines(op, plan.reference_names))
         details.append(
             f"<details><summary>{html.escape(service)} ({len(ops)} "
             f"operation{'s' if len(ops) != 1 else ''})</summary>\n\n{_fenced(lines)}\n\n</details>"

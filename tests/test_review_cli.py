@@ -106,3 +106,42 @@ def test_apply_of_a_foreign_json_object_says_it_is_no_plan(tmp_path: Path) -> No
     result = CliRunner().invoke(cli.main, ["apply", str(other), "--emulator", SEED])
     assert result.exit_code == 1
     assert "is not a reconciler plan" in result.output
+
+
+# --- the text plan names what the manifest named -----------------------------------
+
+
+def test_plan_shows_agent_and_state_machine_names_beside_ids(tmp_path: Path) -> None:
+    result = run(["plan", _manifest(tmp_path, "Concierge"), "--emulator", SEED])
+    assert result.exit_code == 0, result.output
+    agent_line = next(line for line in result.output.splitlines() if "agent_id:" in line)
+    assert agent_line.endswith('(named "Concierge")'), agent_line
+    assert '(named "Onboarding flow")' in result.output
+
+
+def test_an_agent_change_names_both_agents(tmp_path: Path) -> None:
+    manifest = tmp_path / "front-desk.yaml"
+    original = (REPO / "examples" / "services" / "front-desk.yaml").read_text(encoding="utf-8")
+    assert "agent: Concierge" in original
+    manifest.write_text(original.replace("agent: Concierge", "agent: Triage Nurse"), "utf-8")
+    result = run(["plan", str(manifest), "--emulator", SEED, "--format", "markdown"])
+    assert result.exit_code == 0, result.output
+    assert '(named "Concierge") -> ' in result.output
+    assert '(named "Triage Nurse")' in result.output
+
+
+def test_saved_plan_keeps_the_names_and_older_plans_still_load(tmp_path: Path) -> None:
+    import json
+
+    from reconciler.plan import _checksum, load_plan
+
+    saved = tmp_path / "plan.json"
+    assert run(["plan", _manifest(tmp_path, "Concierge"), "--emulator", SEED, "--out", str(saved)])
+    data = json.loads(saved.read_text(encoding="utf-8"))
+    assert "Concierge" in data["reference_names"].values()
+    assert "Concierge" in load_plan(saved).reference_names.values()
+
+    del data["reference_names"]  # a plan written before the field existed
+    data["checksum"] = _checksum(data)
+    saved.write_text(json.dumps(data), encoding="utf-8")
+    assert load_plan(saved).reference_names == {}
