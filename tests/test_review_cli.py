@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 from click.testing import CliRunner, Result
 
@@ -145,3 +146,22 @@ def test_saved_plan_keeps_the_names_and_older_plans_still_load(tmp_path: Path) -
     data["checksum"] = _checksum(data)
     saved.write_text(json.dumps(data), encoding="utf-8")
     assert load_plan(saved).reference_names == {}
+
+
+# --- an unreachable API is named ---------------------------------------------------
+
+
+def test_a_connection_failure_names_the_api_it_tried() -> None:
+    from _api_fake import FakeApi, FakeClock, config
+
+    from reconciler.api.errors import TransportError
+
+    clock = FakeClock()
+    api = FakeApi(clock=clock)
+    client = api.client(clock, config=config(base_url="https://api.example.test:8443/v0"))
+    api.fault("sign-in-with-api-key", *[httpx.ConnectError] * 5)
+    with pytest.raises(TransportError) as info:
+        client.list_services()
+    message = str(info.value)
+    assert "could not connect to https://api.example.test:8443 (" in message
+    assert "/v0" not in message  # scheme, host and port only

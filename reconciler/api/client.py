@@ -73,14 +73,34 @@ def _segment(value: str) -> str:
 
 
 def _describe_transport_error(exc: httpx.TransportError) -> str:
+    peer = _peer(exc)
     if isinstance(exc, httpx.TimeoutException):
-        kind = "timed out"
+        kind = f"timed out waiting for {peer}" if peer else "timed out"
     elif isinstance(exc, _NOT_SENT):
-        kind = "could not connect"
+        kind = f"could not connect to {peer}" if peer else "could not connect"
     else:
-        kind = "connection lost before an answer"
+        kind = (
+            f"connection to {peer} lost before an answer"
+            if peer
+            else "connection lost before an answer"
+        )
     text = str(exc).strip()
     return f"{kind} ({type(exc).__name__}: {text})" if text else f"{kind} ({type(exc).__name__})"
+
+
+def _peer(exc: httpx.TransportError) -> str:
+    """'https://host[:port]': which API was unreachable (a mistyped AMIGO_BASE_URL shows).
+
+    Scheme, host and port only: never a path, query or user:password part.
+    """
+    try:
+        url = exc.request.url
+    except RuntimeError:  # raised without a request (not by httpx's own client)
+        return ""
+    if not url.host:
+        return ""
+    port = f":{url.port}" if url.port else ""
+    return f"{url.scheme}://{url.host}{port}"
 
 
 class AmigoClient:
