@@ -165,3 +165,23 @@ def test_a_connection_failure_names_the_api_it_tried() -> None:
     message = str(info.value)
     assert "could not connect to https://api.example.test:8443 (" in message
     assert "/v0" not in message  # scheme, host and port only
+
+
+# --- the README documents the apply report as it is ---------------------------------
+
+
+def test_readme_documents_every_apply_report_key_and_outcome() -> None:
+    import json
+    import re
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### The apply report (`apply --format json`)", 1)[1]
+    section = section.split("\n## ", 1)[0]
+    documented = set(re.findall(r"`([a-z_]+)`", section))
+    result = run(["apply", EXAMPLES, "--emulator", SEED, "--auto-approve", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    keys = set(report) | set(report["operations"][0]) | set(report["summary"])
+    assert keys <= documented, sorted(keys - documented)
+    outcomes = {"converged", "failed", "not_converged", "unchecked", "cancelled"}
+    assert report["outcome"] in outcomes and outcomes <= documented
