@@ -348,7 +348,7 @@ def _dump(documents: list[object]) -> bytes:
 
 
 _FAST = settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None
 )
 _MANY = settings(
     max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None
