@@ -121,7 +121,15 @@ def match_services(
             matches[index] = Match(want)
         elif len(candidates) == 1:
             claimed.add(candidates[0].id)
-            matches[index] = Match(want, live=candidates[0])
+            namesakes = [
+                s for s in same_name if s.owned and not s.is_active and s.id != candidates[0].id
+            ]
+            if candidates[0].is_active and not want.is_active and namesakes:
+                matches[index] = Match(
+                    want, error=_ambiguous_after_deactivation(want, candidates[0], namesakes)
+                )
+            else:
+                matches[index] = Match(want, live=candidates[0])
         else:
             ids = ", ".join(s.id for s in candidates)
             matches[index] = Match(
@@ -135,6 +143,22 @@ def match_services(
                 ),
             )
     return [matches[i] for i in range(len(desired))]
+
+
+def _ambiguous_after_deactivation(
+    want: DesiredService, active: LiveService, namesakes: Sequence[LiveService]
+) -> Diagnostic:
+    """Deactivating by name beside an owned inactive namesake would leave two owned inactive
+    services of that name, which no later plan could tell apart: ask for the pin now."""
+    others = ", ".join(s.id for s in namesakes)
+    return _error(
+        want,
+        "metadata.name",
+        f"deactivating the active {want.name!r} ({active.id}) would leave it beside the "
+        f"inactive {want.name!r} the reconciler already manages ({others}), and later plans "
+        f"could not tell them apart; pin metadata.id: {active.id} to deactivate the active "
+        f"one, or metadata.id: {namesakes[0].id} to manage the inactive one",
+    )
 
 
 # --- references (agents, state machines) ----------------------------------------

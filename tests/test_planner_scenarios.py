@@ -208,6 +208,26 @@ def test_nineteen_tags_plus_ownership_fit(make: Any) -> None:
     assert ops(plan) == [("adopt", "Greeter", None)]
 
 
+INACTIVE_ALPHA = (
+    "description: Alpha service\nis_active: false\nagent: Concierge\n"
+    "service_hierarchical_state_machine: Flow"
+)
+
+
+def test_deactivating_beside_an_owned_inactive_namesake_asks_for_an_id_pin(make: Any) -> None:
+    """Two owned inactive services of one name could not be told apart by the next plan."""
+    s = make([svc("Alpha", is_active=False, tags=OWNED), svc("Alpha")])
+    inactive, active = s.service_id("Alpha", active=False), s.service_id("Alpha")
+    plan = s.plan(manifest("Alpha", INACTIVE_ALPHA))
+    assert ops(plan) == [] and len(plan.errors) == 1
+    message = plan.errors[0].message
+    assert f"metadata.id: {active}" in message and f"metadata.id: {inactive}" in message
+
+    pinned = s.plan(manifest("Alpha", INACTIVE_ALPHA, meta=f"id: {active}"))
+    assert not pinned.errors
+    assert ops(pinned) == [("deactivate", "Alpha", None)]
+
+
 def test_update_sends_only_changed_fields(make: Any) -> None:
     s = make([svc("Greeter", tags=OWNED, keyterms=["a"])])
     plan = s.plan(
