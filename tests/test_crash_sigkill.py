@@ -120,10 +120,9 @@ def test_sigkill_at_a_random_point_then_rerun_converges(
             if at_write:
                 EXCHANGE_OBSERVERS.remove(kill_on_write)
         assert not secrets_guard.found(output)
-        if killed.is_set():
-            assert proc.returncode == -signal.SIGKILL
-        else:  # finished before the kill point: then it must have succeeded
-            assert proc.returncode == 0, output
+        # Killed, or it finished just before the kill point: then it must have succeeded.
+        assert proc.returncode in (-signal.SIGKILL, 0), output
+        assert proc.returncode == -signal.SIGKILL or "Converged" in output, output
         interrupted = emulator.services()
         assert_no_duplicates(interrupted, reference["names"], f"seed {seed}, after the kill")
 
