@@ -384,28 +384,32 @@ def _plan_version_sets(
     for name in sorted(live_sets):
         if name in want.version_sets or name in (EDGE, RELEASE):
             continue
-        if prune and live.owned:
-            b.add(
-                _Draft(
-                    Action.DELETE_VERSION_SET,
-                    Kind.DELETE,
+        if prune:
+            # A service a manifest declares is managed, owned already or adopted by this
+            # plan; an adoption's deletions wait for the ownership tag to land.
+            delete = _Draft(
+                Action.DELETE_VERSION_SET,
+                Kind.DELETE,
+                want.name,
+                live.id,
+                (want.name, live.id, 2, name),
+                version_set=name,
+                changes=diff_version_set(live_sets[name], None),
+                source=want.source,
+                desired=want,
+            )
+            if not live.owned and update_index is not None:
+                delete.deps.add(update_index)
+            b.add(delete)
+        else:
+            b.drift.append(
+                Drift(
                     want.name,
                     live.id,
-                    (want.name, live.id, 2, name),
-                    version_set=name,
-                    changes=diff_version_set(live_sets[name], None),
-                    source=want.source,
-                    desired=want,
+                    "not declared in the manifest; --prune would delete it",
+                    name,
                 )
             )
-        else:
-            why = (
-                "not pruned: the service does not carry the ownership tag yet (it is "
-                "adopted by this plan); a later --prune run removes it"
-                if prune
-                else "not declared in the manifest; --prune would delete it"
-            )
-            b.drift.append(Drift(want.name, live.id, why, name))
 
 
 def _check_pins(

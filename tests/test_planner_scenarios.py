@@ -228,6 +228,19 @@ def test_deactivating_beside_an_owned_inactive_namesake_asks_for_an_id_pin(make:
     assert ops(pinned) == [("deactivate", "Alpha", None)]
 
 
+def test_adopting_with_prune_deletes_undeclared_sets_after_the_tag_lands(make: Any) -> None:
+    """One apply converges: the adoption's deletions are planned now, ordered after the tag."""
+    from reconciler.applier import apply_plan
+
+    s = make([svc("Greeter", version_sets={"experiment": {"agent_version_number": 2}})])
+    plan = s.plan(manifest("Greeter"), prune=True)
+    assert ops(plan) == [("adopt", "Greeter", None), ("delete", "Greeter", "experiment")]
+    adopt, delete = plan.operations
+    assert delete.depends_on == (adopt.key,)
+    assert apply_plan(s.client, plan).ok
+    assert s.plan(manifest("Greeter"), prune=True).operations == ()
+
+
 def test_update_sends_only_changed_fields(make: Any) -> None:
     s = make([svc("Greeter", tags=OWNED, keyterms=["a"])])
     plan = s.plan(

@@ -28,7 +28,7 @@ from reconciler.api.client import AmigoClient
 from reconciler.applier import Status, apply_plan
 from reconciler.emulator import Emulator
 from reconciler.manifests import load_manifests
-from reconciler.plan import Action, Plan, plan_to_dict
+from reconciler.plan import Plan, plan_to_dict
 from reconciler.planner import make_plan
 
 NAMES = ["Alpha", "Beta", "Gamma", "Delta", "Epsilon"]
@@ -171,21 +171,6 @@ def _comparable(plan: Plan) -> dict[str, Any]:
     return data
 
 
-def _adopted_leftovers(first: Plan, second: Plan) -> bool:
-    """The documented two-step case: a service adopted under --prune keeps its undeclared
-    version sets until the next --prune run (the plan says "a later --prune run removes it")."""
-    adopted = {  # an update adds the ownership tag (adopt, or deactivate/activate/update)
-        op.service_id
-        for op in first.operations
-        if op.action is Action.UPDATE_SERVICE
-        and (op.request.get("tags") or {}).get("managed_by") == "amigo_reconciler"
-    }
-    return first.prune and all(
-        op.action is Action.DELETE_VERSION_SET and op.service_id in adopted
-        for op in second.operations
-    )
-
-
 def check(seed: dict[str, Any], desired: list[dict[str, Any]], prune: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "services.yaml"
@@ -207,12 +192,6 @@ def check(seed: dict[str, Any], desired: list[dict[str, Any]], prune: bool) -> N
         rejected = [(r.key, r.message) for r in report.results if r.status is not Status.DONE]
         assert rejected == [], "the emulator rejected planned operations"
         fresh = make_plan(client, manifests, prune=prune)
-        if fresh.operations and _adopted_leftovers(plan, fresh):
-            if fresh.errors:  # a unit test pins a leftover: the second plan says so, and stops
-                assert all("cannot delete version set" in str(e) for e in fresh.errors)
-                return
-            assert apply_plan(client, fresh).ok
-            fresh = make_plan(client, manifests, prune=prune)
         assert fresh.errors == (), [str(e) for e in fresh.errors]
         assert fresh.operations == (), [
             (o.kind.value, o.service, o.version_set, o.changes) for o in fresh.operations
