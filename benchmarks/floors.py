@@ -24,18 +24,10 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from reconciler.limits import RATE_LIMITS
+
 # Requests per window of each endpoint (the documented per-minute limits).
-LIMITS: Mapping[str, int] = {
-    "sign-in-with-api-key": 5,
-    "get-services": 50,
-    "create-service": 20,
-    "update-service": 20,
-    "upsert-service-version-set": 30,
-    "delete-service-version-set": 30,
-    "get-agents": 20,
-    "get-service-hierarchical-state-machines": 20,
-    "get-simulation-unit-tests": 200,
-}
+LIMITS: Mapping[str, int] = RATE_LIMITS
 
 
 @dataclass(frozen=True)

@@ -35,3 +35,17 @@ LLM_NAMES: tuple[str, ...] = (
     "google_gemini-2.5-pro",
     "google_gemini-2.5-flash",
 )
+
+# Documented rate limits: requests a minute, per user, by OpenAPI operation id. The
+# client paces itself by them, the emulator enforces them, the benchmarks' floors use them.
+RATE_LIMITS: dict[str, int] = {
+    "sign-in-with-api-key": 5,
+    "get-services": 50,
+    "create-service": 20,
+    "update-service": 20,
+    "upsert-service-version-set": 30,
+    "delete-service-version-set": 30,
+    "get-agents": 20,
+    "get-service-hierarchical-state-machines": 20,
+    "get-simulation-unit-tests": 200,
+}

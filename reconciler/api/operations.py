@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from reconciler.limits import RATE_LIMITS
+
 SIGN_IN = "sign-in-with-api-key"
 GET_SERVICES = "get-services"
 CREATE_SERVICE = "create-service"
@@ -33,33 +35,57 @@ class Operation:
 OPERATIONS: dict[str, Operation] = {
     op.id: op
     for op in (
-        Operation(SIGN_IN, "POST", 5, "a valid API key for this user", idempotent=True),
-        Operation(GET_SERVICES, "GET", 50, "Service:GetService", idempotent=True),
+        Operation(
+            SIGN_IN, "POST", RATE_LIMITS[SIGN_IN], "a valid API key for this user", idempotent=True
+        ),
+        Operation(
+            GET_SERVICES, "GET", RATE_LIMITS[GET_SERVICES], "Service:GetService", idempotent=True
+        ),
         Operation(
             CREATE_SERVICE,
             "POST",
-            20,
+            RATE_LIMITS[CREATE_SERVICE],
             "Service:CreateService (and Service:CreateVersionSet for its edge and release "
             "version sets)",
             idempotent=False,
         ),
-        Operation(UPDATE_SERVICE, "POST", 20, "Service:UpdateService", idempotent=False),
+        Operation(
+            UPDATE_SERVICE,
+            "POST",
+            RATE_LIMITS[UPDATE_SERVICE],
+            "Service:UpdateService",
+            idempotent=False,
+        ),
         Operation(
             UPSERT_VERSION_SET,
             "PUT",
-            30,
+            RATE_LIMITS[UPSERT_VERSION_SET],
             "Service:CreateVersionSet (new version set) or Service:UpdateVersionSet (existing one)",
             idempotent=True,
         ),
-        Operation(DELETE_VERSION_SET, "DELETE", 30, "Service:DeleteVersionSet", idempotent=True),
-        Operation(GET_AGENTS, "GET", 20, "Organization:GetAgent", idempotent=True),
+        Operation(
+            DELETE_VERSION_SET,
+            "DELETE",
+            RATE_LIMITS[DELETE_VERSION_SET],
+            "Service:DeleteVersionSet",
+            idempotent=True,
+        ),
+        Operation(
+            GET_AGENTS, "GET", RATE_LIMITS[GET_AGENTS], "Organization:GetAgent", idempotent=True
+        ),
         Operation(
             GET_STATE_MACHINES,
             "GET",
-            20,
+            RATE_LIMITS[GET_STATE_MACHINES],
             "Organization:GetServiceHierarchicalStateMachine",
             idempotent=True,
         ),
-        Operation(GET_UNIT_TESTS, "GET", 200, "Simulation:GetSimulationUnitTest", idempotent=True),
+        Operation(
+            GET_UNIT_TESTS,
+            "GET",
+            RATE_LIMITS[GET_UNIT_TESTS],
+            "Simulation:GetSimulationUnitTest",
+            idempotent=True,
+        ),
     )
 }

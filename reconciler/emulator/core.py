@@ -54,6 +54,7 @@ from reconciler.emulator.seed import (
     derived_id,
     load_seed,
 )
+from reconciler.limits import RATE_LIMITS as API_RATE_LIMITS
 
 if TYPE_CHECKING:
     import httpx
@@ -62,17 +63,7 @@ if TYPE_CHECKING:
     from reconciler.emulator.server import EmulatorServer
 
 # Requests per window (a minute on the live API), per user, from the document.
-RATE_LIMITS: Mapping[str, int] = {
-    "sign-in-with-api-key": 5,
-    "get-services": 50,
-    "create-service": 20,
-    "update-service": 20,
-    "upsert-service-version-set": 30,
-    "delete-service-version-set": 30,
-    "get-agents": 20,
-    "get-service-hierarchical-state-machines": 20,
-    "get-simulation-unit-tests": 200,
-}
+RATE_LIMITS: Mapping[str, int] = API_RATE_LIMITS
 
 _ROUTES: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("POST", ("v1", "{organization}", "user", "signin_with_api_key"), "sign-in-with-api-key"),
