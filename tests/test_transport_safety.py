@@ -28,6 +28,7 @@ from reconciler.api.client import AmigoClient
 from reconciler.api.config import ApiConfig
 from reconciler.api.errors import ApiError, ConfigError, TransportError
 from reconciler.api.retry import RetryPolicy
+from reconciler.api.transport import DeadlineTransport
 from reconciler.emulator import Emulator
 
 pytestmark = pytest.mark.http
@@ -64,7 +65,9 @@ def no_connections(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
 def test_tls_verification_is_on_with_hostname_checks() -> None:
     client = AmigoClient(config("https://api.amigo.ai"))
     try:
-        context = client._http._transport._pool._ssl_context  # type: ignore[attr-defined]
+        transport = client._http._transport
+        assert isinstance(transport, DeadlineTransport)  # the one the client sends with
+        context = transport.ssl_context
         assert context.verify_mode is ssl.CERT_REQUIRED
         assert context.check_hostname is True
         assert context.minimum_version >= ssl.TLSVersion.TLSv1_2

@@ -52,6 +52,7 @@ from reconciler.api.operations import (
 )
 from reconciler.api.pacing import RateLimiter, parse_rate_limit_headers
 from reconciler.api.retry import RETRYABLE_STATUSES, RetryPolicy, parse_retry_after
+from reconciler.api.transport import DeadlineTransport, attempt_deadline, environment_proxy_mounts
 
 __all__ = ["DEFAULT_BASE_URL", "AmigoClient", "ApiConfig"]
 
@@ -106,7 +107,18 @@ def _peer(exc: httpx.TransportError) -> str:
 class AmigoClient:
     """Thread-safe client; one sign-in per process, reused until near expiry.
 
-    `transport` lets tests and the in-process emulator plug in (httpx.MockTransport).
+    Every attempt of every call has a wall-clock deadline,
+    `config.attempt_deadline_seconds` (`ApiConfig.attempt_deadline`, else
+    2 x timeout + 5 s), on top of httpx's per-operation timeouts (connect
+    min(timeout, 10 s); read, write and pool `timeout`). It is enforced at the
+    socket (see `transport.py`), so a server trickling its headers or body a
+    byte at a time still ends the attempt by then, as a timeout: retried for
+    GET/PUT/DELETE, `OutcomeUnknown` for the POSTs. A call therefore ends within
+    attempts x deadline plus backoff (and rate-limit waits). TLS verification,
+    connection limits and HTTP(S)_PROXY / NO_PROXY routing are httpx's defaults.
+
+    `transport` lets tests and the in-process emulator plug in (httpx.MockTransport);
+    a transport passed in is used as is (no socket, so no deadline backend).
     `sleep` / `clock` are injectable so pacing and backoff are testable; `clock`
     returns Unix epoch seconds (the scale of X-RateLimit-Reset and token expiry).
     """
@@ -130,9 +142,15 @@ class AmigoClient:
         self._sleep: Callable[[float], None] = sleep or time.sleep
         self._on_wait = on_wait
         self._retry = retry_policy or RetryPolicy()
+        mounts: dict[str, httpx.BaseTransport | None] = {}
+        if transport is None:
+            # httpx's own transport and env-proxy routing, on the deadline backend.
+            transport = DeadlineTransport()
+            mounts.update(environment_proxy_mounts())
         self._http = httpx.Client(
             base_url=config.base_url,
             transport=transport,
+            mounts=mounts,
             timeout=httpx.Timeout(
                 config.timeout, connect=min(config.timeout, CONNECT_TIMEOUT_SECONDS)
             ),
@@ -438,13 +456,14 @@ class AmigoClient:
             ticket = limiter.acquire()
             self._count(operation_id)
             try:
-                response = self._http.request(
-                    method,
-                    path,
-                    params=tuple(params or ()),
-                    json=json_body,
-                    headers=request_headers,
-                )
+                with attempt_deadline(self.config.attempt_deadline_seconds):
+                    response = self._http.request(
+                        method,
+                        path,
+                        params=tuple(params or ()),
+                        json=json_body,
+                        headers=request_headers,
+                    )
             except httpx.TransportError as exc:
                 limiter.release(ticket)
                 not_sent = isinstance(exc, _NOT_SENT)

@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 DEFAULT_BASE_URL = "https://api.amigo.ai"
 DEFAULT_TIMEOUT_SECONDS = 30.0
 DEFAULT_RATE_WINDOW_SECONDS = 60.0
+# Added to 2 x timeout for the default attempt deadline: room for connect + TLS.
+ATTEMPT_DEADLINE_MARGIN_SECONDS = 5.0
 
 ENV_API_KEY = "AMIGO_API_KEY"
 ENV_API_KEY_ID = "AMIGO_API_KEY_ID"
@@ -113,6 +115,16 @@ class ApiConfig:
     # The rate-limit window the documented per-minute limits apply to. The client
     # also learns the real window from X-RateLimit-Reset; this is the starting point.
     rate_window_seconds: float = DEFAULT_RATE_WINDOW_SECONDS
+    # Wall-clock bound on one attempt (connect, send, every byte of the answer), however
+    # the server paces its bytes. None: 2 x timeout + 5 s (65 s with the default timeout).
+    attempt_deadline: float | None = None
+
+    @property
+    def attempt_deadline_seconds(self) -> float:
+        """The deadline each attempt gets: `attempt_deadline`, else 2 x timeout + 5 s."""
+        if self.attempt_deadline is not None:
+            return self.attempt_deadline
+        return 2 * self.timeout + ATTEMPT_DEADLINE_MARGIN_SECONDS
 
     def __post_init__(self) -> None:
         from reconciler.api.errors import ConfigError
@@ -124,6 +136,11 @@ class ApiConfig:
             )
         if not (self.timeout > 0):
             raise ConfigError(f"timeout must be a positive number of seconds, not {self.timeout}")
+        if self.attempt_deadline is not None and not (0 < self.attempt_deadline < float("inf")):
+            raise ConfigError(
+                "attempt_deadline must be a positive, finite number of seconds, "
+                f"not {self.attempt_deadline}"
+            )
         if not (self.rate_window_seconds > 0):
             raise ConfigError(
                 f"rate_window_seconds must be positive, not {self.rate_window_seconds}"
