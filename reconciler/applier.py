@@ -55,7 +55,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from reconciler.api.errors import ApiError, NotFound, OutcomeUnknown
 from reconciler.diagnostics import Diagnostic, UserError
-from reconciler.model import OWNERSHIP_TAG_KEY, OWNERSHIP_TAG_VALUE, VersionSet
+from reconciler.model import OWNERSHIP_TAG_KEY, OWNERSHIP_TAG_VALUE, DesiredState, VersionSet
 from reconciler.plan import Action, Kind, Operation, Plan
 
 if TYPE_CHECKING:
@@ -522,6 +522,53 @@ def describe(op: Operation | OperationResult) -> str:
     """`update 'Meet & Greet' version set 'canary'`: how people read an operation."""
     where = f"{op.service!r}" + (f" version set {op.version_set!r}" if op.version_set else "")
     return f"{op.kind.value} {where}"
+
+
+@dataclass(frozen=True, slots=True)
+class Convergence:
+    """The check after applying: does live state now match? (None: not checked.)"""
+
+    converged: bool
+    differences: tuple[str, ...] = ()
+    how: str = "re-planned against a fresh read of live state"
+    error: str | None = None  # the check itself failed (e.g. the API was unreachable)
+
+
+def convergence_from_plan(fresh: Plan) -> Convergence:
+    """A fresh plan's remaining operations (and errors) are the differences."""
+    differences = []
+    for op in fresh.operations:
+        changes = ", ".join(c.path for c in op.changes)
+        differences.append(describe(op) + (f" ({changes})" if changes else ""))
+    differences += [f"plan error: {d}" for d in fresh.errors]
+    return Convergence(converged=not differences, differences=tuple(differences))
+
+
+def check_convergence(
+    client: AmigoClient,
+    plan: Plan,
+    report: ApplyReport,
+    desired: DesiredState | None,
+    *,
+    prune: bool = False,
+    targets: Sequence[str] = (),
+) -> Convergence:
+    """After an apply: re-plan from the manifests, or (a saved plan, no manifests) check
+    each operation's effect against a fresh read. An API failure here still leaves the
+    apply report intact: the check says it could not be made."""
+    from reconciler.planner import make_plan
+
+    try:
+        if desired is not None:
+            return convergence_from_plan(make_plan(client, desired, prune=prune, targets=targets))
+        differences = remaining_differences(client, plan, report)
+        return Convergence(
+            not differences,
+            tuple(differences),
+            how="each operation's effect checked against a fresh read",
+        )
+    except ApiError as exc:
+        return Convergence(False, error=f"{exc}; run plan to see where things stand")
 
 
 def remaining_differences(client: ApplyClient, plan: Plan, report: ApplyReport) -> list[str]:

@@ -387,13 +387,12 @@ def apply(
     import threading
     from pathlib import Path
 
-    from reconciler.applier import apply_plan, check_saved_plan, remaining_differences
+    from reconciler.applier import apply_plan, check_convergence, check_saved_plan
     from reconciler.render import render_plan
     from reconciler.report import (
         ApplyProgress,
         Convergence,
         apply_report_json,
-        convergence_from_plan,
         render_apply_text,
     )
 
@@ -474,25 +473,11 @@ def apply(
             restore()
             progress.close()
 
-        convergence: Convergence | None = None
-        if not report.cancelled:
-            from reconciler.api.errors import ApiError
-
-            try:
-                if desired is not None:
-                    from reconciler.planner import make_plan
-
-                    fresh = make_plan(client, desired, prune=prune, targets=targets)
-                    convergence = convergence_from_plan(fresh)
-                else:
-                    differences = remaining_differences(client, plan, report)
-                    convergence = Convergence(
-                        not differences,
-                        tuple(differences),
-                        how="each operation's effect checked against a fresh read",
-                    )
-            except ApiError as exc:  # still report what was applied
-                convergence = Convergence(False, error=f"{exc}; run plan to see where things stand")
+        convergence = (
+            None
+            if report.cancelled
+            else check_convergence(client, plan, report, desired, prune=prune, targets=targets)
+        )
         if as_json:
             click.echo(json.dumps(apply_report_json(plan, report, convergence), indent=2))
         else:

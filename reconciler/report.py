@@ -10,15 +10,23 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import click
 
-from reconciler.applier import ApplyReport, OperationResult, Status, describe
-from reconciler.plan import Operation, Plan
+from reconciler.applier import (
+    ApplyReport,
+    Convergence,
+    OperationResult,
+    Status,
+    convergence_from_plan,
+    describe,
+)
+from reconciler.plan import Plan
 
 REPORT_FORMAT_VERSION = 1
+
+__all__ = ["Convergence", "convergence_from_plan"]  # re-exported: renderers take them
 
 _STATUS_COLOR = {
     Status.DONE: "green",
@@ -32,28 +40,6 @@ _STATUS_LABEL = {
     Status.SKIPPED: "skipped",
     Status.NOT_STARTED: "not started",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Convergence:
-    """The check after applying: does live state now match? (None: not checked.)"""
-
-    converged: bool
-    differences: tuple[str, ...] = ()
-    how: str = "re-planned against a fresh read of live state"
-    error: str | None = None  # the check itself failed (e.g. the API was unreachable)
-
-
-def convergence_from_plan(fresh: Plan) -> Convergence:
-    """A fresh plan's remaining operations (and errors) are the differences."""
-    differences = [_operation_line(op) for op in fresh.operations]
-    differences += [f"plan error: {d}" for d in fresh.errors]
-    return Convergence(converged=not differences, differences=tuple(differences))
-
-
-def _operation_line(op: Operation) -> str:
-    changes = ", ".join(c.path for c in op.changes)
-    return describe(op) + (f" ({changes})" if changes else "")
 
 
 def format_duration(seconds: float) -> str:
