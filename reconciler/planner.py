@@ -535,7 +535,9 @@ def _plan_service(
             if known is not None:
                 new_id = desired_fields[ref.id_field]
                 record = next((a for a in known if a.id == new_id), None)
-        _check_pins(b, want, ref, record, sent)
+        # After a move every declared pin names a version of the new agent / state
+        # machine, sent or not; otherwise only the sets being sent can be new.
+        _check_pins(b, want, ref, record, want.version_sets if ref_changed else sent)
         if record is None:
             continue
         path = f"spec.{ref.name_field if getattr(want, ref.name_field) else ref.id_field}"

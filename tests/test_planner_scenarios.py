@@ -537,3 +537,24 @@ def test_moving_an_active_service_to_a_deprecated_agent_by_id_is_caught(make: An
     (error,) = plan.errors
     assert error.field == "spec.agent_id" and "deprecated" in error.message
     assert plan.api_reads.get("get-agents") == 1
+
+
+def test_agent_change_checks_unchanged_declared_pins_against_the_new_agent(make: Any) -> None:
+    """A declared set whose numbers stay the same still pins them in the *new* agent after
+    the move: Helper has no version 4, so the plan must say so, not apply a dangling pin."""
+    s = make([svc("Greeter", tags=OWNED, version_sets={"release": {"agent_version_number": 4}})])
+    plan = s.plan(
+        manifest(
+            "Greeter",
+            """
+            description: Greeter service
+            agent: Helper
+            service_hierarchical_state_machine: Flow
+            version_sets:
+              release: {agent_version_number: 4}
+            """,
+        )
+    )
+    (error,) = plan.errors
+    assert error.field == "spec.version_sets.release.agent_version_number"
+    assert "'Helper' has no version 4" in error.message
