@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from reconciler.model import Agent, DesiredService, DesiredState, LiveService, LiveState, UnitTest
+from reconciler.planner import match_services
 
 if TYPE_CHECKING:
     from reconciler.api.client import AmigoClient
@@ -80,13 +81,12 @@ def needed_references(
 ) -> tuple[bool, bool]:
     """(read agents?, read state machines?) for the manifests in scope."""
     wanted = set(targets)
-    by_id = {s.id: s for s in services}
-    active_by_name = {s.name: s for s in services if s.is_active}
     agents = state_machines = False
-    for want in desired.services:
+    # The planner's own matching: the live service each manifest will be compared with.
+    for match in match_services(desired.services, services):
+        want, live = match.desired, match.live
         if wanted and want.name not in wanted:
             continue
-        live = by_id.get(want.id) if want.id is not None else active_by_name.get(want.name)
         agents = agents or (
             want.agent is not None
             or _pins(want, "agent_version_number")

@@ -152,3 +152,24 @@ def test_unit_tests_from_api_skips_deleted() -> None:
         }
     ]
     assert unit_tests_from_api(rows) == ()
+
+
+def test_references_follow_the_planners_identity_matching() -> None:
+    """Which live service a manifest is compared with decides what must be read, so it is
+    the planner's own matching: an inactive namesake is a match (no create, nothing to
+    check), and a name a pinned rename takes away leaves the other manifest a create."""
+    inactive = {**API_SERVICE, "is_active": False}
+    assert needed_references(desired(is_active=False), services_from_api([inactive])) == (
+        False,
+        False,
+    )
+    renamed = DesiredService(
+        name="Hello",
+        description="hi",
+        source=SourcePos("s.yaml", 9, 1),
+        id=API_SERVICE["id"],
+        agent_id="1" * 24,
+        service_hierarchical_state_machine_id="2" * 24,
+    )
+    state = DesiredState((*desired().services, renamed), digest="d")
+    assert needed_references(state, services_from_api([API_SERVICE])) == (True, True)
