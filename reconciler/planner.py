@@ -1,10 +1,10 @@
 """Desired state + live state -> an ordered, checked Plan.
 
-`plan_against` is pure (hand it a LiveState); `make_plan` reads the live state
+`plan_against` does no I/O of its own (hand it a LiveState); `make_plan` reads the live state
 itself with as few calls as the plan needs: services (pages of 20), agents and
 state machines only when a manifest needs them resolved or checked, and
 simulation unit tests only for services where a deletion or deactivation is
-planned (one call, after a first planning pass shows which).
+planned (one call, once planning shows which).
 
 Every operation is one API call. Order comes from a dependency graph, not a
 fixed list: a name-freeing deactivation or rename runs before the create or
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import difflib
 import heapq
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -739,11 +739,16 @@ def _order_names(b: _Builder, services: Sequence[LiveService], claimed: set[str]
                 b.errors.append(Diagnostic(message, service=d.service))
 
 
-def _check_unit_tests(b: _Builder, live_state: LiveState) -> None:
-    if live_state.unit_tests is None:
+def _destructive_ids(b: _Builder) -> list[str]:
+    """Services where a deletion or deactivation is planned (their unit tests matter)."""
+    return sorted({d.service_id for d in b.drafts if d.kind in DESTRUCTIVE and d.service_id})
+
+
+def _check_unit_tests(b: _Builder, unit_tests: Sequence[UnitTest] | None) -> None:
+    if unit_tests is None:
         return
     by_service: dict[str, list[UnitTest]] = {}
-    for test in live_state.unit_tests:
+    for test in unit_tests:
         by_service.setdefault(test.service_id, []).append(test)
     for d in b.drafts:
         if d.kind not in DESTRUCTIVE or d.service_id is None:
@@ -856,8 +861,14 @@ def plan_against(
     targets: Sequence[str] = (),
     api_reads: Mapping[str, int] | None = None,
     created_at: str | None = None,
+    read_unit_tests: Callable[[Sequence[str]], Sequence[UnitTest]] | None = None,
 ) -> Plan:
-    """The plan that takes `live` to `desired` (pure: no I/O)."""
+    """The plan that takes `live` to `desired` (no I/O of its own).
+
+    When `live.unit_tests` was not read, `read_unit_tests` (if given) is asked once,
+    mid-plan, for the unit tests of the services where a deletion or deactivation
+    is planned: only the planning itself knows which those are.
+    """
     _check_targets(targets, desired, live.services)
     wanted = set(targets)
 
@@ -873,7 +884,12 @@ def plan_against(
             _plan_service(b, match, live, prune=prune)
     _plan_absent_owned(b, live.services, claimed, prune=prune, scope=in_scope)
     _order_names(b, live.services, claimed)
-    _check_unit_tests(b, live)
+    unit_tests: Sequence[UnitTest] | None = live.unit_tests
+    if unit_tests is None and read_unit_tests is not None:
+        service_ids = _destructive_ids(b)
+        if service_ids:
+            unit_tests = read_unit_tests(service_ids)
+    _check_unit_tests(b, unit_tests)
     operations = _order(b)
     return Plan(
         reference_names=_reference_names(operations, live),
@@ -906,13 +922,6 @@ def _reference_names(operations: Sequence[Operation], live: LiveState) -> dict[s
     return {record.id: record.name for record in known if record.id in ids}
 
 
-def destructive_service_ids(plan: Plan) -> list[str]:
-    """Services where a deletion or deactivation is planned (their unit tests matter)."""
-    return sorted(
-        {op.service_id for op in plan.operations if op.kind in DESTRUCTIVE and op.service_id}
-    )
-
-
 def make_plan(
     client: AmigoClient,
     desired: DesiredState,
@@ -928,24 +937,15 @@ def make_plan(
     from reconciler.live import fetch_live, fetch_unit_tests
 
     before = dict(client.request_counts)
-    live = fetch_live(client, desired, targets=targets)
-    config = client.config
-
-    def plan_with(state: LiveState) -> Plan:
-        return plan_against(
-            desired,
-            state,
-            organization=config.organization,
-            base_url=config.base_url,
-            prune=prune,
-            targets=targets,
-        )
-
-    plan = plan_with(live)
-    service_ids = destructive_service_ids(plan)
-    if service_ids:
-        live = replace(live, unit_tests=fetch_unit_tests(client, service_ids))
-        plan = plan_with(live)
+    plan = plan_against(
+        desired,
+        fetch_live(client, desired, targets=targets),
+        organization=client.config.organization,
+        base_url=client.config.base_url,
+        prune=prune,
+        targets=targets,
+        read_unit_tests=lambda service_ids: fetch_unit_tests(client, service_ids),
+    )
     after = client.request_counts
     reads = {
         op: after.get(op, 0) - before.get(op, 0)

@@ -558,3 +558,25 @@ def test_agent_change_checks_unchanged_declared_pins_against_the_new_agent(make:
     (error,) = plan.errors
     assert error.field == "spec.version_sets.release.agent_version_number"
     assert "'Helper' has no version 4" in error.message
+
+
+def test_a_plan_with_deletions_is_planned_once(make: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The unit-test read slots into the one planning pass instead of a second full pass."""
+    import reconciler.planner as planner
+
+    calls: list[str] = []
+    plan_service = planner._plan_service
+
+    def counting(b: Any, match: Any, *a: Any, **k: Any) -> None:
+        calls.append(match.desired.name)
+        plan_service(b, match, *a, **k)
+
+    monkeypatch.setattr(planner, "_plan_service", counting)
+    s = make(
+        [svc("Greeter", tags=OWNED, version_sets={"old": {}})],
+        unit_tests=[{"name": "Says hi", "service": "Greeter", "version_set": "old"}],
+    )
+    plan = s.plan(manifest("Greeter"), prune=True)
+    assert calls == ["Greeter"]
+    assert ops(plan) == [("delete", "Greeter", "old")] and len(plan.errors) == 1
+    assert plan.api_reads.get("get-simulation-unit-tests") == 1
