@@ -139,6 +139,16 @@ def test_list_services_filters(api: FakeApi, client: AmigoClient) -> None:
     assert request.url.params.get_list("tags") == ["managed_by:amigo_reconciler"]
 
 
+def test_list_services_by_many_ids_keeps_each_url_short(api: FakeApi, client: AmigoClient) -> None:
+    """A saved plan's convergence check reads every service it touched by id: 250 repeated
+    ids would make a ~7 KB URL (and 500 twice that), past what common proxies accept."""
+    ids = [f"{i:024x}" for i in range(250)]
+    client.list_services(ids=ids)
+    sent = [r.url.params.get_list("id") for r in api.requests_for("get-services")]
+    assert [len(chunk) for chunk in sent] == [100, 100, 50]
+    assert [i for chunk in sent for i in chunk] == ids
+
+
 def test_list_unit_tests_repeats_service_id_and_skips_when_empty(
     api: FakeApi, client: AmigoClient
 ) -> None:

@@ -60,8 +60,8 @@ SERVICES_PAGE_SIZE = 20
 AGENTS_PAGE_SIZE = 20
 STATE_MACHINES_PAGE_SIZE = 50
 UNIT_TESTS_PAGE_SIZE = 500
-# service_id values per unit-test request: keeps the URL under ~4 KB.
-UNIT_TEST_IDS_PER_CALL = 100
+# Repeated id / service_id values per request: keeps the URL under ~4 KB.
+IDS_PER_CALL = 100
 MAX_PAGES = 10_000
 CONNECT_TIMEOUT_SECONDS = 10.0
 
@@ -219,15 +219,16 @@ class AmigoClient:
         is_active: bool | None = None,
         tags: Sequence[str] = (),
     ) -> list[dict[str, Any]]:
-        """All pages (limit=20) of `ServiceInstance` dicts."""
-        params: list[tuple[str, str]] = [("id", i) for i in ids]
+        """All pages (limit=20) of `ServiceInstance` dicts; many ids take several calls."""
+        params: list[tuple[str, str]] = []
         if is_active is not None:
             params.append(("is_active", "true" if is_active else "false"))
         params.extend(("tags", tag) for tag in tags)
-        return list(
-            self._paginate(
-                GET_SERVICES, self._org_path("service/"), params, "services", SERVICES_PAGE_SIZE
-            )
+        path = self._org_path("service/")
+        if not ids:
+            return list(self._paginate(GET_SERVICES, path, params, "services", SERVICES_PAGE_SIZE))
+        return self._paginate_by_ids(
+            GET_SERVICES, path, "id", ids, params, "services", SERVICES_PAGE_SIZE
         )
 
     def list_agents(self) -> list[dict[str, Any]]:
@@ -257,27 +258,15 @@ class AmigoClient:
         some proxies). No service ids means no call: an unfiltered request would
         list every test of the organization.
         """
-        unique = list(dict.fromkeys(service_ids))
-        tests: list[dict[str, Any]] = []
-        seen: set[str] = set()
-        for start in range(0, len(unique), UNIT_TEST_IDS_PER_CALL):
-            chunk = unique[start : start + UNIT_TEST_IDS_PER_CALL]
-            params = [("service_id", sid) for sid in chunk]
-            params.append(("is_deleted", "false"))
-            for test in self._paginate(
-                GET_UNIT_TESTS,
-                self._org_path("simulation/unit_test/"),
-                params,
-                "simulation_unit_tests",
-                UNIT_TESTS_PAGE_SIZE,
-            ):
-                key = test.get("id")
-                if isinstance(key, str):
-                    if key in seen:
-                        continue
-                    seen.add(key)
-                tests.append(test)
-        return tests
+        return self._paginate_by_ids(
+            GET_UNIT_TESTS,
+            self._org_path("simulation/unit_test/"),
+            "service_id",
+            service_ids,
+            [("is_deleted", "false")],
+            "simulation_unit_tests",
+            UNIT_TESTS_PAGE_SIZE,
+        )
 
     # --- writes ----------------------------------------------------------------
     def create_service(self, body: Mapping[str, Any], *, service: str) -> str:
@@ -405,6 +394,32 @@ class AmigoClient:
             seen_tokens.add(next_token)
             token = next_token
         raise ApiError(operation_id, detail=f"more than {MAX_PAGES} pages; giving up")
+
+    def _paginate_by_ids(
+        self,
+        operation_id: str,
+        path: str,
+        id_param: str,
+        ids: Sequence[str],
+        params: list[tuple[str, str]],
+        items_key: str,
+        page_size: int,
+    ) -> list[dict[str, Any]]:
+        """Every page for these ids (repeated `id_param`), IDS_PER_CALL ids a call, each
+        item once."""
+        unique = list(dict.fromkeys(ids))
+        items: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        for start in range(0, len(unique), IDS_PER_CALL):
+            chunk = [(id_param, value) for value in unique[start : start + IDS_PER_CALL]]
+            for item in self._paginate(operation_id, path, chunk + params, items_key, page_size):
+                key = item.get("id")
+                if isinstance(key, str):
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                items.append(item)
+        return items
 
     def _sign_in(self) -> tuple[str, float]:
         response = self._call(
