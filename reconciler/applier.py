@@ -55,6 +55,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from reconciler.api.errors import ApiError, NotFound, OutcomeUnknown
 from reconciler.diagnostics import Diagnostic, UserError
+from reconciler.limits import RATE_LIMITS
 from reconciler.model import OWNERSHIP_TAG_KEY, OWNERSHIP_TAG_VALUE, DesiredState, VersionSet
 from reconciler.plan import Action, Kind, Operation, Plan
 
@@ -74,10 +75,7 @@ ENDPOINT: Mapping[Action, str] = {
 # Documented requests per minute of each write endpoint (for estimates only;
 # the client does the real pacing from these and the X-RateLimit-* headers).
 DOCUMENTED_LIMIT_PER_MINUTE: Mapping[str, int] = {
-    "create-service": 20,
-    "update-service": 20,
-    "upsert-service-version-set": 30,
-    "delete-service-version-set": 30,
+    endpoint: RATE_LIMITS[endpoint] for endpoint in ENDPOINT.values()
 }
 
 
