@@ -466,7 +466,7 @@ def _plan_service(
     sm_id, sm = resolved[SM_REF.label]
 
     if live is None:
-        _plan_create(b, want, agent_id, agent, sm_id, sm, live_state, prune=prune)
+        _plan_create(b, want, agent_id, agent, sm_id, sm, prune=prune)
         return
 
     desired_fields: dict[str, Any] = {
@@ -530,11 +530,6 @@ def _plan_service(
     }
     activating = "is_active" in changed and want.is_active
     for ref, record, ref_changed in ((AGENT_REF, agent, agent_changed), (SM_REF, sm, sm_changed)):
-        if record is None and ref_changed:
-            known = live_state.agents if ref is AGENT_REF else live_state.state_machines
-            if known is not None:
-                new_id = desired_fields[ref.id_field]
-                record = next((a for a in known if a.id == new_id), None)
         # After a move every declared pin names a version of the new agent / state
         # machine, sent or not; otherwise only the sets being sent can be new.
         _check_pins(b, want, ref, record, want.version_sets if ref_changed else sent)
@@ -575,7 +570,6 @@ def _plan_create(
     agent: Agent | None,
     sm_id: str | None,
     sm: Agent | None,
-    live_state: LiveState,
     *,
     prune: bool,
 ) -> None:
