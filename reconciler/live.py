@@ -87,15 +87,15 @@ def needed_references(
         want, live = match.desired, match.live
         if wanted and want.name not in wanted:
             continue
-        agents = agents or (
-            want.agent is not None
-            or _pins(want, "agent_version_number")
-            or _changes_reference(want, live, "agent_id")
+        # Moving either reference of an active service has the API check both records.
+        moves = _changes_reference(want, live, "agent_id") or _changes_reference(
+            want, live, "service_hierarchical_state_machine_id"
         )
+        agents = agents or (want.agent is not None or _pins(want, "agent_version_number") or moves)
         state_machines = state_machines or (
             want.service_hierarchical_state_machine is not None
             or _pins(want, "service_hierarchical_state_machine_version_number")
-            or _changes_reference(want, live, "service_hierarchical_state_machine_id")
+            or moves
         )
     return agents, state_machines
 

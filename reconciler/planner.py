@@ -538,7 +538,8 @@ def _plan_service(
         path = f"spec.{ref.name_field if getattr(want, ref.name_field) else ref.id_field}"
         if ref_changed and record.latest_version is None:
             b.errors.append(_error(want, path, f"{ref.label} {record.name!r} has no versions yet"))
-        if record.deprecated and want.is_active and (activating or ref_changed):
+        # The API checks both records when either reference of an active service moves.
+        if record.deprecated and want.is_active and (activating or agent_changed or sm_changed):
             b.errors.append(
                 _error(
                     want,

@@ -580,3 +580,26 @@ def test_a_plan_with_deletions_is_planned_once(make: Any, monkeypatch: pytest.Mo
     assert calls == ["Greeter"]
     assert ops(plan) == [("delete", "Greeter", "old")] and len(plan.errors) == 1
     assert plan.api_reads.get("get-simulation-unit-tests") == 1
+
+
+def test_moving_the_agent_of_a_service_on_a_deprecated_state_machine_is_caught(
+    make: Any,
+) -> None:
+    """Changing either reference of an active service has the API check both: a deprecated
+    state machine that stays blocks an agent move (400 at apply time otherwise)."""
+    s = make(
+        [svc("Greeter", tags=OWNED, sm="Old Flow")],
+        state_machines=[{"name": "Old Flow", "latest_version": 2, "deprecated": True}],
+    )
+    helper = next(a["id"] for a in s.emulator.agents() if a["name"] == "Helper")
+    old_flow = next(m["id"] for m in s.emulator.state_machines() if m["name"] == "Old Flow")
+    plan = s.plan(
+        manifest(
+            "Greeter",
+            f"description: Greeter service\nagent_id: {helper}\n"
+            f"service_hierarchical_state_machine_id: {old_flow}",
+        )
+    )
+    (error,) = plan.errors
+    assert error.field == "spec.service_hierarchical_state_machine_id"
+    assert "'Old Flow' is deprecated" in error.message
