@@ -44,6 +44,7 @@ duplicate or lose anything):
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 import time
@@ -628,7 +629,7 @@ def check_saved_plan(client: AmigoClient, plan: Plan) -> None:
     against (anyone's change since): applying it could undo or collide with that change.
     """
     from reconciler.live import fetch_services
-    from reconciler.plan import check_plan_target, live_fingerprint
+    from reconciler.plan import check_plan_target, live_snapshot
 
     check_plan_target(
         plan, organization=client.config.organization, base_url=client.config.base_url
@@ -643,8 +644,58 @@ def check_saved_plan(client: AmigoClient, plan: Plan) -> None:
                 *plan.errors,
             ]
         )
-    if live_fingerprint(fetch_services(client)) != plan.live_fingerprint:
-        raise UserError(
+    fingerprint, live_services = live_snapshot(fetch_services(client))
+    if fingerprint != plan.live_fingerprint:
+        message = (
             "live state changed since the plan was made; run plan again "
             "(`reconciler plan PATH... --out FILE`) and apply the new plan"
         )
+        # Plans from before `live_services` existed cannot say which services changed.
+        changes = (
+            [] if plan.live_services is None else stale_services(plan.live_services, live_services)
+        )
+        if changes:
+            count = len(changes)
+            shown = [f"\n  {line}" for line in changes[:STALE_SERVICES_SHOWN]]
+            more = count - len(shown)
+            message += (
+                f"; {count} service(s) differ from when the plan was made:"
+                + "".join(shown)
+                + (f"\n  and {more} more" if more else "")
+            )
+        raise UserError(message)
+
+
+STALE_SERVICES_SHOWN = 10  # services a stale-plan refusal names before "and N more"
+
+
+def stale_services(
+    planned: Mapping[str, tuple[str, str]], current: Mapping[str, tuple[str, str]]
+) -> list[str]:
+    """One line per service added, removed or changed between two `live_services` maps.
+
+    Changed first, then added, then removed; by name, then id within each. A
+    user can tell a harmless edit (re-plan) from a surprise (investigate first).
+    """
+
+    def label(name: str, service_id: str) -> str:
+        return f"{json.dumps(name, ensure_ascii=False)} (id {service_id})"
+
+    def by_name(ids: set[str], names: Mapping[str, tuple[str, str]]) -> list[str]:
+        return sorted(ids, key=lambda i: (names[i][0], i))
+
+    changed = {i for i in planned.keys() & current.keys() if planned[i] != current[i]}
+    lines = []
+    for service_id in by_name(changed, current):
+        old_name, new_name = planned[service_id][0], current[service_id][0]
+        renamed = (
+            f", renamed from {json.dumps(old_name, ensure_ascii=False)}"
+            if old_name != new_name
+            else ""
+        )
+        lines.append(f"changed: {label(new_name, service_id)}{renamed}")
+    for service_id in by_name(current.keys() - planned.keys(), current):
+        lines.append(f"added: {label(current[service_id][0], service_id)}")
+    for service_id in by_name(planned.keys() - current.keys(), planned):
+        lines.append(f"removed: {label(planned[service_id][0], service_id)}")
+    return lines

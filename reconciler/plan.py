@@ -21,6 +21,11 @@ JSON object, format_version 1:
 - `reference_names` (optional; agent / state machine id -> name): the names of
   the agents and state machines the changes refer to by id, so people see
   `agent_id: "b4f7..." (named "Concierge")`; informational, never sent to the API;
+- `live_services` (optional; service id -> `[name, digest]`, sorted by id): each
+  live service the plan was computed against, with the first 16 hex digits of
+  the sha256 of the same normalized record the `live_fingerprint` covers, so a
+  stale plan's refusal can name the services added, removed or changed since;
+  absent in plans from before it existed (those get the generic refusal);
 - `checksum`: sha256 of the canonical JSON (sorted keys, no spaces) of every
   other key, so an edited file is refused on load.
 """
@@ -117,6 +122,9 @@ class Plan:
     format_version: int = FORMAT_VERSION
     # Agent / state machine id -> name, for the ids in the changes (for people only).
     reference_names: Mapping[str, str] = field(default_factory=dict)
+    # Service id -> (name, digest of its normalized record) as read at plan time; None
+    # for a plan file from before it existed. Lets a stale-plan refusal name what changed.
+    live_services: Mapping[str, tuple[str, str]] | None = None
 
     @property
     def has_changes(self) -> bool:
@@ -154,15 +162,56 @@ def live_service_record(service: LiveService) -> dict[str, Any]:
     }
 
 
+LIVE_SERVICE_DIGEST_LENGTH = 16  # hex digits kept per service in `live_services`
+
+
+def _canonical_live_services(
+    live: LiveState | Sequence[LiveService],
+) -> list[tuple[LiveService, bytes]]:
+    """Each live service with the canonical JSON of its record, sorted by id.
+
+    One serialization serves both the fingerprint and the per-service digests,
+    so the two can never normalize differently.
+    """
+    services = live.services if isinstance(live, LiveState) else live
+    return sorted(
+        ((s, _canonical(live_service_record(s))) for s in services), key=lambda pair: pair[0].id
+    )
+
+
+def _fingerprint_of(canonical: Sequence[tuple[LiveService, bytes]]) -> str:
+    # The canonical JSON of the sorted list of records, joined from the records' own.
+    body = b"[" + b",".join(record for _, record in canonical) + b"]"
+    return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+def _digests_of(canonical: Sequence[tuple[LiveService, bytes]]) -> dict[str, tuple[str, str]]:
+    return {
+        s.id: (s.name, hashlib.sha256(record).hexdigest()[:LIVE_SERVICE_DIGEST_LENGTH])
+        for s, record in canonical
+    }
+
+
 def live_fingerprint(live: LiveState | Sequence[LiveService]) -> str:
     """sha256 over the normalized live services, sorted by id.
 
     The applier re-reads the services and compares: any change since planning
     (by anyone) makes the saved plan stale.
     """
-    services = live.services if isinstance(live, LiveState) else live
-    records = sorted((live_service_record(s) for s in services), key=lambda r: r["id"])
-    return "sha256:" + hashlib.sha256(_canonical(records)).hexdigest()
+    return _fingerprint_of(_canonical_live_services(live))
+
+
+def live_service_digests(live: LiveState | Sequence[LiveService]) -> dict[str, tuple[str, str]]:
+    """Service id -> (name, short digest of its normalized record): what `live_services` holds."""
+    return _digests_of(_canonical_live_services(live))
+
+
+def live_snapshot(
+    live: LiveState | Sequence[LiveService],
+) -> tuple[str, dict[str, tuple[str, str]]]:
+    """`live_fingerprint` and `live_service_digests` from one serialization (for the planner)."""
+    canonical = _canonical_live_services(live)
+    return _fingerprint_of(canonical), _digests_of(canonical)
 
 
 def public_base_url(url: str) -> str:
@@ -232,6 +281,11 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "api_reads": dict(sorted(plan.api_reads.items())),
         "reference_names": dict(sorted(plan.reference_names.items())),
     }
+    if plan.live_services is not None:
+        data["live_services"] = {
+            service_id: [name, digest]
+            for service_id, (name, digest) in sorted(plan.live_services.items())
+        }
     # Round-trip through JSON so the checksum covers exactly what is written.
     data = json.loads(_canonical(data))
     data["checksum"] = _checksum(data)
@@ -326,6 +380,17 @@ def _operation_from(data: Any, where: str) -> Operation:
     )
 
 
+def _live_services_from(data: Any) -> dict[str, tuple[str, str]] | None:
+    if data is None:  # absent in plans from before it existed
+        return None
+    if not isinstance(data, dict) or not all(
+        isinstance(entry, list) and len(entry) == 2 and all(isinstance(x, str) for x in entry)
+        for entry in data.values()
+    ):
+        raise _Shape("live_services is not a map of service id to [name, digest]")
+    return {str(service_id): (entry[0], entry[1]) for service_id, entry in data.items()}
+
+
 def plan_from_dict(data: Any, *, name: str = "plan") -> Plan:
     """Check and rebuild a Plan from its saved form; UserError naming what is wrong."""
     if not isinstance(data, dict) or "format_version" not in data:
@@ -357,6 +422,7 @@ def plan_from_dict(data: Any, *, name: str = "plan") -> Plan:
             isinstance(k, str) and isinstance(v, str) for k, v in names.items()
         ):
             raise _Shape("reference_names is not a map of id to name")
+        live_services = _live_services_from(data.get("live_services"))
         return Plan(
             organization=_get(data, "organization", str, ""),
             base_url=_get(data, "base_url", str, ""),
@@ -385,6 +451,7 @@ def plan_from_dict(data: Any, *, name: str = "plan") -> Plan:
             targets=tuple(_get(data, "targets", list, "")),
             api_reads={str(k): int(v) for k, v in api_reads.items()},
             reference_names=dict(names),
+            live_services=live_services,
         )
     except _Shape as exc:
         raise UserError(f"{name} is not a valid reconciler plan: {exc}") from None

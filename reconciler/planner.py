@@ -45,7 +45,7 @@ from reconciler.model import (
     UnitTest,
     VersionSet,
 )
-from reconciler.plan import Action, Change, Drift, Kind, Operation, Plan, live_fingerprint
+from reconciler.plan import Action, Change, Drift, Kind, Operation, Plan, live_snapshot
 
 if TYPE_CHECKING:
     from reconciler.api.client import AmigoClient
@@ -886,12 +886,14 @@ def plan_against(
             unit_tests = read_unit_tests(service_ids)
     _check_unit_tests(b, unit_tests)
     operations = _order(b)
+    fingerprint, live_services = live_snapshot(live)
     return Plan(
         reference_names=_reference_names(operations, live),
         organization=organization,
         base_url=base_url,
         manifests_digest=desired.digest,
-        live_fingerprint=live_fingerprint(live),
+        live_fingerprint=fingerprint,
+        live_services=live_services,
         created_at=created_at or datetime.now(UTC).replace(microsecond=0).isoformat(),
         operations=tuple(operations),
         drift=tuple(sorted(b.drift, key=lambda d: (d.service, d.service_id, d.version_set or ""))),

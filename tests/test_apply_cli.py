@@ -293,10 +293,45 @@ def test_stale_saved_plan_is_refused(
     plan_file = _save_plan(client, manifests, tmp_path / "plan.json")
     front_desk = by_name(emulator, "Front Desk")
     client.update_service(front_desk["id"], {"description": "changed by hand"}, service="x")
+    billing = by_name(emulator, "Billing Questions")
+    client.update_service(billing["id"], {"name": "Billing Desk"}, service="x")
+    added = emulator.add_service("Night Desk", agent="Concierge", state_machine="Onboarding flow")
     before = writes(emulator)
     result = run("apply", str(plan_file), "--auto-approve")
     assert result.exit_code == 1
     assert "live state changed since the plan was made; run plan again" in result.stderr
+    # Which services, so a user can tell an expected edit from a surprise.
+    assert "3 service(s) differ from when the plan was made:" in result.stderr
+    assert f'changed: "Front Desk" (id {front_desk["id"]})\n' in result.stderr
+    assert (
+        f'changed: "Billing Desk" (id {billing["id"]}), renamed from "Billing Questions"'
+    ) in result.stderr
+    assert f'added: "Night Desk" (id {added})' in result.stderr
+    assert "removed:" not in result.stderr and "more" not in result.stderr
+    assert writes(emulator) == before
+
+
+def test_stale_plan_file_from_before_live_services_gets_the_generic_refusal(
+    run: Callable[..., Result],
+    emulator: Emulator,
+    client: AmigoClient,
+    manifests: Path,
+    tmp_path: Path,
+) -> None:
+    from reconciler.plan import _checksum
+
+    plan_file = _save_plan(client, manifests, tmp_path / "plan.json")
+    data = json.loads(plan_file.read_text(encoding="utf-8"))
+    del data["live_services"]  # as written before the field existed
+    data["checksum"] = _checksum(data)
+    plan_file.write_text(json.dumps(data), encoding="utf-8")
+    front_desk = by_name(emulator, "Front Desk")
+    client.update_service(front_desk["id"], {"description": "changed by hand"}, service="x")
+    before = writes(emulator)
+    result = run("apply", str(plan_file), "--auto-approve")
+    assert result.exit_code == 1
+    assert "live state changed since the plan was made; run plan again" in result.stderr
+    assert "differ" not in result.stderr and "Front Desk" not in result.stderr
     assert writes(emulator) == before
 
 

@@ -202,3 +202,65 @@ def test_live_fingerprint_changes_with_live_state_and_ignores_order() -> None:
     changed = live_service(description="edited by someone")
     assert live_fingerprint(LiveState((a,))) != live_fingerprint(LiveState((changed,)))
     assert live_fingerprint(LiveState((a,))) == live_fingerprint(LiveState((live_service(),)))
+
+
+def test_live_fingerprint_is_the_sha256_of_the_sorted_canonical_records() -> None:
+    """Built from per-service serializations, it still equals the documented formula."""
+    import hashlib
+
+    from reconciler.plan import _canonical, live_service_record
+
+    services = (live_service(id="9" * 24, name="Zeta"), live_service(name='Ünïcode "q"'))
+    records = sorted((live_service_record(s) for s in services), key=lambda r: r["id"])
+    expected = "sha256:" + hashlib.sha256(_canonical(records)).hexdigest()
+    assert live_fingerprint(LiveState(services)) == expected
+    assert live_fingerprint(()) == "sha256:" + hashlib.sha256(b"[]").hexdigest()
+
+
+def test_live_services_record_each_service_and_follow_its_fields() -> None:
+    from reconciler.plan import live_service_digests, live_snapshot
+
+    a, b = live_service(), live_service(id="4" * 24, name="Other")
+    digests = live_service_digests(LiveState((b, a)))
+    assert list(digests) == [LIVE_ID, "4" * 24]
+    assert digests[LIVE_ID][0] == "Greeter" and len(digests[LIVE_ID][1]) == 16
+    assert live_snapshot((a, b)) == (live_fingerprint((a, b)), digests)
+    edited = live_service_digests((live_service(description="edited"), b))
+    assert edited[LIVE_ID] != digests[LIVE_ID] and edited["4" * 24] == digests["4" * 24]
+
+
+def test_plan_file_keeps_live_services_sorted_and_checksummed(tmp_path: Path) -> None:
+    from reconciler.plan import _checksum
+
+    plan = sample_plan()
+    assert plan.live_services is not None and set(plan.live_services) == {LIVE_ID}
+    path = tmp_path / "plan.json"
+    save_plan(plan, path)
+    data = json.loads(path.read_text())
+    assert data["live_services"] == {LIVE_ID: list(plan.live_services[LIVE_ID])}
+    assert load_plan(path).live_services == plan.live_services
+
+    data["live_services"][LIVE_ID][1] = "0" * 16  # an edit is caught by the checksum
+    path.write_text(json.dumps(data))
+    with pytest.raises(UserError, match="modified after it was written"):
+        load_plan(path)
+
+    data["live_services"] = {LIVE_ID: "Greeter"}  # a wrong shape is named
+    data["checksum"] = _checksum(data)
+    path.write_text(json.dumps(data))
+    with pytest.raises(UserError, match="live_services is not a map"):
+        load_plan(path)
+
+
+def test_plan_file_from_before_live_services_still_loads(tmp_path: Path) -> None:
+    from reconciler.plan import _checksum
+
+    path = tmp_path / "plan.json"
+    save_plan(sample_plan(), path)
+    data = json.loads(path.read_text())
+    del data["live_services"]
+    data["checksum"] = _checksum(data)
+    path.write_text(json.dumps(data))
+    loaded = load_plan(path)
+    assert loaded.live_services is None
+    assert "live_services" not in plan_to_dict(loaded)
