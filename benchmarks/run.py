@@ -422,27 +422,37 @@ def _time_command(command: Sequence[str]) -> float:
 
 
 def measure_startup(runs: int) -> list[Row]:
-    ours_command = _reconciler_command()
+    """`--version` (the target) and, for honesty, `--help`: the click application's own
+    import path, which every real command pays before its work starts."""
+    version_command = _reconciler_command()
+    help_command = [*version_command[:-1], "--help"]
     bare_command = [sys.executable, "-c", "pass"]
-    ours: list[float] = []
+    version: list[float] = []
+    helped: list[float] = []
     bare: list[float] = []
     for _ in range(runs):
         bare.append(_time_command(bare_command))
-        ours.append(_time_command(ours_command))
-    best = min(ours) / min(bare)
-    median = statistics.median(ours) / statistics.median(bare)
-    return [
-        Row(
-            "start-up: reconciler --version / python -c pass",
+        version.append(_time_command(version_command))
+        helped.append(_time_command(help_command))
+
+    def row(name: str, ours: list[float], target: str, limit: float | None) -> Row:
+        best = min(ours) / min(bare)
+        median = statistics.median(ours) / statistics.median(bare)
+        return Row(
+            name,
             "-",
             f"{min(ours) * 1000:.0f} ms",
             f"{min(bare) * 1000:.0f} ms",
             best,
-            "<= 3x",
-            best <= 3.0,
+            target,
+            None if limit is None else best <= limit,
             f"best of {runs}; medians {statistics.median(ours) * 1000:.0f} / "
             f"{statistics.median(bare) * 1000:.0f} ms = {median:.2f}x",
         )
+
+    return [
+        row("start-up: reconciler --version / python -c pass", version, "<= 3x", 3.0),
+        row("start-up: reconciler --help / python -c pass", helped, "-", None),
     ]
 
 
@@ -531,7 +541,11 @@ manifest declares. Each figure is a ratio of two things measured in the same run
   `yaml.load_all(..., Loader=yaml.CSafeLoader)` on the same files; process CPU time,
   best of 5, interleaved.
 - **Start-up**: `reconciler --version` against `python -c pass`, best of 15
-  interleaved subprocess runs (medians in the note).
+  interleaved subprocess runs (medians in the note). `--version` is answered before
+  click is imported (`reconciler/launcher.py`); `reconciler --help` is shown beside it,
+  untargeted, because every real command pays click's import. Both sides run in the
+  benchmark's interpreter: in a virtualenv with many `.pth` files (an editable install)
+  `python -c pass` itself is slower, which lowers both ratios.
 - **Peak memory**: a fresh process loads, validates and plans the largest size
   against a JSON snapshot; its peak RSS (VmHWM)."""
 
@@ -694,6 +708,7 @@ METRICS = (
     "naive time / ours (plan+apply)",
     "offline CPU: validate+plan / CSafeLoader parse",
     "start-up: reconciler --version / python -c pass",
+    "start-up: reconciler --help / python -c pass",
     "peak memory planning",
 )
 
