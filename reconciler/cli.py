@@ -145,6 +145,16 @@ def connection_options(func: F) -> F:
 # --- end connection options -------------------------------------------------------
 
 
+# plan and apply shape a plan the same way: limited to the named services.
+target_option = click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    metavar="NAME",
+    help="Only this service (repeatable).",
+)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="reconciler")
 def main() -> None:
@@ -224,13 +234,7 @@ def validate(paths: tuple[str, ...], fmt: str) -> None:
     help="Deactivate owned services absent from the manifests and delete undeclared "
     "version sets of managed services (never edge or release).",
 )
-@click.option(
-    "--target",
-    "targets",
-    multiple=True,
-    metavar="NAME",
-    help="Only this service (repeatable).",
-)
+@target_option
 @click.option(
     "--detailed-exitcode",
     is_flag=True,
@@ -353,13 +357,7 @@ def _apply_is_saved_plan(path: Path) -> bool:
     is_flag=True,
     help="Also deactivate owned services and delete version sets absent from the manifests.",
 )
-@click.option(
-    "--target",
-    "targets",
-    multiple=True,
-    metavar="NAME",
-    help="Only this service (repeatable).",
-)
+@target_option
 @click.option(
     "--format",
     "fmt",
