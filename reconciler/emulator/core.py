@@ -21,8 +21,14 @@ Choices the document leaves open (documented here so clients can rely on them):
   activation); the service's version sets are kept as they are when its agent
   or state machine changes (the document is silent on that).
 * An active service (or one being activated) may not use a deprecated agent or
-  state machine (400). Creating a service does not check deprecation (the
-  document lists no such error for create).
+  state machine (400); activating a service whose version sets prefer a
+  deprecated LLM (declared in the seed's `deprecated_llms`) is 400 too.
+  Creating a service does not check deprecation (the document lists no such
+  error for create).
+* Every documented parameter is honoured or refused (`parameters.py`); a
+  refusal that rests only on the emulator's reading of an ambiguous rule
+  carries that reading's id (`interpretations.py`, docs/emulator.md) in
+  `Emulator.refusals` and in the answer's `x-emulator-interpretation` header.
 * Version numbers run from 1 to the agent's (state machine's) `latest_version`.
 * update-service answers `null` (FastAPI's rendering of an endpoint returning None).
 """
@@ -35,7 +41,7 @@ import math
 import secrets
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -43,7 +49,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
+from reconciler.emulator import interpretations as interp
 from reconciler.emulator import models as m
+from reconciler.emulator.parameters import refused_parameter
 from reconciler.emulator.seed import (
     EDGE,
     RELEASE,
@@ -128,6 +136,7 @@ class EmulatorResponse:
     body: bytes = b""
     drop: bool = False  # close the connection instead of answering
     delay: float = 0.0  # answer only after this many seconds
+    interpretation: str | None = None  # a refusal resting only on this reading (see docs)
 
     def json(self) -> Any:
         return json.loads(self.body) if self.body else None
@@ -152,10 +161,31 @@ class Exchange:
 EXCHANGE_OBSERVERS: list[Callable[[Exchange], None]] = []
 
 
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """One 4xx answer of an operation's own checks (422 / 404 / 400 / 409), for a rehearsal.
+
+    `interpretation` is the id of the emulator's reading of an ambiguous rule when
+    the refusal rests only on it (docs/emulator.md), else None: the documented
+    rules refuse the request.
+    """
+
+    operation_id: str
+    status: int
+    detail: Any
+    interpretation: str | None
+    service_id: str | None
+
+
+INTERPRETATION_HEADER = "x-emulator-interpretation"
+MAX_REFUSALS = 1000  # the most recent ones are kept (a long-running server stays bounded)
+
+
 class _HttpError(Exception):
-    def __init__(self, status: int, detail: Any) -> None:
+    def __init__(self, status: int, detail: Any, interpretation: str | None = None) -> None:
         self.status = status
         self.detail = detail
+        self.interpretation = interpretation
         super().__init__(f"{status}: {detail}")
 
 
@@ -177,11 +207,32 @@ _JSON = (("content-type", "application/json"),)
 
 
 def _json_response(
-    status: int, payload: Any, headers: Iterable[tuple[str, str]] = ()
+    status: int,
+    payload: Any,
+    headers: Iterable[tuple[str, str]] = (),
+    interpretation: str | None = None,
 ) -> EmulatorResponse:
     body = b"" if status == 204 else json.dumps(payload, separators=(",", ":")).encode()
     base = () if status == 204 else _JSON
-    return EmulatorResponse(status, (*base, *headers), body)
+    extra = ((INTERPRETATION_HEADER, interpretation),) if interpretation else ()
+    return EmulatorResponse(status, (*base, *headers, *extra), body, interpretation=interpretation)
+
+
+_LAX_REFUSED_TYPES = frozenset({"string_type"})
+
+
+def _lax_only(detail: Sequence[Mapping[str, Any]]) -> bool:
+    """Every problem is a number / boolean sent for a string field of the body.
+
+    pydantic v2 (lax) refuses those; a laxer API (pydantic v1 coerced them) would
+    not, so such a refusal rests on the emulator's `lax-scalars` reading.
+    """
+    return bool(detail) and all(
+        item.get("type") in _LAX_REFUSED_TYPES
+        and list(item.get("loc", ()))[:1] == ["body"]
+        and isinstance(item.get("input"), int | float | bool)
+        for item in detail
+    )
 
 
 def _format_epoch(value: float) -> str:
@@ -252,6 +303,8 @@ class Emulator:
         self._counts: Counter[str] = Counter()
         self._rate_limited = 0
         self._next_index = {"services": len(seed.services), "unit_tests": len(seed.unit_tests)}
+        self._deprecated_llms: set[str] = set(seed.deprecated_llms)
+        self._refusals: deque[Refusal] = deque(maxlen=MAX_REFUSALS)
 
     @classmethod
     def from_seed(
@@ -397,6 +450,29 @@ class Emulator:
         with self._lock:
             self._find_versioned(agent_or_state_machine).deprecated = deprecated
 
+    def set_llm_deprecated(self, llm_name: str, deprecated: bool = True) -> None:
+        """Deprecate (or restore) an LLM by name, as the seed's `deprecated_llms` does."""
+        with self._lock:
+            if deprecated:
+                self._deprecated_llms.add(llm_name)
+            else:
+                self._deprecated_llms.discard(llm_name)
+
+    @property
+    def deprecated_llms(self) -> frozenset[str]:
+        with self._lock:
+            return frozenset(self._deprecated_llms)
+
+    @property
+    def refusals(self) -> list[Refusal]:
+        """The operations' own refusals (4xx), oldest first; faults and 401 / 429 not included."""
+        with self._lock:
+            return list(self._refusals)
+
+    def clear_refusals(self) -> None:
+        with self._lock:
+            self._refusals.clear()
+
     def _find_versioned(self, ref: str) -> VersionedRecord:
         for record in (*self._agents.values(), *self._state_machines.values()):
             if ref in (record.id, record.name):
@@ -433,6 +509,7 @@ class Emulator:
                 persona_id=derived_id(self.organization, "personas", len(self._unit_tests)),
                 scenario_id=derived_id(self.organization, "scenarios", len(self._unit_tests)),
                 creator=user,
+                tags={},
             )
             return ident
 
@@ -697,16 +774,52 @@ class Emulator:
                 if params.get("organization") != self.organization:
                     raise _HttpError(404, f"Organization {params.get('organization')!r} not found.")
                 if operation == "sign-in-with-api-key":
+                    self._refuse_parameters(operation, query, headers)
                     status, payload = self._sign_in(headers)
                 else:
                     user = self._authenticate(headers)
+                    self._refuse_parameters(operation, query, headers)
                     handler = self._handlers[operation]
                     status, payload = handler(self, params, query, body, user)
             except m.RequestInvalid as exc:
-                return _json_response(422, {"detail": exc.detail}, limit_headers)
+                reading = exc.interpretation or (
+                    interp.LAX_SCALARS if _lax_only(exc.detail) else None
+                )
+                return self._refused(operation, params, 422, exc.detail, reading, limit_headers)
             except _HttpError as exc:
-                return _json_response(exc.status, {"detail": exc.detail}, limit_headers)
+                if exc.status == 401:
+                    return _json_response(401, {"detail": exc.detail}, limit_headers)
+                return self._refused(
+                    operation, params, exc.status, exc.detail, exc.interpretation, limit_headers
+                )
             return _json_response(status, payload, limit_headers)
+
+    def _refused(
+        self,
+        operation: str,
+        params: Mapping[str, str],
+        status: int,
+        detail: Any,
+        interpretation: str | None,
+        headers: Iterable[tuple[str, str]],
+    ) -> EmulatorResponse:
+        self._refusals.append(
+            Refusal(operation, status, detail, interpretation, params.get("service_id"))
+        )
+        return _json_response(status, {"detail": detail}, headers, interpretation)
+
+    @staticmethod
+    def _refuse_parameters(
+        operation: str, query: Sequence[tuple[str, str]], headers: Mapping[str, str]
+    ) -> None:
+        refused = refused_parameter(operation, query, headers)
+        if refused is None:
+            return
+        location, name, value, rule = refused
+        message = f"The emulator does not model {name!r}: {rule.how}."
+        if location == "header":
+            raise m.header_error(name, message, value, interpretation=rule.interpretation)
+        raise m.query_error(name, message, value, interpretation=rule.interpretation)
 
     def _sign_in(self, headers: Mapping[str, str]) -> tuple[int, Any]:
         missing = [n for n in ("x-api-key", "x-api-key-id", "x-user-id") if n not in headers]
@@ -780,7 +893,7 @@ class Emulator:
             "max_interactions": 10,
             "success_criterions": [],
             "is_deleted": t.is_deleted,
-            "tags": [],
+            "tags": [{"key": k, "value": v} for k, v in t.tags.items()],
             "creator": dict(t.creator),
             "updated_by": dict(t.creator),
         }
@@ -845,7 +958,10 @@ class Emulator:
     def _page(items: list[Any], offset: int, limit: int) -> tuple[list[Any], bool, int | None]:
         if offset < 0:
             raise m.query_error(
-                "continuation_token", "continuation_token must not be negative", offset
+                "continuation_token",
+                "continuation_token must not be negative",
+                offset,
+                interpretation=interp.CONTINUATION_OFFSET,
             )
         page = items[offset : offset + limit]
         has_more = offset + limit < len(items)
@@ -857,19 +973,8 @@ class Emulator:
         self, params: Mapping[str, str], query: Sequence[tuple[str, str]], body: bytes, user: str
     ) -> tuple[int, Any]:
         q = m.parse_query(m.GetServicesQuery, query)
-        tag_filters = []
-        for raw in q.tags:
-            key, sep, value = raw.partition(":")
-            if not sep or not key:
-                raise m.query_error("tags", "Tags must be specified as key:value.", raw)
-            tag_filters.append((key, value))
-        sort_keys = []
-        for raw in q.sort_by:
-            descending = raw.startswith("-")
-            name = raw.lstrip("+-")
-            if name not in ("name", "is_active"):
-                raise m.query_error("sort_by", "Supported sort fields are name and is_active.", raw)
-            sort_keys.append((name, descending))
+        tag_filters = _tag_filters("tags", q.tags)
+        sort_keys = _sort_keys(q.sort_by, ("name", "is_active"))
         services = list(self._services.values())
         if q.id:
             wanted = set(q.id)
@@ -968,10 +1073,15 @@ class Emulator:
             for owner, what in ((agent, "agent"), (sm, "state machine")):
                 if owner.deprecated:
                     raise _HttpError(
-                        400, f"An active service cannot use the deprecated {what} {owner.id}."
+                        400,
+                        f"An active service cannot use the deprecated {what} {owner.id}.",
+                        # Documented for an activation; for a move it is the emulator's reading.
+                        None if activating else interp.DEPRECATED_ON_MOVE,
                     )
                 if owner.latest_version is None:
                     raise _HttpError(400, f"The {what} {owner.id} doesn't have any versions.")
+        if activating:
+            self._check_llms(service)
         if active and (activating or name != service.name):
             other = self._active_named(name, exclude=service.id)
             if other is not None:
@@ -998,6 +1108,25 @@ class Emulator:
             service.keyterms = list(request.keyterms)
         service.updated_by = {"org_id": self.organization, "user_id": user}
         return 200, None
+
+    def _check_llms(self, service: ServiceRecord) -> None:
+        """Activation with a deprecated LLM preferred by any version set is a 400."""
+        used = sorted(
+            (set_name, key, cfg["llm_name"])
+            for set_name, version_set in service.version_sets.items()
+            for key, cfg in version_set.get("llm_model_preferences", {}).items()
+            if cfg.get("llm_name") in self._deprecated_llms
+        )
+        if not used:
+            return
+        in_release = [u for u in used if u[0] == RELEASE]
+        set_name, key, llm = (in_release or used)[0]
+        raise _HttpError(
+            400,
+            f"Service {service.id} cannot be activated: version set {set_name!r} uses the "
+            f"deprecated LLM {llm} (for {key!r}).",
+            None if in_release else interp.DEPRECATED_LLM_ANY_SET,
+        )
 
     def _upsert_version_set(
         self, params: Mapping[str, str], query: Sequence[tuple[str, str]], body: bytes, user: str
@@ -1084,13 +1213,33 @@ class Emulator:
             tests = [t for t in tests if t.service_id in services]
         if q.is_deleted is not None:
             tests = [t for t in tests if t.is_deleted == q.is_deleted]
+        for values, attribute in ((q.persona_id, "persona_id"), (q.scenario_id, "scenario_id")):
+            if values:
+                wanted = set(values)
+                tests = [t for t in tests if getattr(t, attribute) in wanted]
+        if q.metric_id:
+            tests = []  # emulated unit tests have no success criteria, so no metric ids
+        if q.creator:
+            creators = set()
+            for raw in q.creator:
+                org_id, sep, user_id = raw.partition(",")
+                if not sep or not org_id or not user_id or "," in user_id:
+                    raise m.query_error(
+                        "creator", "Each creator must be of the format org_id,user_id.", raw
+                    )
+                creators.add((org_id, user_id))
+            tests = [t for t in tests if (t.creator["org_id"], t.creator["user_id"]) in creators]
+        for key, value in _tag_filters("tag", q.tag):
+            tests = [t for t in tests if _tag_matches(t.tags, key, value)]
+        for name, descending in reversed(_sort_keys(q.sort_by, ("updated_at",))):
+            tests.sort(key=lambda t, n=name: getattr(t, n), reverse=descending)  # type: ignore[misc]
         page, has_more, token = self._page(tests, q.continuation_token, q.limit)
         filter_values = None
         if q.continuation_token == 0:
             creators = {(t.creator["org_id"], t.creator["user_id"]) for t in tests}
             filter_values = {
                 "creators": [{"org_id": o, "user_id": u} for o, u in sorted(creators)],
-                "tags": [],
+                "tags": sorted({k for t in tests for k in t.tags}),
                 "service_ids": sorted({t.service_id for t in tests}),
                 "persona_ids": sorted({t.persona_id for t in tests}),
                 "scenario_ids": sorted({t.scenario_id for t in tests}),
@@ -1116,6 +1265,37 @@ class Emulator:
         "get-service-hierarchical-state-machines": _get_state_machines,
         "get-simulation-unit-tests": _get_unit_tests,
     }
+
+
+def _tag_filters(parameter: str, raw_values: Sequence[str]) -> list[tuple[str, str]]:
+    """The documented `key:value` syntax, or a 422 naming the parameter."""
+    filters = []
+    for raw in raw_values:
+        key, sep, value = raw.partition(":")
+        if not sep or not key:
+            raise m.query_error(parameter, "Tags must be specified as key:value.", raw)
+        filters.append((key, value))
+    return filters
+
+
+def _sort_keys(raw_values: Sequence[str], fields: Sequence[str]) -> list[tuple[str, bool]]:
+    """`[+|-]field` as documented: one optional sign, then a supported field; else 422.
+
+    `--name` is the sign `-` and the field `-name`, which no endpoint supports.
+    """
+    keys = []
+    for raw in raw_values:
+        sign = raw[:1] if raw[:1] in ("+", "-") else ""
+        name = raw[len(sign) :]
+        if name not in fields:
+            supported = " and ".join(fields)
+            raise m.query_error(
+                "sort_by",
+                f"Supported sort fields are {supported}, each optionally preceded by + or -.",
+                raw,
+            )
+        keys.append((name, sign == "-"))
+    return keys
 
 
 def _tag_matches(tags: Mapping[str, str | None], key: str, value: str) -> bool:

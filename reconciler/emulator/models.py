@@ -155,6 +155,12 @@ class GetStateMachinesQuery(_Query):
 class GetUnitTestsQuery(_Query):
     id: list[ObjectId] = Field(default_factory=list)
     service_id: list[ObjectId] = Field(default_factory=list)
+    persona_id: list[ObjectId] = Field(default_factory=list)
+    scenario_id: list[ObjectId] = Field(default_factory=list)
+    metric_id: list[ObjectId] = Field(default_factory=list)
+    creator: list[str] = Field(default_factory=list)
+    tag: list[str] = Field(default_factory=list)
+    sort_by: list[str] = Field(default_factory=list)
     is_deleted: bool | None = None
     limit: Annotated[int, Field(ge=0, le=500)] = 50
     continuation_token: int = 0
@@ -163,8 +169,9 @@ class GetUnitTestsQuery(_Query):
 class RequestInvalid(Exception):
     """The request broke a model: carries the FastAPI-style `detail` list of a 422."""
 
-    def __init__(self, detail: list[dict[str, Any]]) -> None:
+    def __init__(self, detail: list[dict[str, Any]], interpretation: str | None = None) -> None:
         self.detail = detail
+        self.interpretation = interpretation  # set when the refusal rests on one reading
         super().__init__(json.dumps(detail))
 
 
@@ -267,7 +274,19 @@ def parse_version_set_name_path(value: str) -> str:
         ) from None
 
 
-def query_error(name: str, message: str, value: Any) -> RequestInvalid:
+def query_error(
+    name: str, message: str, value: Any, *, interpretation: str | None = None
+) -> RequestInvalid:
     return RequestInvalid(
-        [{"type": "value_error", "loc": ["query", name], "msg": message, "input": value}]
+        [{"type": "value_error", "loc": ["query", name], "msg": message, "input": value}],
+        interpretation,
+    )
+
+
+def header_error(
+    name: str, message: str, value: Any, *, interpretation: str | None
+) -> RequestInvalid:
+    return RequestInvalid(
+        [{"type": "value_error", "loc": ["header", name], "msg": message, "input": value}],
+        interpretation,
     )

@@ -14,25 +14,33 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
 
 from reconciler.diagnostics import Diagnostic, SourcePos, UserError
 from reconciler.emulator.models import (
     Keyterms,
-    LLMConfigIn,
+    LLMType,
     ObjectId,
     StrippedNonempty,
     Tags,
-    VersionSetIn,
     VersionSetName,
 )
 
 EDGE = "edge"
 RELEASE = "release"
+_LLM_NAMES = frozenset(item.value for item in LLMType)
 
 Path_ = tuple[str | int, ...]
 
@@ -65,14 +73,31 @@ class SeedVersioned(_Strict):
     deprecated: bool = False
 
 
-class SeedVersionSet(VersionSetIn):
-    """A version set in a seed: omitted numbers mean latest, omitted preferences none."""
+class SeedLLMConfig(_Strict):
+    """An LLM preference as stored: a name of the LLMType enum, or one in `deprecated_llms`."""
 
-    model_config = ConfigDict(extra="forbid")
+    llm_name: StrippedNonempty
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class SeedVersionSet(_Strict):
+    """A version set in a seed: omitted numbers mean latest, omitted preferences none."""
 
     agent_version_number: int | None = None
     service_hierarchical_state_machine_version_number: int | None = None
-    llm_model_preferences: dict[str, LLMConfigIn] = Field(default_factory=dict)
+    llm_model_preferences: dict[str, SeedLLMConfig] = Field(default_factory=dict)
+
+    def to_stored(self) -> dict[str, Any]:
+        return {
+            "agent_version_number": self.agent_version_number,
+            "service_hierarchical_state_machine_version_number": (
+                self.service_hierarchical_state_machine_version_number
+            ),
+            "llm_model_preferences": {
+                key: {"llm_name": cfg.llm_name, "params": dict(cfg.params)}
+                for key, cfg in self.llm_model_preferences.items()
+            },
+        }
 
 
 class SeedService(_Strict):
@@ -94,6 +119,10 @@ class SeedUnitTest(_Strict):
     id: ObjectId | None = None
     description: str = ""
     is_deleted: bool = False
+    tags: dict[NonEmpty, str | None] = Field(default_factory=dict)
+    persona_id: ObjectId | None = None
+    scenario_id: ObjectId | None = None
+    updated_at: AwareDatetime | None = None
 
 
 class SeedDocument(_Strict):
@@ -101,6 +130,7 @@ class SeedDocument(_Strict):
         str, StringConstraints(strip_whitespace=True, min_length=1, pattern=r"^[^/\s]+$")
     ]
     credentials: SeedCredentials
+    deprecated_llms: list[StrippedNonempty] = Field(default_factory=list)
     agents: list[SeedVersioned] = Field(default_factory=list)
     state_machines: list[SeedVersioned] = Field(default_factory=list)
     services: list[SeedService] = Field(default_factory=list)
@@ -146,6 +176,7 @@ class UnitTestRecord:
     persona_id: str
     scenario_id: str
     creator: dict[str, str]
+    tags: dict[str, str | None] = field(default_factory=dict)
 
 
 @dataclass
@@ -154,6 +185,7 @@ class Seed:
     api_key: str
     api_key_id: str
     user_id: str
+    deprecated_llms: frozenset[str] = frozenset()
     agents: list[VersionedRecord] = field(default_factory=list)
     state_machines: list[VersionedRecord] = field(default_factory=list)
     services: list[ServiceRecord] = field(default_factory=list)
@@ -161,7 +193,8 @@ class Seed:
 
     def __repr__(self) -> str:  # the api key stays out of reprs, even a throwaway one
         return (
-            f"Seed(organization={self.organization!r}, agents={len(self.agents)}, "
+            f"Seed(organization={self.organization!r}, "
+            f"deprecated_llms={len(self.deprecated_llms)}, agents={len(self.agents)}, "
             f"state_machines={len(self.state_machines)}, services={len(self.services)}, "
             f"unit_tests={len(self.unit_tests)})"
         )
@@ -250,14 +283,17 @@ _EXPECTED: dict[tuple[str | int, ...], type[BaseModel]] = {
     ("state_machines", 0): SeedVersioned,
     ("services", 0): SeedService,
     ("services", 0, "version_sets", ""): SeedVersionSet,
+    ("services", 0, "version_sets", "", "llm_model_preferences", ""): SeedLLMConfig,
     ("unit_tests", 0): SeedUnitTest,
 }
 
 
 def _allowed_keys(path: Path_) -> list[str]:
     shape = tuple(0 if isinstance(p, int) else p for p in path)
-    if len(shape) == 4 and shape[:3] == ("services", 0, "version_sets"):
-        shape = (*shape[:3], "")
+    if len(shape) >= 4 and shape[:3] == ("services", 0, "version_sets"):
+        shape = (*shape[:3], "", *shape[4:])
+    if len(shape) == 6 and shape[4] == "llm_model_preferences":
+        shape = (*shape[:5], "")
     model = _EXPECTED.get(shape)
     return sorted(model.model_fields) if model else []
 
@@ -364,11 +400,40 @@ class _Resolver:
                     f"{what} {owner.name!r} has no version {number} (valid: {valid})",
                 )
 
+    def _deprecated_llms(self) -> frozenset[str]:
+        seen: dict[str, int] = {}
+        for index, name in enumerate(self.doc.deprecated_llms):
+            if name in seen:
+                self.problem(
+                    ("deprecated_llms", index), f"{name!r} is already listed ({seen[name]})"
+                )
+            seen[name] = index
+        return frozenset(seen)
+
+    def _check_llms(
+        self, path: Path_, version_set: SeedVersionSet, deprecated: frozenset[str]
+    ) -> None:
+        for key, cfg in version_set.llm_model_preferences.items():
+            if cfg.llm_name in _LLM_NAMES or cfg.llm_name in deprecated:
+                continue
+            self.problem(
+                (*path, "llm_model_preferences", key, "llm_name"),
+                f"unknown LLM {cfg.llm_name!r}: not in the API's LLMType list "
+                f"({', '.join(sorted(_LLM_NAMES))}); a retired LLM a stored version set "
+                "still names must be listed under deprecated_llms",
+            )
+
     def resolve(self) -> Seed:
         doc = self.doc
         creds = doc.credentials
         user = {"org_id": self.org, "user_id": creds.user_id}
-        seed = Seed(self.org, creds.api_key, creds.api_key_id, creds.user_id)
+        seed = Seed(
+            self.org,
+            creds.api_key,
+            creds.api_key_id,
+            creds.user_id,
+            deprecated_llms=self._deprecated_llms(),
+        )
         seed.agents = self._versioned("agents", doc.agents)
         seed.state_machines = self._versioned("state_machines", doc.state_machines)
 
@@ -417,6 +482,7 @@ class _Resolver:
                 if name == EDGE:
                     continue
                 self._check_versions((*path, "version_sets", name), version_set, agent, sm)
+                self._check_llms((*path, "version_sets", name), version_set, seed.deprecated_llms)
                 version_sets[name] = version_set.to_stored()
             seed.services.append(
                 ServiceRecord(
@@ -447,6 +513,7 @@ class _Resolver:
                     f"(it has: {known})",
                 )
                 continue
+            stamp = SEED_TIMESTAMP if test.updated_at is None else _iso_z(test.updated_at)
             seed.unit_tests.append(
                 UnitTestRecord(
                     id=test.id or derived_id(self.org, "unit_tests", index),
@@ -455,11 +522,12 @@ class _Resolver:
                     service_id=target.id,
                     version_set=test.version_set,
                     is_deleted=test.is_deleted,
-                    created_at=SEED_TIMESTAMP,
-                    updated_at=SEED_TIMESTAMP,
-                    persona_id=derived_id(self.org, "personas", index),
-                    scenario_id=derived_id(self.org, "scenarios", index),
+                    created_at=stamp,
+                    updated_at=stamp,
+                    persona_id=test.persona_id or derived_id(self.org, "personas", index),
+                    scenario_id=test.scenario_id or derived_id(self.org, "scenarios", index),
                     creator=dict(user),
+                    tags=dict(test.tags),
                 )
             )
         if self.problems:
@@ -481,6 +549,12 @@ class _Resolver:
             known = ", ".join(sorted({s.name for s in services})) or "none declared"
             self.problem(path, f"no service named or with id {ref!r}; known services: {known}")
         return None
+
+
+def _iso_z(moment: datetime) -> str:
+    """UTC, millisecond precision, `Z`: the form the emulator answers with."""
+    utc = moment.astimezone(UTC)
+    return utc.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def default_seed_path() -> Path | None:
