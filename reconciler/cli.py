@@ -509,6 +509,14 @@ def apply(
     help="Export only the services of this name (repeatable).",
 )
 @click.option("--force", is_flag=True, help="Overwrite files that already exist in DIR.")
+@click.option(
+    "--seed",
+    "seed_file",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="Write the whole organization as an emulator seed to FILE (no secrets), "
+    "for `plan --emulator FILE`; manifests too only with --out.",
+)
 @connection_options
 @handle_errors
 def export(
@@ -516,9 +524,13 @@ def export(
     active_only: bool,
     targets: tuple[str, ...],
     force: bool,
+    seed_file: str | None,
     connection: ConnectionOptions,
 ) -> None:
     """Write a manifest for every live service, to adopt an organization as it stands.
+
+    With --seed, write the organization as an emulator seed instead (and the
+    manifests as well when --out is given).
 
     Exit 0 written (warnings on stderr), 1 on any error; nothing is written when a
     file would be overwritten without --force.
@@ -527,17 +539,39 @@ def export(
 
     from reconciler.export import (
         export_manifests,
+        export_seed,
         join_documents,
         read_organization,
+        read_unit_tests,
         schema_ref_for,
         write_export,
+        write_seed_file,
     )
 
+    if seed_file is not None and out_dir is None and (active_only or targets):
+        raise click.UsageError(
+            "--active-only and --target choose manifests; a seed always copies the whole "
+            "organization (add --out DIR to write the chosen manifests too)"
+        )
     client = connection.open(on_wait=lambda message: click.echo(message, err=True))
     try:
         organization = read_organization(client)
+        unit_tests = read_unit_tests(client, organization.services) if seed_file else ()
     finally:
         client.close()
+    if seed_file is not None:
+        text, warnings = export_seed(client.config.organization, organization, unit_tests)
+        for warning in warnings:
+            prefix = f"{warning.service}: " if warning.service else ""
+            click.echo(f"{prefix}{warning}", err=True)
+        write_seed_file(text, Path(seed_file), force=force)
+        click.echo(
+            f"Wrote an emulator seed of {len(organization.services)} service(s) and "
+            f"{len(unit_tests)} unit test(s) to {seed_file}",
+            err=True,
+        )
+        if out_dir is None:
+            return
     schema_ref = schema_ref_for(Path(out_dir) if out_dir is not None else Path.cwd())
     result = export_manifests(
         organization.services,

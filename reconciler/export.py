@@ -73,6 +73,7 @@ from reconciler.model import (
     Agent,
     LiveService,
     StateMachine,
+    UnitTest,
     VersionSet,
 )
 
@@ -600,3 +601,86 @@ def write_export(files: Sequence[ExportedFile], out_dir: Path, *, force: bool) -
             )
         ) from None
     return targets
+
+
+# --- the organization as an emulator seed (`export --seed`) ---------------------------
+
+
+class UnitTestReader(Protocol):
+    def list_unit_tests(self, service_ids: Sequence[str]) -> list[dict[str, Any]]: ...
+
+
+def read_unit_tests(
+    client: UnitTestReader, services: Sequence[LiveService]
+) -> tuple[UnitTest, ...]:
+    """The (not deleted) unit tests of these services: they pin version sets in the copy."""
+    from reconciler.live import unit_tests_from_api
+
+    if not services:
+        return ()
+    return unit_tests_from_api(client.list_unit_tests([s.id for s in services]))
+
+
+def seed_header(organization: str) -> str:
+    return (
+        f"Amigo API emulator seed: a copy of organization {organization}, written by\n"
+        "`reconciler export --seed`. Use it with `reconciler plan PATH --emulator FILE`.\n"
+        "The credentials below are throwaway emulator values, not the organization's.\n"
+        "The API does not say which LLMs are deprecated: list them under deprecated_llms.\n"
+        "Format: docs/emulator.md."
+    )
+
+
+def write_seed_file(text: str, path: Path, *, force: bool) -> None:
+    """Write the seed atomically; an existing file only with --force."""
+    if path.is_dir():
+        raise UserError(Diagnostic(f"{path} is a directory; give a file name", field="--seed"))
+    if path.exists() and not force:
+        raise UserError(
+            Diagnostic(
+                f"{path} already exists; nothing was written (use --force to overwrite it)",
+                field="--seed",
+            )
+        )
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        temporary.write_text(text, encoding="utf-8", newline="\n")
+        os.replace(temporary, path)
+    except OSError as exc:
+        raise UserError(
+            Diagnostic(
+                f"cannot write {exc.filename or path}: {exc.strerror or exc}", field="--seed"
+            )
+        ) from None
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def export_seed(
+    organization_id: str, organization: Organization, unit_tests: Sequence[UnitTest]
+) -> tuple[str, tuple[Diagnostic, ...]]:
+    """The seed file's text and warnings; an error when the copy would not load as a seed."""
+    from reconciler.emulator.seed import load_seed
+    from reconciler.emulator.seed_writer import dump_seed, seed_from_live
+
+    exported = seed_from_live(
+        organization_id,
+        organization.services,
+        organization.agents,
+        organization.state_machines,
+        unit_tests,
+    )
+    try:
+        load_seed(exported.document)
+    except UserError as exc:
+        raise UserError(
+            [
+                Diagnostic(
+                    f"the live organization cannot be copied as an emulator seed: {d.message}",
+                    field=d.field,
+                )
+                for d in exc.diagnostics
+            ]
+        ) from None
+    text = dump_seed(exported.document, header=seed_header(organization_id))
+    return text, exported.warnings

@@ -411,3 +411,15 @@ def test_create_still_ignores_deprecation_as_the_table_says(api: Api) -> None:
         name="Brand new", agent_id=AGENT_OLD, service_hierarchical_state_machine_id=SM
     )
     assert response.status_code == 201
+
+
+def test_docs_parameter_table_is_the_emulators() -> None:
+    text = (REPO / "docs" / "emulator.md").read_text(encoding="utf-8")
+    section = text.split("## Parameters", 1)[1]
+    rows = re.findall(r"^\| `([a-z-]+)` \| (\w+) `([\w-]+)` \| (\w+) \|", section, flags=re.M)
+    table = [
+        (operation_id, location, name, rule.handling.value)
+        for operation_id, parameters in PARAMETERS.items()
+        for (location, name), rule in parameters.items()
+    ]
+    assert rows == table
