@@ -128,3 +128,30 @@ def test_cli_reports_a_bad_seed_without_a_traceback(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "seed.yaml:10:" in result.output and "Nobody" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_large_copy_resolves_references_by_index_not_by_scanning() -> None:
+    """5,000 services and 2,500 unit tests by name: linear, not services x tests (was 1.5 s)."""
+    import time
+
+    services = [
+        {
+            "name": f"svc {i}",
+            "description": "d",
+            "agent": f"Agent {i % 200}",
+            "service_hierarchical_state_machine": f"SM {i % 200}",
+        }
+        for i in range(5000)
+    ]
+    seed = {
+        "organization": "big",
+        "credentials": {"api_key": "k", "api_key_id": "i", "user_id": "u"},
+        "agents": [{"name": f"Agent {i}"} for i in range(200)],
+        "state_machines": [{"name": f"SM {i}"} for i in range(200)],
+        "services": services,
+        "unit_tests": [{"name": f"t{i}", "service": f"svc {i}"} for i in range(0, 5000, 2)],
+    }
+    started = time.process_time()
+    loaded = load_seed(seed)
+    assert len(loaded.unit_tests) == 2500
+    assert time.process_time() - started < 1.0

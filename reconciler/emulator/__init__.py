@@ -4,8 +4,10 @@ It serves the endpoints the reconciler uses (sign-in, services, version sets,
 agents, state machines, simulation unit tests) over an in-memory organization
 read from a seed YAML, with the API's validation (422), business rules
 (404 / 400 / 409), auth (401), per-endpoint rate limits with `X-RateLimit-*`
-headers (429 + `Retry-After`) and injectable faults. See `core.py` for the
-choices the document leaves open.
+headers (429 + `Retry-After`) and injectable faults. Every documented
+parameter is honoured or refused (`parameters.py`); where the document is
+ambiguous the emulator's reading has an id (`interpretations.py`) that its
+refusals carry. docs/emulator.md describes the seed format and both tables.
 
     emulator = Emulator.from_seed("examples/emulator-seed.yaml", window_seconds=1)
     client = AmigoClient(emulator.api_config(), transport=emulator.transport())
@@ -21,8 +23,10 @@ from reconciler.emulator.core import (
     EmulatorResponse,
     Exchange,
     Fault,
+    Refusal,
 )
 from reconciler.emulator.seed import Seed, load_seed
+from reconciler.emulator.seed_writer import SeedExport, seed_from_live
 from reconciler.emulator.server import EmulatorServer
 
 __all__ = [
@@ -34,6 +38,9 @@ __all__ = [
     "EmulatorServer",
     "Exchange",
     "Fault",
+    "Refusal",
     "Seed",
+    "SeedExport",
     "load_seed",
+    "seed_from_live",
 ]

@@ -1,8 +1,9 @@
 """The emulator's seed: a YAML description of one organization, validated like user input.
 
-A seed names the organization, its throwaway credentials, agents and state
-machines (with their latest versions), services with their version sets, and
-simulation unit tests. Every mistake is reported once, with file:line:column,
+A seed names the organization, its throwaway credentials, the deprecated LLMs,
+agents and state machines (with their latest versions), services with their
+version sets, and simulation unit tests (docs/emulator.md has the format;
+`seed_writer.py` writes one from live state). Every mistake is reported once, with file:line:column,
 what was wrong and what would be valid; several mistakes are reported together.
 
 Ids left out are derived from the organization and the entry's position, so the
@@ -16,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import yaml
 from pydantic import (
@@ -43,6 +44,7 @@ RELEASE = "release"
 _LLM_NAMES = frozenset(item.value for item in LLMType)
 
 Path_ = tuple[str | int, ...]
+_R = TypeVar("_R", "VersionedRecord", "ServiceRecord")
 
 
 def derived_id(organization: str, kind: str, index: int) -> str:
@@ -342,6 +344,7 @@ class _Resolver:
         self.positions = positions
         self.problems: list[Diagnostic] = []
         self.org = document.organization
+        self._indexes: dict[int, tuple[int, dict[str, Any], dict[str, list[Any]]]] = {}
 
     def problem(self, path: Path_, message: str) -> None:
         self.problems.append(Diagnostic(message, pos=self.positions.at(path), field=_dotted(path)))
@@ -361,13 +364,30 @@ class _Resolver:
             )
         return records
 
+    def _index(self, records: list[_R]) -> tuple[dict[str, _R], dict[str, list[_R]]]:
+        """(first record of each id, records of each name), built once per complete list.
+
+        References are resolved through these maps, not by scanning: a copy of a
+        large organization (thousands of services and unit tests) loads in linear time.
+        """
+        key = id(records)
+        if key not in self._indexes or self._indexes[key][0] != len(records):
+            ids: dict[str, Any] = {}
+            names: dict[str, list[Any]] = {}
+            for record in records:
+                ids.setdefault(record.id, record)
+                names.setdefault(record.name, []).append(record)
+            self._indexes[key] = (len(records), ids, names)
+        _, ids, names = self._indexes[key]
+        return ids, names
+
     def _lookup(
         self, path: Path_, ref: str, records: list[VersionedRecord], what: str
     ) -> VersionedRecord | None:
-        by_id = [r for r in records if r.id == ref]
-        if by_id:
-            return by_id[0]
-        by_name = [r for r in records if r.name == ref]
+        ids, names = self._index(records)
+        if ref in ids:
+            return ids[ref]
+        by_name = names.get(ref, [])
         if len(by_name) == 1:
             return by_name[0]
         known = ", ".join(sorted({r.name for r in records})) or "none declared"
@@ -537,10 +557,10 @@ class _Resolver:
     def _service_ref(
         self, path: Path_, ref: str, services: list[ServiceRecord]
     ) -> ServiceRecord | None:
-        by_id = [s for s in services if s.id == ref]
-        if by_id:
-            return by_id[0]
-        by_name = [s for s in services if s.name == ref]
+        ids, names = self._index(services)
+        if ref in ids:
+            return ids[ref]
+        by_name = names.get(ref, [])
         if len(by_name) == 1:
             return by_name[0]
         if by_name:
