@@ -372,22 +372,7 @@ def _reference(field: str, ref_id: str, names: Mapping[str, str]) -> tuple[str, 
 
 
 def _version_set(version_set: VersionSet) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if version_set.agent_version_number is not None:
-        out["agent_version_number"] = version_set.agent_version_number
-    number = version_set.service_hierarchical_state_machine_version_number
-    if number is not None:
-        out["service_hierarchical_state_machine_version_number"] = number
-    if version_set.llm_model_preferences:
-        prefs: dict[str, Any] = {}
-        for interaction in sorted(version_set.llm_model_preferences):
-            config = version_set.llm_model_preferences[interaction]
-            entry: dict[str, Any] = {"llm_name": _escape(config.llm_name)}
-            if config.params:
-                entry["params"] = _sorted_data(config.params)
-            prefs[interaction] = entry
-        out["llm_model_preferences"] = prefs
-    return out
+    return version_set.to_compact(_escape, _sorted_data)
 
 
 def _sorted_data(value: Any) -> Any:

@@ -7,7 +7,7 @@ a plain field-by-field comparison: tags are a map (the API returns a list),
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +49,30 @@ class VersionSet:
                 k: v.to_api() for k, v in sorted(self.llm_model_preferences.items())
             },
         }
+
+    def to_compact(
+        self,
+        text: Callable[[str], str] = str,
+        data: Callable[[Mapping[str, Any]], Any] = dict,
+    ) -> dict[str, Any]:
+        """The form manifests and seeds are written in: null numbers and empty params left
+        out, interactions sorted; `text` / `data` shape LLM names and params."""
+        out: dict[str, Any] = {}
+        if self.agent_version_number is not None:
+            out["agent_version_number"] = self.agent_version_number
+        number = self.service_hierarchical_state_machine_version_number
+        if number is not None:
+            out["service_hierarchical_state_machine_version_number"] = number
+        if self.llm_model_preferences:
+            prefs: dict[str, Any] = {}
+            for interaction in sorted(self.llm_model_preferences):
+                config = self.llm_model_preferences[interaction]
+                entry: dict[str, Any] = {"llm_name": text(config.llm_name)}
+                if config.params:
+                    entry["params"] = data(config.params)
+                prefs[interaction] = entry
+            out["llm_model_preferences"] = prefs
+        return out
 
     @classmethod
     def from_api(cls, data: Mapping[str, Any]) -> VersionSet:

@@ -85,16 +85,37 @@ class VersionSetIn(BaseModel):
     llm_model_preferences: dict[str, LLMConfigIn]
 
     def to_stored(self) -> dict[str, Any]:
-        return {
-            "agent_version_number": self.agent_version_number,
-            "service_hierarchical_state_machine_version_number": (
-                self.service_hierarchical_state_machine_version_number
-            ),
-            "llm_model_preferences": {
-                key: {"llm_name": cfg.llm_name.value, "params": dict(cfg.params)}
-                for key, cfg in self.llm_model_preferences.items()
-            },
-        }
+        return stored_version_set(self)
+
+
+class _StoredPreference(typing.Protocol):
+    @property
+    def llm_name(self) -> str: ...
+    @property
+    def params(self) -> dict[str, Any]: ...
+
+
+class _StoredVersionSet(typing.Protocol):
+    @property
+    def agent_version_number(self) -> int | None: ...
+    @property
+    def service_hierarchical_state_machine_version_number(self) -> int | None: ...
+    @property
+    def llm_model_preferences(self) -> typing.Mapping[str, _StoredPreference]: ...
+
+
+def stored_version_set(version_set: _StoredVersionSet) -> dict[str, Any]:
+    """A version set as the emulator stores it (and answers it: `VersionSet-Output`)."""
+    return {
+        "agent_version_number": version_set.agent_version_number,
+        "service_hierarchical_state_machine_version_number": (
+            version_set.service_hierarchical_state_machine_version_number
+        ),
+        "llm_model_preferences": {
+            key: {"llm_name": str(cfg.llm_name), "params": dict(cfg.params)}
+            for key, cfg in version_set.llm_model_preferences.items()
+        },
+    }
 
 
 class CreateServiceRequest(BaseModel):

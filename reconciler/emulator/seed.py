@@ -37,6 +37,7 @@ from reconciler.emulator.models import (
     StrippedNonempty,
     Tags,
     VersionSetName,
+    stored_version_set,
 )
 
 EDGE = "edge"
@@ -90,16 +91,7 @@ class SeedVersionSet(_Strict):
     llm_model_preferences: dict[str, SeedLLMConfig] = Field(default_factory=dict)
 
     def to_stored(self) -> dict[str, Any]:
-        return {
-            "agent_version_number": self.agent_version_number,
-            "service_hierarchical_state_machine_version_number": (
-                self.service_hierarchical_state_machine_version_number
-            ),
-            "llm_model_preferences": {
-                key: {"llm_name": cfg.llm_name, "params": dict(cfg.params)}
-                for key, cfg in self.llm_model_preferences.items()
-            },
-        }
+        return stored_version_set(self)
 
 
 class SeedService(_Strict):

@@ -38,7 +38,7 @@ import yaml
 from reconciler.diagnostics import Diagnostic, Severity
 from reconciler.emulator.interpretations import RETIRED_LLM
 from reconciler.emulator.models import LLMType
-from reconciler.model import EDGE, RELEASE, Agent, LiveService, UnitTest, VersionSet
+from reconciler.model import EDGE, RELEASE, Agent, LiveService, UnitTest
 
 # Throwaway values the emulator accepts; never the organization's own credentials.
 EXPORT_CREDENTIALS: Mapping[str, str] = {
@@ -182,25 +182,6 @@ def _versioned(record: Agent) -> dict[str, Any]:
     return entry
 
 
-def _version_set(version_set: VersionSet) -> dict[str, Any]:
-    entry: dict[str, Any] = {}
-    if version_set.agent_version_number is not None:
-        entry["agent_version_number"] = version_set.agent_version_number
-    number = version_set.service_hierarchical_state_machine_version_number
-    if number is not None:
-        entry["service_hierarchical_state_machine_version_number"] = number
-    if version_set.llm_model_preferences:
-        prefs: dict[str, Any] = {}
-        for key in sorted(version_set.llm_model_preferences):
-            cfg = version_set.llm_model_preferences[key]
-            pref: dict[str, Any] = {"llm_name": cfg.llm_name}
-            if cfg.params:
-                pref["params"] = dict(cfg.params)
-            prefs[key] = pref
-        entry["llm_model_preferences"] = prefs
-    return entry
-
-
 def _service(
     service: LiveService, agent_refs: Mapping[str, str], sm_refs: Mapping[str, str]
 ) -> dict[str, Any]:
@@ -221,7 +202,7 @@ def _service(
     for name in sorted(service.version_sets, key=lambda n: (n != RELEASE, n)):
         if name == EDGE:
             continue
-        written = _version_set(service.version_sets[name])
+        written = service.version_sets[name].to_compact()
         if name == RELEASE and not written:
             continue  # the emulator makes release a copy of edge when the seed leaves it out
         sets[name] = written
