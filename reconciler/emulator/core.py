@@ -817,8 +817,8 @@ class Emulator:
             return
         location, name, value, rule = refused
         message = f"The emulator does not model {name!r}: {rule.how}."
-        if location == "header":
-            raise m.header_error(name, message, value, interpretation=rule.interpretation)
+        if location == "header":  # never echoed: Sec-WebSocket-Protocol can carry a token
+            raise m.header_error(name, message, None, interpretation=rule.interpretation)
         raise m.query_error(name, message, value, interpretation=rule.interpretation)
 
     def _sign_in(self, headers: Mapping[str, str]) -> tuple[int, Any]:
