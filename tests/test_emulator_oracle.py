@@ -424,3 +424,23 @@ def test_docs_parameter_table_is_the_emulators() -> None:
         for (location, name), rule in parameters.items()
     ]
     assert rows == table
+
+
+def test_duplicate_ids_collapse_and_limit_zero_is_an_empty_page(
+    api: Api, allow_invalid_requests: None
+) -> None:
+    greeter = by_name(api.emulator, "Greeter")
+    twice = api.services(id=[greeter["id"], greeter["id"]]).json()["services"]
+    assert [s["id"] for s in twice] == [greeter["id"]]
+    page = api.call("GET", "/simulation/unit_test/", params={"limit": 0}).json()
+    assert page["simulation_unit_tests"] == []
+    assert (page["has_more"], page["continuation_token"]) == (True, 0)
+
+
+def test_create_accepts_a_deprecated_llm_in_release(api: Api) -> None:
+    release = {
+        "agent_version_number": None,
+        "service_hierarchical_state_machine_version_number": None,
+        "llm_model_preferences": {"conversation": {"llm_name": OLD_LLM, "params": {}}},
+    }
+    assert api.create(name="Fresh", release_version_set=release).status_code == 201
