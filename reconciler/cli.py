@@ -155,7 +155,37 @@ target_option = click.option(
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# A usage error (unknown flag, missing argument, bad option value) exits 64 (EX_USAGE
+# in sysexits.h), not click's 2: under --detailed-exitcode, 2 means "the plan has changes",
+# and a pipeline must never read a typo as a plan to apply.
+EXIT_USAGE = 64
+
+
+class ReconcilerGroup(click.Group):
+    """click.Group whose usage errors, wherever raised, exit EXIT_USAGE."""
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as exc:
+            setattr(exc, "exit_code", EXIT_USAGE)  # noqa: B010 (a ClassVar in the stubs)
+            raise
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as exc:
+            setattr(exc, "exit_code", EXIT_USAGE)  # noqa: B010 (a ClassVar in the stubs)
+            raise
+
+
+@click.group(cls=ReconcilerGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="reconciler")
 def main() -> None:
     """Declarative GitOps reconciler for Amigo services."""
@@ -690,3 +720,221 @@ def schema(out: str | None) -> None:
     except OSError as exc:
         _fail(f"error: cannot write {out}: {exc.strerror}")
     click.echo(f"wrote {out}", err=True)
+
+
+# --- ci (issue 13): GitHub Actions steps, logic in reconciler/github.py --------------
+
+
+@main.group("ci", cls=ReconcilerGroup)
+def ci() -> None:
+    """Steps of the GitHub workflows (read GITHUB_* variables; see docs/ci.md)."""
+
+
+def _ci_context() -> Any:
+    from reconciler.github import RunContext
+
+    return RunContext.from_env(os.environ)
+
+
+def _ci_outputs(**values: str) -> None:
+    from reconciler.github import append_file
+
+    append_file(os.environ.get("GITHUB_OUTPUT"), "".join(f"{k}={v}\n" for k, v in values.items()))
+
+
+def _ci_summary(text: str) -> None:
+    from reconciler.github import append_file
+
+    append_file(os.environ.get("GITHUB_STEP_SUMMARY"), text.rstrip("\n") + "\n")
+
+
+@ci.command("decide")
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--environment", default="default", show_default=True, help="Environment name.")
+@click.option(
+    "--credentials/--no-credentials",
+    "has_credentials",
+    required=True,
+    help="Whether the run has AMIGO_API_KEY (or an emulator seed).",
+)
+@click.option("--comment", "comment_file", default="comment.md", show_default=True, metavar="FILE")
+@handle_errors
+def ci_decide(
+    paths: tuple[str, ...], environment: str, has_credentials: bool, comment_file: str
+) -> None:
+    """Plan, or skip with a label (no manifest changes; no credentials): output `decision`."""
+    from reconciler.github import changed_files, decide_plan, diff_base, plan_comment
+
+    context = _ci_context()
+    base = diff_base(context)
+    changed = changed_files(base) if base else None
+    decision = decide_plan(
+        context, has_credentials=has_credentials, changed_files=changed, paths=paths
+    )
+    _ci_outputs(decision=decision.action, label=decision.label)
+    if decision.action == "fail":
+        _fail(f"::error::{decision.detail}")
+    click.echo(f"reconciler ci decide: {decision.label}")
+    if decision.action == "skip":
+        text = plan_comment(
+            environment=environment,
+            exit_code="",
+            markdown="",
+            errors="",
+            commit=context.pull_request.get("head", {}).get("sha", context.sha),
+            run_url=f"{os.environ.get('GITHUB_SERVER_URL', 'https://github.com')}/"
+            f"{context.repository}/actions/runs/{os.environ.get('GITHUB_RUN_ID', '')}",
+            plan=None,
+            skipped=decision,
+        )
+        with open(comment_file, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        _ci_summary(text)
+        click.echo(f"::notice title=reconciler plan::{decision.label}")
+
+
+@ci.command("check-tip")
+@handle_errors
+def ci_check_tip() -> None:
+    """Exit 1 unless this run's commit is the tip of the default branch (naming both)."""
+    from reconciler.github import GitHubApi, GitHubError, check_tip
+
+    context = _ci_context()
+    api = GitHubApi(context)
+    try:
+        tip = check_tip(context, api.get)
+    except GitHubError as exc:
+        _ci_summary(f"> [!CAUTION]\n> **Refused: not the tip of the default branch.** {exc}\n")
+        raise
+    finally:
+        api.close()
+    click.echo(f"commit {tip.tip} is the tip of {tip.branch}")
+
+
+@ci.command("compare")
+@click.argument("plan_file", type=click.Path(dir_okay=False, path_type=str))
+@click.option("--environment", default="default", show_default=True, help="Environment name.")
+@handle_errors
+def ci_compare(plan_file: str, environment: str) -> None:
+    """Compare the plan's digest with the one on the pull request; say how they differ."""
+    from reconciler.github import (
+        Comparison,
+        GitHubApi,
+        GitHubError,
+        compare_with_pr,
+        find_pr_plan,
+    )
+    from reconciler.plan import load_plan, plan_digest
+
+    plan = load_plan(plan_file)
+    digest = plan_digest(plan)
+    context = _ci_context()
+    api = GitHubApi(context)
+    try:
+        pr = find_pr_plan(context, api.get, environment)
+        comparison = compare_with_pr(
+            digest, plan.manifests_digest, plan.live_fingerprint, pr, context.sha
+        )
+    except GitHubError as exc:
+        comparison = Comparison(
+            "unknown",
+            "",
+            f"> [!WARNING]\n> **Could not read the pull request's plan** ({exc}); "
+            "nothing was compared: read the plan below before approving.",
+        )
+    finally:
+        api.close()
+    _ci_outputs(digest=digest, match=comparison.status, **{"pr-digest": comparison.pr_digest})
+    _ci_summary(comparison.text + "\n")
+    if comparison.status == "differs":
+        click.echo(
+            f"::warning title=plan differs from the pull request's::merge-time plan {digest}, "
+            f"pull request plan {comparison.pr_digest}; see the job summary"
+        )
+    click.echo(f"plan digest {digest}: {comparison.status}")
+
+
+@ci.command("comment")
+@click.option("--environment", default="default", show_default=True, help="Environment name.")
+@click.option("--exit-code", required=True, help="The plan step's exit code.")
+@click.option("--commit", required=True, help="The commit planned (the pull request's head).")
+@click.option("--run-url", required=True, help="Link to the workflow run.")
+@click.option("--plan-file", default="plan.json", show_default=True, metavar="FILE")
+@click.option("--markdown", "markdown_file", default="plan.md", show_default=True, metavar="FILE")
+@click.option("--errors", "errors_file", default="plan.err", show_default=True, metavar="FILE")
+@click.option("--out", "out", default="comment.md", show_default=True, metavar="FILE")
+@handle_errors
+def ci_comment(
+    environment: str,
+    exit_code: str,
+    commit: str,
+    run_url: str,
+    plan_file: str,
+    markdown_file: str,
+    errors_file: str,
+    out: str,
+) -> None:
+    """Write the sticky plan comment (with the hidden digest marker) and the job summary."""
+    import json
+    from pathlib import Path
+
+    from reconciler.github import plan_comment
+
+    def read(name: str) -> str:
+        path = Path(name)
+        return path.read_text(encoding="utf-8") if path.is_file() else ""
+
+    try:
+        saved = json.loads(read(plan_file) or "null")
+    except ValueError:
+        saved = None
+    text = plan_comment(
+        environment=environment,
+        exit_code=exit_code,
+        markdown=read(markdown_file),
+        errors=read(errors_file),
+        commit=commit,
+        run_url=run_url,
+        plan=saved if isinstance(saved, dict) else None,
+    )
+    Path(out).write_text(text, encoding="utf-8")
+    _ci_summary(text)
+
+
+@ci.command("apply-report")
+@click.option("--environment", default="default", show_default=True, help="Environment name.")
+@click.option("--exit-code", required=True, help="The apply step's exit code.")
+@click.option("--log", "log_file", default="apply.log", show_default=True, metavar="FILE")
+@handle_errors
+def ci_apply_report(environment: str, exit_code: str, log_file: str) -> None:
+    """Write the apply's job summary (what to do after a stale refusal); exit 1 unless applied."""
+    from pathlib import Path
+
+    from reconciler.github import apply_summary
+
+    path = Path(log_file)
+    log = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
+    text, ok = apply_summary(
+        environment=environment,
+        exit_code=exit_code,
+        log=log,
+        commit=os.environ.get("GITHUB_SHA", ""),
+    )
+    _ci_summary(text)
+    if not ok:
+        _fail(
+            f"::error::reconciler apply did not apply (exit code {exit_code}); see the job summary"
+        )
+
+
+@ci.command("plan-info")
+@click.argument("plan_file", type=click.Path(dir_okay=False, path_type=str))
+@handle_errors
+def ci_plan_info(plan_file: str) -> None:
+    """Print the plan's digest; set outputs `digest` and `has-changes`."""
+    from reconciler.plan import load_plan, plan_digest
+
+    plan = load_plan(plan_file)
+    digest = plan_digest(plan)
+    _ci_outputs(digest=digest, **{"has-changes": str(plan.has_changes).lower()})
+    click.echo(digest)

@@ -26,6 +26,8 @@ JSON object, format_version 1:
   the sha256 of the same normalized record the `live_fingerprint` covers, so a
   stale plan's refusal can name the services added, removed or changed since;
   absent in plans from before it existed (those get the generic refusal);
+- `plan_digest`: `plan_digest(plan)`, the content digest of what the plan would do
+  (see below); shown by every render format so a reviewer can tell two plans apart;
 - `checksum`: sha256 of the canonical JSON (sorted keys, no spaces) of every
   other key, so an edited file is refused on load.
 """
@@ -254,6 +256,29 @@ def operation_to_dict(op: Operation) -> dict[str, Any]:
     }
 
 
+def plan_digest(plan: Plan) -> str:
+    """A stable content digest of what the plan would do: `sha256:` and 64 hex digits.
+
+    It covers the organization, the API, --prune, --target and every operation
+    (its API call, target service and version set, field changes and exact request,
+    order and dependencies) and nothing else: not the time it was made, the live
+    fingerprint, API read counts or manifest line numbers. Two plans with the same
+    digest make the same calls, so the digest on a pull request's plan can be
+    compared with the one planned at merge time.
+    """
+    body = {
+        "organization": plan.organization,
+        "base_url": public_base_url(plan.base_url).rstrip("/"),
+        "prune": plan.prune,
+        "targets": sorted(plan.targets),
+        "operations": [
+            {k: v for k, v in operation_to_dict(op).items() if k != "source"}
+            for op in plan.operations
+        ],
+    }
+    return "sha256:" + hashlib.sha256(_canonical(json.loads(_canonical(body)))).hexdigest()
+
+
 def plan_to_dict(plan: Plan) -> dict[str, Any]:
     """The documented JSON form (see the module docstring), checksum included."""
     data: dict[str, Any] = {
@@ -280,6 +305,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "targets": list(plan.targets),
         "api_reads": dict(sorted(plan.api_reads.items())),
         "reference_names": dict(sorted(plan.reference_names.items())),
+        "plan_digest": plan_digest(plan),
     }
     if plan.live_services is not None:
         data["live_services"] = {

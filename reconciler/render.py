@@ -24,11 +24,14 @@ import click
 
 from reconciler.diff import is_user_visible
 from reconciler.model import OWNERSHIP_TAG_KEY, OWNERSHIP_TAG_VALUE
-from reconciler.plan import Action, Kind, Operation, Plan, plan_to_json
+from reconciler.plan import Action, Kind, Operation, Plan, plan_digest, plan_to_json
 
 FORMATS = ("text", "markdown", "json", "github")
 GITHUB_COMMENT_LIMIT = 65_536
 NO_CHANGES = "No changes. Live state matches the manifests."
+# The hidden line a markdown plan starts with, so a workflow can find the digest of the
+# plan a pull request showed (reconciler/github.py reads it back from the comment).
+DIGEST_MARKER = "<!-- amigo-reconciler plan-digest: {digest} -->"
 
 _SYMBOL = {
     Kind.CREATE: "+",
@@ -87,6 +90,10 @@ def reads_line(plan: Plan) -> str:
         return "API reads: 0"
     detail = ", ".join(f"{op} {n}" for op, n in reads.items())
     return f"API reads: {sum(reads.values())} ({detail})"
+
+
+def digest_line(plan: Plan) -> str:
+    return f"Plan digest: {plan_digest(plan)}"
 
 
 def headline(op: Operation) -> str:
@@ -170,6 +177,7 @@ def render_text(plan: Plan, *, color: bool = False) -> str:
         n = len(plan.errors)
         out.append(paint(f"{n} error{'s' if n != 1 else ''}: this plan cannot be applied.", "red"))
     out.append(reads_line(plan))
+    out.append(digest_line(plan))
     return "\n".join(out) + "\n"
 
 
@@ -199,6 +207,7 @@ def _service_groups(plan: Plan) -> list[tuple[str, list[Operation]]]:
 def render_markdown(plan: Plan, *, limit: int = GITHUB_COMMENT_LIMIT) -> str:
     """A pull-request comment; details are dropped (with a notice) to stay under `limit`."""
     head: list[str] = [
+        DIGEST_MARKER.format(digest=plan_digest(plan)),
         f"### Amigo reconciler plan for `{_md_text(plan.organization)}`",
         "",
     ]
@@ -243,7 +252,13 @@ def render_markdown(plan: Plan, *, limit: int = GITHUB_COMMENT_LIMIT) -> str:
     ):
         if items:
             tail.extend(["", f"#### {title}", "", *[f"- {_md_text(i)}" for i in items]])
-    tail.extend(["", f"<sub>{_md_text(reads_line(plan))} · plan created {plan.created_at}</sub>"])
+    tail.extend(
+        [
+            "",
+            f"<sub>{_md_text(reads_line(plan))} · plan created {plan.created_at} · "
+            f"{_md_text(digest_line(plan))}</sub>",
+        ]
+    )
 
     def assemble(shown: int, tail_lines: list[str], notice: str | None) -> str:
         parts = ["\n".join(head), *details[:shown]]
@@ -303,5 +318,6 @@ def render_github(plan: Plan) -> str:
     summary = summary_line(plan) if plan.operations else NO_CHANGES
     if plan.errors:
         summary += f" {len(plan.errors)} error(s): this plan cannot be applied."
+    summary += f" {digest_line(plan)}"
     lines.append(f"::notice title=reconciler plan::{summary}")
     return "\n".join(lines) + "\n"

@@ -371,7 +371,7 @@ def test_saved_plan_does_not_take_planning_flags(
 ) -> None:
     plan_file = _save_plan(client, manifests, tmp_path / "plan.json")
     result = run("apply", str(plan_file), "--auto-approve", "--prune")
-    assert result.exit_code == 2
+    assert result.exit_code == 64  # EX_USAGE, never 2 (= changes)
     assert "saved plan" in result.output
 
 

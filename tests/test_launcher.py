@@ -36,5 +36,5 @@ def test_everything_else_reaches_the_click_application() -> None:
     helped = _run("--help")
     assert helped.returncode == 0 and "validate" in helped.stdout
     wrong = _run("no-such-command")
-    assert wrong.returncode == 2 and "No such command" in wrong.stderr
+    assert wrong.returncode == 64 and "No such command" in wrong.stderr
     assert "Traceback" not in wrong.stderr

@@ -74,7 +74,7 @@ def test_the_examples_validate() -> None:
 
 def test_validate_needs_a_path() -> None:
     result = CliRunner().invoke(main, ["validate"])
-    assert result.exit_code == 2
+    assert result.exit_code == 64
     assert "Missing argument 'PATHS...'" in result.output
 
 

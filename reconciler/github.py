@@ -1,0 +1,517 @@
+"""GitHub Actions integration: the decisions the workflows make, out of YAML and tested.
+
+The reusable workflows call these through `reconciler ci ...`. Each function takes the
+run's context (environment variables and the event JSON GitHub writes) and, where it
+must ask GitHub, a `GitHubApi` (httpx against `GITHUB_API_URL`, so tests point it at a
+fake on 127.0.0.1). Nothing here prints: results are frozen dataclasses whose text the
+CLI writes to the job summary and step outputs.
+
+- `decide_plan`: plan, or a clearly labelled skip ("no manifest changes", "plan
+  skipped: no credentials for this pull request"), or fail (credentials missing where
+  they should be);
+- `check_tip`: refuse to plan or apply a commit that is not the tip of the default
+  branch (a re-run of an old run, or a run queued behind a newer merge), naming both;
+- `find_pr_plan` / `compare_with_pr`: the digest of the plan the pull request showed
+  (read from the hidden marker in the bot's sticky comment) against the merge-time plan;
+- `plan_comment`, `apply_summary`: the text people read.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reconciler.diagnostics import UserError
+
+# The marker the plan comment carries (one line, invisible when rendered). Only comments
+# written by BOT_LOGIN are read back: anyone can type a marker into a comment of their own.
+PR_PLAN_MARKER = (
+    "<!-- amigo-reconciler pr-plan environment={environment} commit={commit} "
+    "digest={digest} manifests={manifests} live={live} -->"
+)
+_MARKER_RE = re.compile(
+    r"<!-- amigo-reconciler pr-plan environment=(?P<environment>\S*) commit=(?P<commit>\S*) "
+    r"digest=(?P<digest>\S*) manifests=(?P<manifests>\S*) live=(?P<live>\S*) -->"
+)
+BOT_LOGIN = "github-actions[bot]"
+DEPENDABOT_LOGIN = "dependabot[bot]"
+COMMENT_LIMIT = 60_000  # GitHub refuses comments over 65,536 characters; room for the rest
+SUMMARY_LIMIT = 900_000  # GitHub accepts up to 1 MiB per step summary
+STALE_PLAN_TEXT = "live state changed since the plan was made"  # applier.check_saved_plan
+SKIPPED_NO_CREDENTIALS = "plan skipped: no credentials for this pull request"
+NO_MANIFEST_CHANGES = "no manifest changes"
+
+
+class GitHubError(UserError):
+    """A GitHub API call or the run's context failed; the message says which and why."""
+
+
+# --- the run's context ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What GitHub tells a step about its run (GITHUB_* variables and the event JSON)."""
+
+    event_name: str
+    repository: str
+    sha: str
+    ref: str
+    actor: str
+    api_url: str
+    event: Mapping[str, Any] = field(default_factory=dict)
+    token: str = field(default="", repr=False)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> RunContext:
+        missing = [
+            name
+            for name in ("GITHUB_EVENT_NAME", "GITHUB_REPOSITORY", "GITHUB_SHA")
+            if not env.get(name)
+        ]
+        if missing:
+            raise GitHubError(
+                f"{', '.join(missing)} not set: `reconciler ci` runs inside GitHub Actions "
+                "(or a test that sets the GITHUB_* variables)"
+            )
+        event: Mapping[str, Any] = {}
+        path = env.get("GITHUB_EVENT_PATH")
+        if path:
+            try:
+                loaded = json.loads(Path(path).read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise GitHubError(
+                    f"GITHUB_EVENT_PATH {path}: cannot read the event ({exc})"
+                ) from None
+            event = loaded if isinstance(loaded, dict) else {}
+        return cls(
+            event_name=env["GITHUB_EVENT_NAME"],
+            repository=env["GITHUB_REPOSITORY"],
+            sha=env["GITHUB_SHA"],
+            ref=env.get("GITHUB_REF", ""),
+            actor=env.get("GITHUB_ACTOR", ""),
+            api_url=env.get("GITHUB_API_URL", "https://api.github.com"),
+            event=event,
+            token=env.get("GITHUB_TOKEN", ""),
+        )
+
+    @property
+    def pull_request(self) -> Mapping[str, Any]:
+        value = self.event.get("pull_request")
+        return value if isinstance(value, Mapping) else {}
+
+    @property
+    def default_branch(self) -> str:
+        repository = self.event.get("repository")
+        branch = repository.get("default_branch") if isinstance(repository, Mapping) else None
+        if not isinstance(branch, str) or not branch:
+            raise GitHubError("the event names no repository.default_branch")
+        return branch
+
+
+def _get(data: Any, *keys: str) -> Any:
+    for key in keys:
+        data = data.get(key) if isinstance(data, Mapping) else None
+    return data
+
+
+# --- GitHub's REST API (read-only) --------------------------------------------------
+
+Fetch = Callable[[str], Any]  # API path -> decoded JSON
+
+
+class GitHubApi:
+    """GET requests to the REST API with the run's token (never printed)."""
+
+    def __init__(self, context: RunContext, *, timeout: float = 30.0) -> None:
+        import httpx
+
+        headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
+        if context.token:
+            headers["Authorization"] = f"Bearer {context.token}"
+        self._client = httpx.Client(
+            base_url=context.api_url.rstrip("/"), headers=headers, timeout=timeout
+        )
+
+    def get(self, path: str) -> Any:
+        import httpx
+
+        try:
+            response = self._client.get(path)
+        except httpx.HTTPError as exc:
+            raise GitHubError(f"GitHub API GET {path}: {type(exc).__name__}: {exc}") from None
+        if response.status_code != 200:
+            try:
+                message = response.json().get("message", "")
+            except ValueError:
+                message = response.text[:200]
+            raise GitHubError(f"GitHub API GET {path}: HTTP {response.status_code}: {message}")
+        try:
+            return response.json()
+        except ValueError:
+            raise GitHubError(f"GitHub API GET {path}: the answer is not JSON") from None
+
+    def close(self) -> None:
+        self._client.close()
+
+
+# --- plan or skip -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlanDecision:
+    """`plan`, `skip` (a labelled success) or `fail`; `label` is what people read."""
+
+    action: str
+    label: str
+    detail: str
+
+
+def manifests_changed(changed: Sequence[str], paths: Sequence[str]) -> bool:
+    """Whether any changed file lies under a manifest path or is a workflow file."""
+    roots = [p.strip().removeprefix("./").rstrip("/") for p in paths if p.strip()]
+    for name in changed:
+        name = name.strip()
+        if not name:
+            continue
+        if name.startswith(".github/workflows/"):
+            return True  # a changed caller (e.g. prune: true) changes what is planned
+        if any(root in ("", ".") or name == root or name.startswith(root + "/") for root in roots):
+            return True
+    return False
+
+
+def diff_base(context: RunContext) -> str | None:
+    """The commit a pull request or merge group is compared with; None: always plan."""
+    if context.event_name in ("pull_request", "pull_request_target"):
+        base = _get(context.pull_request, "base", "sha")
+    elif context.event_name == "merge_group":
+        base = _get(context.event, "merge_group", "base_sha")
+    else:
+        return None
+    return base if isinstance(base, str) and base else None
+
+
+def changed_files(base: str, *, cwd: str | None = None) -> list[str] | None:
+    """Files changed between `base` and HEAD (git); None when git cannot tell (then plan)."""
+    import subprocess
+
+    try:
+        result = subprocess.run(
+            ["git", "diff", "--name-only", "--no-renames", base, "HEAD"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if result.returncode != 0:
+        return None
+    return [line for line in result.stdout.splitlines() if line.strip()]
+
+
+def is_dependabot(context: RunContext) -> bool:
+    return DEPENDABOT_LOGIN in (context.actor, _get(context.pull_request, "user", "login"))
+
+
+def is_fork(context: RunContext) -> bool:
+    head = _get(context.pull_request, "head", "repo", "full_name")
+    return isinstance(head, str) and bool(head) and head != context.repository
+
+
+def decide_plan(
+    context: RunContext,
+    *,
+    has_credentials: bool,
+    changed_files: Sequence[str] | None,
+    paths: Sequence[str],
+) -> PlanDecision:
+    """Plan, or say clearly why not. `changed_files` None means "unknown: plan"."""
+    if changed_files is not None and not manifests_changed(changed_files, paths):
+        return PlanDecision(
+            "skip",
+            NO_MANIFEST_CHANGES,
+            f"No file under {' '.join(paths)} (or .github/workflows/) changed, so there is "
+            "nothing new to plan. This check passes without reading the organization.",
+        )
+    if has_credentials:
+        return PlanDecision("plan", "plan", "Credentials are available: planning.")
+    who = "Dependabot" if is_dependabot(context) else "a fork" if is_fork(context) else ""
+    if who:
+        return PlanDecision(
+            "skip",
+            SKIPPED_NO_CREDENTIALS,
+            f"This pull request comes from {who}, and GitHub gives such runs no repository "
+            "secrets, so it cannot read the organization. **This is not a clean plan.** The "
+            "manifests were validated; a maintainer can push the branch to this repository "
+            "to get a real plan before merging.",
+        )
+    return PlanDecision(
+        "fail",
+        "credentials missing",
+        "AMIGO_API_KEY is not set for this environment. Add AMIGO_API_KEY, "
+        "AMIGO_API_KEY_ID and AMIGO_USER_ID as secrets and AMIGO_ORGANIZATION_ID as a "
+        "variable (Settings > Environments), and pass the secrets to the workflow.",
+    )
+
+
+# --- a re-run never rolls back -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TipCheck:
+    branch: str
+    tip: str
+
+
+def check_tip(context: RunContext, fetch: Fetch) -> TipCheck:
+    """Refuse (GitHubError) unless this run's commit is the tip of the default branch."""
+    branch = context.default_branch
+    if context.ref and context.ref != f"refs/heads/{branch}":
+        raise GitHubError(
+            f"this run is for {context.ref}, not the default branch {branch}: "
+            "only the default branch is applied. Nothing was planned or applied."
+        )
+    data = fetch(f"/repos/{context.repository}/git/ref/heads/{branch}")
+    tip = _get(data, "object", "sha")
+    if not isinstance(tip, str) or not tip:
+        raise GitHubError(f"GitHub API: no commit for branch {branch}")
+    if tip != context.sha:
+        raise GitHubError(
+            f"this run is for commit {context.sha}, but the tip of {branch} is now {tip}. "
+            f"Applying {context.sha[:12]} could roll back what {tip[:12]} changed, so "
+            f"nothing was planned or applied. The run for {tip[:12]} applies the newest "
+            f"manifests (if it was cancelled or failed, start one: Actions > the apply "
+            f"workflow > Run workflow on {branch}). Do not re-run old apply runs."
+        )
+    return TipCheck(branch, tip)
+
+
+# --- the plan the pull request showed ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PrPlan:
+    number: int
+    environment: str
+    commit: str
+    digest: str
+    manifests: str
+    live: str
+    url: str = ""
+
+
+def find_pr_plan(context: RunContext, fetch: Fetch, environment: str) -> PrPlan | None:
+    """The newest bot-written plan marker for `environment` on the PR that made this commit."""
+    pulls = fetch(f"/repos/{context.repository}/commits/{context.sha}/pulls")
+    if not isinstance(pulls, list) or not pulls:
+        return None
+    candidates = [p for p in pulls if isinstance(p, dict)]
+    merged = [p for p in candidates if p.get("merge_commit_sha") == context.sha]
+    pull = (merged or candidates or [{}])[0]
+    if not isinstance(pull.get("number"), int):
+        return None
+    number = pull["number"]
+    found: PrPlan | None = None
+    for page in range(1, 31):  # 3,000 comments at most
+        comments = fetch(
+            f"/repos/{context.repository}/issues/{number}/comments?per_page=100&page={page}"
+        )
+        if not isinstance(comments, list) or not comments:
+            break
+        for comment in comments:
+            if _get(comment, "user", "login") != BOT_LOGIN:
+                continue
+            body = comment.get("body") if isinstance(comment, dict) else None
+            match = _MARKER_RE.search(body) if isinstance(body, str) else None
+            if match and match["environment"] == environment:
+                found = PrPlan(  # later comments win: the sticky one is updated in place
+                    number=number,
+                    environment=environment,
+                    commit=match["commit"],
+                    digest=match["digest"],
+                    manifests=match["manifests"],
+                    live=match["live"],
+                    url=str(comment.get("html_url", "")),
+                )
+        if len(comments) < 100:
+            break
+    return found
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """`same`, `differs`, or `unknown`; `text` is markdown for the job summary."""
+
+    status: str
+    pr_digest: str
+    text: str
+
+
+def compare_with_pr(
+    digest: str, manifests: str, live: str, pr: PrPlan | None, merge_commit: str
+) -> Comparison:
+    """Compare the merge-time plan with the PR's, and say why they may differ."""
+    if pr is None:
+        return Comparison(
+            "unknown",
+            "",
+            "> [!WARNING]\n> **No plan from a pull request was found for this commit** (pushed "
+            "without a pull request, or the pull request's plan never ran or failed). Nobody "
+            "has reviewed a plan for this change: read the plan below before approving.",
+        )
+    where = f"pull request #{pr.number}" + (f" ([plan comment]({pr.url}))" if pr.url else "")
+    if pr.digest == digest:
+        return Comparison(
+            "same",
+            pr.digest,
+            f"**The plan is the one shown on {where}** (digest `{digest}`).",
+        )
+    reasons = []
+    if pr.manifests != manifests:
+        reasons.append(
+            f"- **The manifests differ** from those the pull request planned at commit "
+            f"`{pr.commit[:12]}`: another pull request merged in between, or the branch was "
+            f"pushed after its last plan, and the merge commit `{merge_commit[:12]}` combines them."
+        )
+    if pr.live != live:
+        reasons.append(
+            "- **The live organization changed** since the pull request's plan: an edit in "
+            "the dashboard or API, or another apply. Applying this plan makes the live state "
+            "match the manifests again, which undoes such an edit."
+        )
+    if not reasons:
+        reasons.append(
+            "- The same manifests and live state planned differently (a newer reconciler?)."
+        )
+    return Comparison(
+        "differs",
+        pr.digest,
+        "> [!CAUTION]\n> **This plan differs from the one reviewed on "
+        f"{where}.**\n> Pull request plan `{pr.digest}`; merge-time plan `{digest}`.\n\n"
+        + "\n".join(reasons)
+        + "\n\nApprove only if the plan below is what should happen; otherwise reject the "
+        "deployment and open a pull request that makes the manifests say what you want.",
+    )
+
+
+# --- text for people -----------------------------------------------------------------
+
+
+def _cut(body: str, room: int, notice: str) -> str:
+    if len(body) <= room:
+        return body
+    cut = body.rfind("\n", 0, room - len(notice))  # whole lines only
+    return body[: cut if cut > 0 else max(room - len(notice), 0)].rstrip() + notice
+
+
+def plan_comment(
+    *,
+    environment: str,
+    exit_code: str,
+    markdown: str,
+    errors: str,
+    commit: str,
+    run_url: str,
+    plan: Mapping[str, Any] | None,
+    skipped: PlanDecision | None = None,
+) -> str:
+    """The sticky pull-request comment (also the job summary), with the digest marker."""
+    head_line = f"**amigo-reconciler · `{environment}`** · "
+    footer = (
+        f"\n\n<sub>Commit {commit[:12]} · [workflow run]({run_url}) · "
+        f"full plan in the run's `reconciler-plan-{environment}` artifact</sub>\n"
+    )
+    if skipped is not None:
+        return f"{head_line}**{skipped.label[0].upper()}{skipped.label[1:]}.**\n\n{skipped.detail}{footer}"
+    if exit_code == "0":
+        status = "No changes: live state matches the manifests."
+    elif exit_code == "2":
+        status = "Merging this pull request applies the changes below."
+    else:
+        status = (
+            f"**The plan failed** (exit code {exit_code or 'unknown'}); nothing will be "
+            "applied until it succeeds."
+        )
+    marker = ""
+    if plan is not None and exit_code in ("0", "2"):
+        marker = (
+            PR_PLAN_MARKER.format(
+                environment=environment,
+                commit=commit,
+                digest=plan.get("plan_digest", ""),
+                manifests=plan.get("manifests_digest", ""),
+                live=plan.get("live_fingerprint", ""),
+            )
+            + "\n"
+        )
+    body = markdown.strip()
+    if exit_code not in ("0", "2") and errors.strip():
+        body = (body + "\n\n" if body else "") + "```\n" + errors.strip() + "\n```"
+    head = f"{marker}{head_line}{status}\n\n"
+    notice = (
+        "\n\n> **The plan is too long for a comment and was cut here.** The full plan is in "
+        f"the `reconciler-plan-{environment}` artifact of [this run]({run_url})."
+    )
+    return head + _cut(body, COMMENT_LIMIT - len(head) - len(footer), notice) + footer
+
+
+def is_stale_refusal(log: str) -> bool:
+    return STALE_PLAN_TEXT in log
+
+
+def apply_summary(*, environment: str, exit_code: str, log: str, commit: str) -> tuple[str, bool]:
+    """(markdown for the job summary, whether the apply succeeded)."""
+    lines = [f"### amigo-reconciler apply: `{environment}` at `{commit[:12]}`", ""]
+    ok = exit_code == "0"
+    if ok:
+        lines.append("**Applied the reviewed plan**, and the live state converged.")
+    elif is_stale_refusal(log):
+        lines += [
+            "> [!WARNING]",
+            "> **Refused: the plan is stale. Nothing was applied.** The organization changed "
+            "after stage 1 planned (the log names the services), so this plan is no longer "
+            "what you approved against.",
+            "",
+            "What to do: if the change was made on purpose outside git, put it into the "
+            "manifests by pull request first. Then **re-run all jobs** of this run: stage 1 "
+            "plans again (it refuses if a newer commit has landed: then that commit's run "
+            "applies), and you review and approve the new plan.",
+        ]
+    elif exit_code == "130":
+        lines.append("**Cancelled.** Operations already done are listed below; re-run all jobs.")
+    else:
+        lines.append(
+            f"**The apply failed** (exit code {exit_code or 'unknown'}); the log below names "
+            "each operation. Fix the cause, then **re-run all jobs** of this run: stage 1 "
+            "plans what remains, and you approve that."
+        )
+    body = log.strip()
+    if len(body) > SUMMARY_LIMIT:
+        body = "[... earlier lines cut; the step log has them all ...]\n" + body[-SUMMARY_LIMIT:]
+    lines += [
+        "",
+        "<details><summary>Apply log</summary>",
+        "",
+        "```",
+        body,
+        "```",
+        "",
+        "</details>",
+        "",
+    ]
+    return "\n".join(lines), ok
+
+
+def append_file(path: str | None, text: str) -> None:
+    """Append to GITHUB_OUTPUT / GITHUB_STEP_SUMMARY (nothing when unset, e.g. locally)."""
+    if not path:
+        return
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(text)

@@ -1,0 +1,492 @@
+"""`reconciler ci ...` and reconciler/github.py under a faked GitHub: GITHUB_* variables,
+an event JSON file, a fake REST API on 127.0.0.1, and a real git repository for changed
+files. Also the plan digest (issue 13, point 2) and the usage-error exit code (point 4)."""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import json
+import subprocess
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from reconciler.applier import check_saved_plan
+from reconciler.cli import EXIT_USAGE, main
+from reconciler.diagnostics import SourcePos
+from reconciler.github import (
+    BOT_LOGIN,
+    NO_MANIFEST_CHANGES,
+    PR_PLAN_MARKER,
+    SKIPPED_NO_CREDENTIALS,
+    STALE_PLAN_TEXT,
+    apply_summary,
+    manifests_changed,
+)
+from reconciler.model import DesiredService, DesiredState, LiveService, LiveState, VersionSet
+from reconciler.plan import plan_digest, plan_to_dict, save_plan
+from reconciler.planner import plan_against
+from reconciler.render import render_plan
+
+OLD = "a" * 40
+TIP = "b" * 40
+REPO_NAME = "acme/manifests"
+
+
+# --- a fake GitHub ---------------------------------------------------------------------
+
+
+class FakeGitHub:
+    """Serves canned JSON for GET paths on 127.0.0.1 and records what was asked."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, Any] = {}
+        self.seen: list[tuple[str, str]] = []  # (path, Authorization header)
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                fake.seen.append((self.path, self.headers.get("Authorization", "")))
+                if self.path not in fake.routes:
+                    body, status = {"message": "Not Found"}, 404
+                else:
+                    body, status = fake.routes[self.path], 200
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def github() -> Iterator[FakeGitHub]:
+    fake = FakeGitHub()
+    yield fake
+    fake.close()
+
+
+def run_env(tmp_path: Path, event_name: str, event: dict[str, Any], **extra: str) -> dict[str, str]:
+    event_path = tmp_path / "event.json"
+    event_path.write_text(json.dumps(event), encoding="utf-8")
+    env = {
+        "GITHUB_EVENT_NAME": event_name,
+        "GITHUB_EVENT_PATH": str(event_path),
+        "GITHUB_REPOSITORY": REPO_NAME,
+        "GITHUB_SHA": OLD,
+        "GITHUB_REF": "refs/heads/main",
+        "GITHUB_ACTOR": "alice",
+        "GITHUB_TOKEN": "ghs_not_a_real_token_0123456789",
+        "GITHUB_OUTPUT": str(tmp_path / "output"),
+        "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"),
+        "GITHUB_SERVER_URL": "https://github.example",
+        "GITHUB_RUN_ID": "7",
+    }
+    env.update(extra)
+    return env
+
+
+def invoke(args: list[str], env: dict[str, str], cwd: Path | None = None) -> Any:
+    """Run `reconciler ARGS` in-process with the faked run's environment (and directory)."""
+    with contextlib.chdir(cwd or Path.cwd()):
+        return CliRunner().invoke(main, args, env=env)
+
+
+def outputs(tmp_path: Path) -> dict[str, str]:
+    path = tmp_path / "output"
+    lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    return dict(line.split("=", 1) for line in lines)
+
+
+PUSH_EVENT = {"repository": {"default_branch": "main"}, "after": OLD}
+
+
+# --- point 3: a re-run never rolls back ---------------------------------------------------
+
+
+def test_a_rerun_of_an_old_commit_is_refused_naming_both(
+    github: FakeGitHub, tmp_path: Path
+) -> None:
+    github.routes[f"/repos/{REPO_NAME}/git/ref/heads/main"] = {"object": {"sha": TIP}}
+    env = run_env(tmp_path, "push", PUSH_EVENT, GITHUB_API_URL=github.url)
+    result = invoke(["ci", "check-tip"], env)
+    assert result.exit_code == 1, result.output
+    assert OLD in result.output and TIP in result.output
+    assert "nothing was planned or applied" in result.output
+    summary = (tmp_path / "summary.md").read_text(encoding="utf-8")
+    assert "Refused: not the tip" in summary and TIP in summary
+    assert "Traceback" not in result.output
+    # The token is sent to the API and never shown.
+    assert github.seen[0][1] == "Bearer ghs_not_a_real_token_0123456789"
+    assert "ghs_not_a_real_token" not in result.output + summary
+
+
+def test_the_tip_passes(github: FakeGitHub, tmp_path: Path) -> None:
+    github.routes[f"/repos/{REPO_NAME}/git/ref/heads/main"] = {"object": {"sha": OLD}}
+    env = run_env(tmp_path, "push", PUSH_EVENT, GITHUB_API_URL=github.url)
+    result = invoke(["ci", "check-tip"], env)
+    assert result.exit_code == 0, result.output
+    assert f"commit {OLD} is the tip of main" in result.output
+
+
+def test_a_run_on_another_branch_is_refused(github: FakeGitHub, tmp_path: Path) -> None:
+    env = run_env(
+        tmp_path,
+        "workflow_dispatch",
+        PUSH_EVENT,
+        GITHUB_API_URL=github.url,
+        GITHUB_REF="refs/heads/feature",
+    )
+    result = invoke(["ci", "check-tip"], env)
+    assert result.exit_code == 1
+    assert "not the default branch main" in result.output
+    assert github.seen == []
+
+
+def test_the_api_failing_is_a_clear_error(github: FakeGitHub, tmp_path: Path) -> None:
+    env = run_env(tmp_path, "push", PUSH_EVENT, GITHUB_API_URL=github.url)
+    result = invoke(["ci", "check-tip"], env)  # no route: 404
+    assert result.exit_code == 1
+    assert "GitHub API GET /repos/acme/manifests/git/ref/heads/main: HTTP 404: Not Found" in (
+        result.output
+    )
+
+
+# --- point 5: plan, or a labelled skip ---------------------------------------------------
+
+
+def pr_event(head_repo: str = REPO_NAME, user: str = "alice", base: str = "") -> dict[str, Any]:
+    return {
+        "repository": {"default_branch": "main"},
+        "pull_request": {
+            "number": 5,
+            "user": {"login": user},
+            "base": {"sha": base},
+            "head": {"sha": "c" * 40, "repo": {"full_name": head_repo}},
+        },
+    }
+
+
+def test_a_fork_without_credentials_is_labelled_skipped(tmp_path: Path) -> None:
+    env = run_env(tmp_path, "pull_request", pr_event(head_repo="mallory/manifests"))
+    result = invoke(["ci", "decide", "services", "--no-credentials"], env, cwd=tmp_path)
+    assert result.exit_code == 0, result.output
+    assert outputs(tmp_path) == {"decision": "skip", "label": SKIPPED_NO_CREDENTIALS}
+    comment = (tmp_path / "comment.md").read_text(encoding="utf-8")
+    assert comment.startswith("**amigo-reconciler · `default`** · **Plan skipped: no credentials")
+    assert "a fork" in comment and "This is not a clean plan" in comment
+    assert "No changes" not in comment
+    assert (tmp_path / "summary.md").read_text(encoding="utf-8").strip() == comment.strip()
+
+
+def test_a_dependabot_pull_request_is_labelled_skipped(tmp_path: Path) -> None:
+    env = run_env(
+        tmp_path, "pull_request", pr_event(user="dependabot[bot]"), GITHUB_ACTOR="dependabot[bot]"
+    )
+    result = invoke(["ci", "decide", "services", "--no-credentials"], env, cwd=tmp_path)
+    assert result.exit_code == 0, result.output
+    assert outputs(tmp_path)["label"] == SKIPPED_NO_CREDENTIALS
+    assert "Dependabot" in (tmp_path / "comment.md").read_text(encoding="utf-8")
+
+
+def test_missing_credentials_on_our_own_branch_fail(tmp_path: Path) -> None:
+    env = run_env(tmp_path, "pull_request", pr_event())
+    result = invoke(["ci", "decide", "services", "--no-credentials"], env, cwd=tmp_path)
+    assert result.exit_code == 1
+    assert "AMIGO_API_KEY is not set" in result.output
+    assert outputs(tmp_path)["decision"] == "fail"
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.test", *args],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+
+
+@pytest.mark.parametrize(
+    ("changed", "decision", "label"),
+    [("README.md", "skip", NO_MANIFEST_CHANGES), ("services/a.yaml", "plan", "plan")],
+)
+def test_the_job_itself_finds_whether_manifests_changed(
+    tmp_path: Path, changed: str, decision: str, label: str
+) -> None:
+    repo = tmp_path / "repo"
+    (repo / "services").mkdir(parents=True)
+    (repo / "services" / "a.yaml").write_text("a: 1\n", encoding="utf-8")
+    (repo / "README.md").write_text("hello\n", encoding="utf-8")
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "base")
+    base = git(repo, "rev-parse", "HEAD")
+    (repo / changed).write_text("changed\n", encoding="utf-8")
+    git(repo, "commit", "-q", "-am", "change")
+    for event_name, event in (
+        ("pull_request", pr_event(base=base)),
+        ("merge_group", {"merge_group": {"base_sha": base}, "repository": {}}),
+    ):
+        (tmp_path / "output").unlink(missing_ok=True)
+        env = run_env(tmp_path, event_name, event)
+        result = invoke(["ci", "decide", "services", "--credentials"], env, cwd=repo)
+        assert result.exit_code == 0, result.output
+        assert outputs(tmp_path) == {"decision": decision, "label": label}, event_name
+    if decision == "skip":
+        assert "nothing new to plan" in (repo / "comment.md").read_text(encoding="utf-8")
+
+
+def test_manifest_paths_match_whole_path_segments() -> None:
+    assert manifests_changed(["services/x.yaml"], ["./services/"])
+    assert not manifests_changed(["services-old/x.yaml"], ["services"])
+    assert manifests_changed([".github/workflows/reconciler.yml"], ["services"])
+    assert manifests_changed(["anything"], ["."])
+
+
+# --- point 2: the plan digest ----------------------------------------------------------
+
+AGENT = "1" * 24
+FLOW = "2" * 24
+
+
+def make_plan(description: str = "new", created_at: str = "2025-01-01T00:00:00+00:00") -> Any:
+    live = LiveService(
+        id="f" * 24,
+        name="Triage",
+        description="old",
+        is_active=True,
+        agent_id=AGENT,
+        service_hierarchical_state_machine_id=FLOW,
+        tags={"managed_by": "amigo_reconciler"},
+        keyterms=(),
+        version_sets={"edge": VersionSet(), "release": VersionSet()},
+    )
+    desired = DesiredService(
+        name="Triage",
+        description=description,
+        source=SourcePos("services/t.yaml", 1, 1),
+        agent_id=AGENT,
+        service_hierarchical_state_machine_id=FLOW,
+        tags={},
+    )
+    return plan_against(
+        DesiredState((desired,), digest="sha256:d"),
+        LiveState((live,)),
+        organization="acme",
+        base_url="https://api.example.test",
+        created_at=created_at,
+        api_reads={"get-services": 1},
+    )
+
+
+def test_the_digest_covers_what_the_plan_does_and_not_when() -> None:
+    plan = make_plan()
+    assert plan.operations
+    digest = plan_digest(plan)
+    assert digest.startswith("sha256:") and len(digest) == 71
+    later = make_plan(created_at="2030-01-01T00:00:00+00:00")
+    assert plan_digest(later) == digest
+    assert plan_digest(replace(plan, api_reads={"get-services": 9}, live_fingerprint="x")) == digest
+    moved = replace(plan.operations[0], source=SourcePos("services/t.yaml", 40, 3))
+    assert plan_digest(replace(plan, operations=(moved,))) == digest
+    assert plan_digest(make_plan(description="other")) != digest
+    assert plan_digest(replace(plan, organization="other")) != digest
+    assert plan_digest(replace(plan, targets=("Triage",))) != digest
+
+
+def test_the_digest_is_shown_in_every_format() -> None:
+    plan = make_plan()
+    digest = plan_digest(plan)
+    for fmt in ("text", "markdown", "json", "github"):
+        assert digest in render_plan(plan, fmt), fmt
+    assert json.loads(render_plan(plan, "json"))["plan_digest"] == digest
+    assert render_plan(plan, "markdown").startswith(f"<!-- amigo-reconciler plan-digest: {digest}")
+
+
+# --- point 2: the merge-time plan against the pull request's --------------------------------
+
+
+def marker(digest: str, manifests: str = "sha256:d", live: str = "sha256:l") -> str:
+    return PR_PLAN_MARKER.format(
+        environment="production", commit="c" * 40, digest=digest, manifests=manifests, live=live
+    )
+
+
+def serve_pr(github: FakeGitHub, comments: list[dict[str, Any]]) -> None:
+    github.routes[f"/repos/{REPO_NAME}/commits/{OLD}/pulls"] = [
+        {"number": 9, "merge_commit_sha": "d" * 40},
+        {"number": 5, "merge_commit_sha": OLD},
+    ]
+    github.routes[f"/repos/{REPO_NAME}/issues/5/comments?per_page=100&page=1"] = comments
+
+
+def compare(github: FakeGitHub, tmp_path: Path) -> tuple[Any, str, dict[str, str]]:
+    plan = make_plan()
+    save_plan(plan, tmp_path / "plan.json")
+    env = run_env(tmp_path, "push", PUSH_EVENT, GITHUB_API_URL=github.url)
+    result = invoke(
+        ["ci", "compare", str(tmp_path / "plan.json"), "--environment", "production"], env
+    )
+    summary = (tmp_path / "summary.md").read_text(encoding="utf-8")
+    return result, summary, outputs(tmp_path)
+
+
+def test_a_digest_mismatch_is_reported_loudly_and_why(github: FakeGitHub, tmp_path: Path) -> None:
+    plan = plan_to_dict(make_plan())
+    other = "sha256:" + "0" * 64
+    serve_pr(
+        github,
+        [
+            # Someone typed the right digest into a comment: not the bot, so not trusted.
+            {"user": {"login": "mallory"}, "body": marker(plan["plan_digest"])},
+            {
+                "user": {"login": BOT_LOGIN},
+                "body": marker(other, manifests="sha256:older", live=plan["live_fingerprint"])
+                + "\nplan",
+                "html_url": "https://github.example/acme/manifests/pull/5#c1",
+            },
+        ],
+    )
+    result, summary, out = compare(github, tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "::warning title=plan differs" in result.output
+    assert out["match"] == "differs" and out["pr-digest"] == other
+    assert out["digest"] == plan["plan_digest"]
+    assert "[!CAUTION]" in summary and "differs from the one reviewed on pull request #5" in summary
+    assert "The manifests differ" in summary and "live organization changed" not in summary
+
+
+def test_a_dashboard_edit_is_named_as_the_cause(github: FakeGitHub, tmp_path: Path) -> None:
+    plan = plan_to_dict(make_plan())
+    serve_pr(
+        github,
+        [{"user": {"login": BOT_LOGIN}, "body": marker("sha256:x", plan["manifests_digest"])}],
+    )
+    _, summary, out = compare(github, tmp_path)
+    assert out["match"] == "differs"
+    assert "live organization changed" in summary and "The manifests differ" not in summary
+
+
+def test_the_same_plan_says_so(github: FakeGitHub, tmp_path: Path) -> None:
+    plan = plan_to_dict(make_plan())
+    serve_pr(github, [{"user": {"login": BOT_LOGIN}, "body": marker(plan["plan_digest"])}])
+    result, summary, out = compare(github, tmp_path)
+    assert out["match"] == "same", result.output
+    assert "The plan is the one shown on pull request #5" in summary
+
+
+def test_no_pull_request_plan_is_a_warning(github: FakeGitHub, tmp_path: Path) -> None:
+    github.routes[f"/repos/{REPO_NAME}/commits/{OLD}/pulls"] = []
+    _, summary, out = compare(github, tmp_path)
+    assert out["match"] == "unknown"
+    assert "No plan from a pull request was found" in summary
+
+
+def test_the_comment_carries_the_marker_the_compare_reads(tmp_path: Path) -> None:
+    plan = make_plan()
+    save_plan(plan, tmp_path / "plan.json")
+    (tmp_path / "plan.md").write_text(render_plan(plan, "markdown"), encoding="utf-8")
+    env = run_env(tmp_path, "pull_request", pr_event())
+    result = invoke(
+        [
+            "ci",
+            "comment",
+            "--environment",
+            "production",
+            "--exit-code",
+            "2",
+            "--commit",
+            "c" * 40,
+            "--run-url",
+            "https://github.example/run",
+        ],
+        env,
+        cwd=tmp_path,
+    )
+    assert result.exit_code == 0, result.output
+    comment = (tmp_path / "comment.md").read_text(encoding="utf-8")
+    assert comment.startswith(
+        marker(plan_digest(plan), plan.manifests_digest, plan.live_fingerprint)
+    )
+    assert "Merging this pull request applies the changes below." in comment
+
+
+# --- point 1: stage 2's report --------------------------------------------------------------
+
+
+def test_a_stale_refusal_applies_nothing_and_says_what_to_do() -> None:
+    assert STALE_PLAN_TEXT in inspect.getsource(check_saved_plan)  # the text we recognize
+    text, ok = apply_summary(
+        environment="production",
+        exit_code="1",
+        commit=OLD,
+        log=f'error: {STALE_PLAN_TEXT}; run plan again\n  changed: "Triage"\n',
+    )
+    assert not ok
+    assert "Refused: the plan is stale. Nothing was applied." in text
+    assert "re-run all jobs" in text and "Triage" in text
+    failed, ok = apply_summary(environment="production", exit_code="1", commit=OLD, log="boom")
+    assert not ok and "The apply failed" in failed and "stale" not in failed
+    done, ok = apply_summary(environment="production", exit_code="0", commit=OLD, log="")
+    assert ok and "Applied the reviewed plan" in done
+
+
+def test_apply_report_fails_the_step_unless_applied(tmp_path: Path) -> None:
+    (tmp_path / "apply.log").write_text(f"error: {STALE_PLAN_TEXT}\n", encoding="utf-8")
+    env = run_env(tmp_path, "push", PUSH_EVENT)
+    result = invoke(["ci", "apply-report", "--exit-code", "1"], env, cwd=tmp_path)
+    assert result.exit_code == 1
+    assert "stale" in (tmp_path / "summary.md").read_text(encoding="utf-8")
+
+
+# --- point 4: usage errors are not "changes present" ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["plan", "services", "--no-such-flag"],  # unknown flag
+        ["plan"],  # missing argument
+        ["plan", "services", "--format", "yaml"],  # bad option value
+        ["apply"],
+        ["ci", "comment", "--exit-code", "2"],  # a missing required option, one group down
+        ["no-such-command"],
+    ],
+)
+def test_usage_errors_exit_64_never_2(args: list[str]) -> None:
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == EXIT_USAGE == 64, result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_usage_error_exits_64_as_a_real_process() -> None:
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "reconciler", "plan", "services", "--detailed-exitcode", "--bogus"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 64, result.stderr
+    assert "No such option" in result.stderr
