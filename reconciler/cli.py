@@ -929,12 +929,23 @@ def ci_apply_report(environment: str, exit_code: str, log_file: str) -> None:
 
 @ci.command("plan-info")
 @click.argument("plan_file", type=click.Path(dir_okay=False, path_type=str))
+@click.option(
+    "--expect-digest",
+    metavar="DIGEST",
+    default="",
+    help="Exit 1 unless the plan has this digest (the one the approver saw).",
+)
 @handle_errors
-def ci_plan_info(plan_file: str) -> None:
+def ci_plan_info(plan_file: str, expect_digest: str) -> None:
     """Print the plan's digest; set outputs `digest` and `has-changes`."""
     from reconciler.plan import load_plan, plan_digest
 
     plan = load_plan(plan_file)
     digest = plan_digest(plan)
+    if expect_digest and digest != expect_digest:
+        _fail(
+            f"::error::{plan_file} has digest {digest}, not {expect_digest} (the plan stage 1 "
+            "showed); nothing was applied: re-run all jobs to plan and approve again"
+        )
     _ci_outputs(digest=digest, **{"has-changes": str(plan.has_changes).lower()})
     click.echo(digest)
