@@ -8,14 +8,13 @@ import contextlib
 import inspect
 import json
 import subprocess
-import threading
 from collections.abc import Iterator
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _github_fake import FakeGitHub
 from click.testing import CliRunner
 
 from reconciler.applier import check_saved_plan
@@ -41,41 +40,6 @@ REPO_NAME = "acme/manifests"
 
 
 # --- a fake GitHub ---------------------------------------------------------------------
-
-
-class FakeGitHub:
-    """Serves canned JSON for GET paths on 127.0.0.1 and records what was asked."""
-
-    def __init__(self) -> None:
-        self.routes: dict[str, Any] = {}
-        self.seen: list[tuple[str, str]] = []  # (path, Authorization header)
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                fake.seen.append((self.path, self.headers.get("Authorization", "")))
-                if self.path not in fake.routes:
-                    body, status = {"message": "Not Found"}, 404
-                else:
-                    body, status = fake.routes[self.path], 200
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture

@@ -45,8 +45,10 @@ def steps(workflow: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def step(workflow: dict[str, Any], name: str) -> dict[str, Any]:
-    (found,) = [s for s in steps(workflow) if s.get("name") == name]
-    return found
+    """The step of that name (one, or the same step repeated in each job)."""
+    found = [s for s in steps(workflow) if s.get("name") == name]
+    assert found and all(s == found[0] for s in found), f"{len(found)} different steps {name!r}"
+    return found[0]
 
 
 def uses_lines(path: Path) -> list[str]:
@@ -422,3 +424,51 @@ def test_drift_summary_says_what_happened(exit_code: str, expected: str, tmp_pat
     summary = (tmp_path / "summary.md").read_text(encoding="utf-8")
     assert expected in summary
     assert ("agent changed" in summary) == (exit_code == "2")
+
+
+@pytest.mark.parametrize("name", sorted(REUSABLE))
+def test_the_reconciler_commit_is_read_from_the_run(name: str, tmp_path: Path) -> None:
+    """The caller's one `uses:` pin decides the reconciler: the run names its commit."""
+    from _github_fake import FakeGitHub
+
+    github = FakeGitHub()
+    try:
+        run_path = "/repos/acme/manifests/actions/runs/7"
+        sha = "e" * 40
+        github.routes[run_path] = {
+            "referenced_workflows": [
+                {"path": "octo/other/.github/workflows/x.yml@v1", "sha": "f" * 40},
+                {
+                    "path": f"octo/amigo-reconciler/.github/workflows/{REUSABLE[name].name}@v1.2.0",
+                    "sha": sha,
+                    "ref": "refs/tags/v1.2.0",
+                },
+            ]
+        }
+        env = {
+            "GITHUB_API_URL": github.url,
+            "GITHUB_REPOSITORY": "acme/manifests",
+            "GITHUB_RUN_ID": "7",
+            "GITHUB_TOKEN": "ghs_fake",
+            "GITHUB_OUTPUT": str(tmp_path / "output"),
+            "WORKFLOW_FILE": REUSABLE[name].name,
+        }
+        result = run_python_step(
+            REUSABLE[name], "Find the reconciler commit this workflow was called at", env, tmp_path
+        )
+        assert result.returncode == 0, result.stderr
+        assert (tmp_path / "output").read_text() == f"repository=octo/amigo-reconciler\nsha={sha}\n"
+        assert github.seen == [(run_path, "Bearer ghs_fake")]
+
+        github.routes[run_path]["referenced_workflows"].append(
+            {
+                "path": f"octo/amigo-reconciler/.github/workflows/{REUSABLE[name].name}@main",
+                "sha": "d" * 40,
+            }
+        )
+        two = run_python_step(
+            REUSABLE[name], "Find the reconciler commit this workflow was called at", env, tmp_path
+        )
+        assert two.returncode == 1 and "cannot tell which amigo-reconciler commit" in two.stderr
+    finally:
+        github.close()

@@ -1,0 +1,43 @@
+"""A fake GitHub REST API on 127.0.0.1: canned JSON for GET paths, and what was asked."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class FakeGitHub:
+    """Serves canned JSON for GET paths on 127.0.0.1 and records what was asked."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, Any] = {}
+        self.seen: list[tuple[str, str]] = []  # (path, Authorization header)
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                fake.seen.append((self.path, self.headers.get("Authorization", "")))
+                if self.path not in fake.routes:
+                    body, status = {"message": "Not Found"}, 404
+                else:
+                    body, status = fake.routes[self.path], 200
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -1,0 +1,178 @@
+"""The composite action (action.yml): one pinned, hash-locked install, and a run step
+that accepts only the exit codes its caller names. requirements.lock must agree with
+pyproject.toml; `.github/actions/run.sh` is run for real with a stand-in `reconciler`."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import subprocess
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+REPO = Path(__file__).resolve().parent.parent
+LOCK = REPO / "requirements.lock"
+LOCK_COMMAND = (
+    "uv pip compile pyproject.toml --generate-hashes --universal --python-version 3.11 "
+    "-o requirements.lock"
+)
+PINNED = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+) \\$")
+
+
+def lock_entries() -> dict[str, dict[str, Any]]:
+    """Package -> {version, hashes, via} as the lock file states them."""
+    entries: dict[str, dict[str, Any]] = {}
+    current: dict[str, Any] | None = None
+    for line in LOCK.read_text(encoding="utf-8").splitlines():
+        match = PINNED.match(line)
+        if match:
+            current = {"version": match[2], "hashes": [], "via": []}
+            entries[canonicalize_name(match[1])] = current
+        elif current is not None and "--hash=sha256:" in line:
+            current["hashes"].append(line.strip().split("sha256:")[1].rstrip(" \\"))
+        elif current is not None and "# via " in line:
+            current["via"].append(line.split("# via ", 1)[1].strip())
+        elif current is not None and line.strip().startswith("#   "):
+            current["via"].append(line.strip("# ").strip())
+    return entries
+
+
+def project_dependencies() -> list[Requirement]:
+    data = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    return [Requirement(text) for text in data["project"]["dependencies"]]
+
+
+def test_the_lock_pins_every_dependency_of_pyproject_within_its_range() -> None:
+    entries = lock_entries()
+    for requirement in project_dependencies():
+        name = canonicalize_name(requirement.name)
+        assert name in entries, f"{name} is in pyproject.toml but not in requirements.lock"
+        version = entries[name]["version"]
+        assert requirement.specifier.contains(version, prereleases=True), (
+            f"requirements.lock pins {name}=={version}, outside pyproject.toml's "
+            f"{requirement.specifier}: regenerate it ({LOCK_COMMAND})"
+        )
+
+
+def test_every_locked_package_is_needed_and_hashed() -> None:
+    """A dependency dropped from pyproject.toml must leave the lock too."""
+    entries = lock_entries()
+    direct = {canonicalize_name(r.name) for r in project_dependencies()}
+    for name, entry in entries.items():
+        assert entry["hashes"], f"{name} has no hash"
+        assert all(re.fullmatch(r"[0-9a-f]{64}", h) for h in entry["hashes"]), name
+        parents = {canonicalize_name(v.split(" ")[0]) for v in entry["via"]}
+        if "amigo-reconciler (pyproject.toml)" in " ".join(entry["via"]):
+            assert name in direct, f"{name}: the lock says pyproject.toml wants it; it does not"
+        else:
+            assert parents & set(entries), f"{name}: nothing in the lock needs it ({entry['via']})"
+
+
+def test_the_regeneration_command_is_the_documented_one() -> None:
+    assert LOCK_COMMAND in LOCK.read_text(encoding="utf-8")
+    assert LOCK_COMMAND in (REPO / "docs" / "ci.md").read_text(encoding="utf-8")
+
+
+def test_the_action_installs_hash_locked_from_its_own_checkout() -> None:
+    action = yaml.safe_load((REPO / "action.yml").read_text(encoding="utf-8"))
+    assert action["runs"]["using"] == "composite"
+    assert {"command", "args", "plan-file", "ok-exit-codes", "python-version"} <= set(
+        action["inputs"]
+    )
+    assert {"exit-code", "has-changes", "plan-file", "digest"} <= set(action["outputs"])
+    install = (REPO / ".github" / "actions" / "install.sh").read_text(encoding="utf-8")
+    assert "--require-hashes" in install and '-r "$root/requirements.lock"' in install
+    assert "--only-binary=:all:" in install and "--no-deps" in install
+    assert 'root="${GITHUB_ACTION_PATH:?}"' in install
+    for s in action["runs"]["steps"]:
+        if "uses" in s:
+            assert re.search(r"@[0-9a-f]{40}$", s["uses"]), s["uses"]
+        assert "${{" not in s.get("run", "")
+
+
+# --- run.sh, for real --------------------------------------------------------------------
+
+
+def run_action(tmp_path: Path, exit_code: int, command: str, ok: str, **extra: str) -> Any:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    fake = bin_dir / "reconciler"
+    fake.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = ci ]; then echo "digest=sha256:abc" >> "$GITHUB_OUTPUT"; '
+        'echo "has-changes=true" >> "$GITHUB_OUTPUT"; exit 0; fi\n'
+        'echo "args: $*"\necho "to stderr" >&2\n'
+        f"exit {exit_code}\n",
+        encoding="utf-8",
+    )
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    output = tmp_path / "output"
+    output.write_text("", encoding="utf-8")
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "GITHUB_OUTPUT": str(output),
+        "COMMAND": command,
+        "ARGS": "services --detailed-exitcode",
+        "PLAN_FILE": "",
+        "OK_EXIT_CODES": ok,
+        "OUTPUT_FILE": "",
+        "ERROR_FILE": "",
+        **extra,
+    }
+    result = subprocess.run(
+        ["bash", str(REPO / ".github" / "actions" / "run.sh")],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    values = dict(line.split("=", 1) for line in output.read_text("utf-8").splitlines())
+    return result, values
+
+
+@pytest.mark.parametrize(
+    ("code", "ok", "passes", "changes"),
+    [
+        (0, "0 2", True, "false"),
+        (2, "0 2", True, "true"),
+        (1, "0 2", False, None),
+        (64, "0 2", False, None),
+        (2, "0", False, "true"),
+    ],
+)
+def test_the_run_step_fails_on_any_code_the_caller_did_not_name(
+    tmp_path: Path, code: int, ok: str, passes: bool, changes: str | None
+) -> None:
+    result, values = run_action(tmp_path, code, "plan", ok)
+    assert (result.returncode == 0) is passes, result.stderr
+    assert values["exit-code"] == str(code)
+    assert values.get("has-changes") == changes
+    assert "args: plan services --detailed-exitcode" in result.stdout
+    if not passes:
+        assert f"::error::reconciler plan exited {code}" in result.stdout
+
+
+def test_the_run_step_saves_the_plan_and_reads_its_digest(tmp_path: Path) -> None:
+    (tmp_path / "plan.json").write_text("{}", encoding="utf-8")
+    result, values = run_action(
+        tmp_path,
+        2,
+        "plan",
+        "0 2",
+        PLAN_FILE="plan.json",
+        OUTPUT_FILE="plan.md",
+        ERROR_FILE="plan.err",
+    )
+    assert result.returncode == 0, result.stderr
+    assert values["plan-file"] == "plan.json" and values["digest"] == "sha256:abc"
+    assert "--out plan.json" in (tmp_path / "plan.md").read_text(encoding="utf-8")
+    assert (tmp_path / "plan.err").read_text(encoding="utf-8") == "to stderr\n"
