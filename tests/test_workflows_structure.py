@@ -472,3 +472,29 @@ def test_the_reconciler_commit_is_read_from_the_run(name: str, tmp_path: Path) -
         assert two.returncode == 1 and "cannot tell which amigo-reconciler commit" in two.stderr
     finally:
         github.close()
+
+
+@pytest.mark.parametrize("doc", [REPO / "README.md", REPO / "docs" / "ci.md"], ids=lambda p: p.name)
+def test_the_documented_copy_and_sed_name_the_templates_that_exist(doc: Path) -> None:
+    text = doc.read_text(encoding="utf-8")
+    groups = re.findall(r"\{([a-z,-]+)\}\.yml", text)
+    assert groups, f"{doc.name} shows no cp/sed of the templates"
+    for group in groups:
+        for name in group.split(","):
+            assert (REPO / "examples" / "github" / f"{name}.yml").is_file(), name
+    # The placeholders the sed replaces are the ones the templates hold.
+    for path in CALLERS:
+        template = path.read_text(encoding="utf-8")
+        assert "your-org/amigo-reconciler/" in template and "0" * 40 in template
+        assert "# v0.1.0" in template
+
+
+def test_ci_doc_draws_the_flow_and_says_what_to_do_when_a_stage_refuses() -> None:
+    text = (REPO / "docs" / "ci.md").read_text(encoding="utf-8")
+    diagram = text.split("```mermaid", 1)[1].split("```", 1)[0]
+    for word in ("pull request", "review", "approve", "stage 1", "stage 2", "refused"):
+        assert word in diagram
+    for refusal in ("not the tip of the default branch", "the plan is stale", "no credentials"):
+        assert refusal in text
+    assert "Re-run all jobs" in text
+    assert '"Re-run jobs" button' not in text  # the old advice re-applied an old commit
