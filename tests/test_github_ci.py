@@ -454,3 +454,67 @@ def test_a_usage_error_exits_64_as_a_real_process() -> None:
     )
     assert result.returncode == 64, result.stderr
     assert "No such option" in result.stderr
+
+
+def test_a_long_plan_comment_is_cut_between_lines_under_githubs_limit(tmp_path: Path) -> None:
+    from reconciler.github import plan_comment
+
+    row = "| update | `Service {}` | description changed |\n"
+    comment = plan_comment(
+        environment="production",
+        exit_code="2",
+        commit="c" * 40,
+        markdown="".join(row.format(i) for i in range(3000)),
+        errors="",
+        run_url="https://github.example/run",
+        plan=plan_to_dict(make_plan()),
+    )
+    assert len(comment) <= 65_536
+    assert "too long for a comment" in comment and "reconciler-plan-production" in comment
+    kept = comment.split("\n\n> **The plan is too long", 1)[0]
+    assert kept.endswith("description changed |"), "the cut must fall between table rows"
+    assert comment.splitlines()[0].startswith(
+        "<!-- amigo-reconciler pr-plan environment=production"
+    )
+
+
+def test_a_failed_plan_comment_carries_the_error_and_no_digest() -> None:
+    from reconciler.github import plan_comment
+
+    comment = plan_comment(
+        environment="production",
+        exit_code="1",
+        commit="c" * 40,
+        markdown="",
+        errors="error: get-services failed: HTTP 401\n",
+        run_url="https://x",
+        plan=None,
+    )
+    assert "The plan failed" in comment and "HTTP 401" in comment
+    assert "pr-plan" not in comment  # a failed plan is nothing to compare with
+
+
+def test_stage_two_applies_stage_ones_plan_file_and_only_that(tmp_path: Path) -> None:
+    """The hand-over the apply workflow makes, against the emulator from one seed."""
+    repo = Path(__file__).resolve().parent.parent
+    seed = str(repo / "examples" / "emulator-seed.yaml")
+    services = str(repo / "examples" / "services")
+    plan_file = str(tmp_path / "plan.json")
+    env = run_env(tmp_path, "push", PUSH_EVENT)
+    stage1 = invoke(
+        ["plan", services, "--out", plan_file, "--detailed-exitcode", "--emulator", seed], env
+    )
+    assert stage1.exit_code == 2, stage1.output
+    info = invoke(["ci", "plan-info", plan_file], env)
+    digest = outputs(tmp_path)["digest"]
+    assert info.exit_code == 0 and outputs(tmp_path)["has-changes"] == "true"
+    assert f"Plan digest: {digest}" in stage1.output
+
+    wrong = invoke(["ci", "plan-info", plan_file, "--expect-digest", "sha256:" + "0" * 64], env)
+    assert wrong.exit_code == 1 and "nothing was applied" in wrong.output
+    same = invoke(["ci", "plan-info", plan_file, "--expect-digest", digest], env)
+    assert same.exit_code == 0
+
+    stage2 = invoke(["apply", plan_file, "--auto-approve", "--emulator", seed], env)
+    assert stage2.exit_code == 0, stage2.output
+    assert "Converged" in stage2.output
