@@ -8,6 +8,9 @@
 - `json`: the saved plan file's content (documented in reconciler/plan.py);
 - `github`: `::error`/`::warning` workflow commands for plan errors and warnings.
 
+Every format shows the plan's content digest (`plan.plan_digest`); markdown also
+starts with it as a hidden `<!-- amigo-reconciler plan-digest: ... -->` line.
+
 Values come from the API and manifests, so they are always printed quoted and
 escaped (JSON style): a service name cannot inject terminal escapes or markup.
 """
