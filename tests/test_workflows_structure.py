@@ -233,6 +233,9 @@ def test_plan_workflow_decides_then_validates_plans_comments_and_uploads() -> No
     assert "--format markdown --detailed-exitcode" in plan["with"]["args"]
     order = [s["name"] for s in job["steps"]]
     assert order.index("Plan or skip") < order.index("Plan")
+    # A pull request without credentials (fork, Dependabot) is still validated.
+    validate = step(workflow, "Validate manifests")
+    assert validate["if"] == "steps.decide.outputs.label != 'no manifest changes'"
     comment = step(workflow, "Write the plan comment")
     assert "!cancelled()" in comment["if"] and "reconciler ci comment" in comment["run"]
     sticky = step(workflow, "Post or update the sticky plan comment")
