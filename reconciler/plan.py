@@ -259,16 +259,16 @@ def operation_to_dict(op: Operation) -> dict[str, Any]:
 def plan_digest(plan: Plan) -> str:
     """A stable content digest of what the plan would do: `sha256:` and 64 hex digits.
 
-    It covers the organization, the API, --prune, --target and every operation
-    (its API call, target service and version set, field changes and exact request,
-    order and dependencies) and nothing else: not the time it was made, the live
-    fingerprint, API read counts or manifest line numbers. Two plans with the same
+    It covers the organization, --prune, --target and every operation (its API call,
+    target service and version set, field changes and exact request, order and
+    dependencies) and nothing else: not the time it was made, the base URL it was
+    reached through (apply checks that separately), the live fingerprint, API read
+    counts or manifest line numbers. Two plans with the same
     digest make the same calls, so the digest on a pull request's plan can be
     compared with the one planned at merge time.
     """
     body = {
         "organization": plan.organization,
-        "base_url": public_base_url(plan.base_url).rstrip("/"),
         "prune": plan.prune,
         "targets": sorted(plan.targets),
         "operations": [

@@ -231,7 +231,7 @@ def test_export_seed_refuses_to_overwrite_and_filters_without_out(tmp_path: Path
     )
     load_seed(existing)
     filtered = run("export", "--seed", str(existing), "--target", "Dup", "--emulator", str(source))
-    assert filtered.exit_code == 2 and "whole organization" in filtered.stderr
+    assert filtered.exit_code == 64 and "whole organization" in filtered.stderr
     out = tmp_path / "manifests"
     both = run(
         "export", "--seed", str(tmp_path / "s.yaml"), "--out", str(out), "--emulator", str(source)
