@@ -1042,6 +1042,45 @@ def load_manifests(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class IndexedDocument:
+    """One composed document and the loader's own path index, for in-place editors.
+
+    `index` maps a dotted field path to (key node, value node) exactly as the
+    loader records it (merge keys resolved, explicit keys winning); node marks
+    carry character offsets (`mark.index`) into the text that was composed.
+    """
+
+    root: Node
+    index: Mapping[str, tuple[Node | None, Node]]
+
+
+def index_documents(
+    display: str, text: str, env: Mapping[str, str] | None = None
+) -> list[IndexedDocument]:
+    """The documents of one manifest text with their position index; UserError when unreadable."""
+    environment: Mapping[str, str] = os.environ if env is None else env
+    diagnostics: list[Diagnostic] = []
+    documents: list[IndexedDocument] = []
+    try:
+        roots = list(yaml.compose_all(text, Loader=_Composer))
+    except yaml.YAMLError as exc:
+        raise UserError([_yaml_error(display, exc, text.encode())]) from None
+    for root in roots:
+        if root.__class__ is ScalarNode and root.tag == _NULL_TAG and root.value == "":
+            continue
+        doc = _Document(display, root)
+        doc.index[""] = (None, root)
+        try:
+            doc.data = _DocumentBuilder(doc, environment, [], diagnostics).build(root, "", 0)
+        except _TooLarge:
+            raise UserError(
+                [Diagnostic("the document is too large to edit", pos=_pos(display, root))]
+            ) from None
+        documents.append(IndexedDocument(root, dict(doc.index)))
+    return documents
+
+
 def _ordered(diagnostics: list[Diagnostic], files: Sequence[_File]) -> list[Diagnostic]:
     """Path problems first, then by file (in load order), line and column."""
     order = {f.display: i for i, f in enumerate(sorted(files, key=lambda f: f.display))}
