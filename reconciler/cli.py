@@ -1015,3 +1015,117 @@ def promote(
         f"{verb} '{source}' to '{target}' for {names} in {len(promotion.changes)} file(s)",
         err=True,
     )
+
+
+# --- verify (issue 18) ----------------------------------------------------------
+
+
+@main.command()
+@click.option(
+    "--service",
+    "services",
+    multiple=True,
+    metavar="NAME",
+    help="Service to verify (repeatable; each with every --version-set).",
+)
+@click.option(
+    "--version-set",
+    "version_sets",
+    multiple=True,
+    metavar="SET",
+    help="Version set to verify, e.g. canary (repeatable).",
+)
+@click.option(
+    "--plan",
+    "plan_file",
+    metavar="FILE",
+    type=click.Path(exists=True, dir_okay=False, path_type=str),
+    help="Verify the version sets this saved plan creates or changes.",
+)
+@click.option(
+    "--manifests",
+    "paths",
+    multiple=True,
+    metavar="PATH",
+    type=click.Path(path_type=str),
+    help="Manifests whose version sets' verify.unit_test_sets name the test sets to run.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1800.0,
+    show_default=True,
+    help="Seconds to wait for all runs, overall.",
+)
+@click.option(
+    "--poll-seconds",
+    type=click.FloatRange(min=0),
+    default=15.0,
+    show_default=True,
+    help="Seconds between polls of the runs (paced within the API's rate limits).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "markdown", "json", "github"]),
+    default="text",
+    show_default=True,
+    help="markdown: a pull-request comment; json: machine-readable; github: annotations.",
+)
+@connection_options
+@handle_errors
+def verify(
+    services: tuple[str, ...],
+    version_sets: tuple[str, ...],
+    plan_file: str | None,
+    paths: tuple[str, ...],
+    timeout: float,
+    poll_seconds: float,
+    fmt: str,
+    connection: ConnectionOptions,
+) -> None:
+    """Run the simulation unit test sets covering version sets and report per set and metric.
+
+    Exit 0 when every test set passed, 1 when any failed, errored or timed out
+    (or a version set has no test set), 130 when cancelled.
+    """
+    from reconciler.verify import VerifyTarget, run_verification, targets_from_plan
+
+    if plan_file and (services or version_sets):
+        raise click.UsageError("give --plan or --service/--version-set, not both")
+    if not plan_file and not (services and version_sets):
+        raise click.UsageError("name what to verify: --service NAME --version-set SET, or --plan FILE")
+    pairs: list[tuple[str, str]]
+    if plan_file:
+        from reconciler.plan import load_plan
+
+        pairs = targets_from_plan(load_plan(plan_file))
+        if not pairs:
+            click.echo(f"{plan_file} changes no version set: nothing to verify.", err=True)
+            return
+    else:
+        pairs = [(s, v) for s in services for v in version_sets]
+    declared: dict[tuple[str, str], tuple[str, ...]] = {}
+    if paths:
+        from reconciler.manifests import load_manifests
+
+        for service in load_manifests(paths).services:
+            for name, sets in service.verify.items():
+                declared[(service.name, name)] = sets
+    targets = [VerifyTarget(s, v, declared.get((s, v), ())) for s, v in pairs]
+    client = connection.open(on_wait=lambda message: click.echo(message, err=True))
+    try:
+        result = run_verification(
+            client,
+            targets,
+            timeout=timeout,
+            poll_seconds=poll_seconds,
+            on_progress=lambda message: click.echo(message, err=True),
+        )
+    finally:
+        client.close()
+    from reconciler.render_verify import render_verification
+
+    click.echo(render_verification(result, fmt), nl=False)
+    if not result.passed:
+        sys.exit(1)

@@ -48,4 +48,7 @@ RATE_LIMITS: dict[str, int] = {
     "get-agents": 20,
     "get-service-hierarchical-state-machines": 20,
     "get-simulation-unit-tests": 200,
+    "get-simulation-unit-test-sets": 50,
+    "get-simulation-unit-test-set-runs": 50,
+    "create-simulation-unit-test-set-run": 20,
 }

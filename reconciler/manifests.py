@@ -175,6 +175,14 @@ class LLMConfigSpec(_Strict):
     )
 
 
+class VerifySpec(_Strict):
+    """How `reconciler verify` checks this version set (never sent to the API)."""
+
+    unit_test_sets: Annotated[list[NonBlankString], Field(min_length=1)] = Field(
+        description="Simulation unit test sets to run, by name (resolved in the organization)."
+    )
+
+
 class VersionSetSpec(_Strict):
     """The API's `VersionSet-Input`, declared whole: omitted numbers mean the latest version."""
 
@@ -187,6 +195,10 @@ class VersionSetSpec(_Strict):
     llm_model_preferences: dict[NonBlankString, LLMConfigSpec] = Field(
         default_factory=dict,
         description="LLM per interaction type; omitted means no preferences.",
+    )
+    verify: VerifySpec | None = Field(
+        default=None,
+        description="Unit test sets `reconciler verify` runs for this set (not sent to the API).",
     )
 
 
@@ -257,6 +269,7 @@ _FIELDS_AT: dict[str, tuple[str, ...]] = {
     "spec": tuple(ServiceSpec.model_fields),
     "version_set": tuple(VersionSetSpec.model_fields),
     "llm_config": tuple(LLMConfigSpec.model_fields),
+    "verify": tuple(VerifySpec.model_fields),
 }
 
 
@@ -267,6 +280,8 @@ def _fields_at(loc: Sequence[str | int]) -> tuple[str, ...]:
         return _FIELDS_AT[str(loc[0])]
     if len(loc) == 3 and loc[:2] == ("spec", "version_sets"):
         return _FIELDS_AT["version_set"]
+    if len(loc) == 4 and loc[:2] == ("spec", "version_sets") and loc[3] == "verify":
+        return _FIELDS_AT["verify"]
     if len(loc) == 5 and loc[:2] == ("spec", "version_sets") and loc[3] == "llm_model_preferences":
         return _FIELDS_AT["llm_config"]
     return ()
@@ -875,6 +890,11 @@ def _to_desired(doc: _Document, manifest: ServiceManifest) -> DesiredService:
                 },
             )
             for name, vs in spec.version_sets.items()
+        },
+        verify={
+            name: tuple(vs.verify.unit_test_sets)
+            for name, vs in spec.version_sets.items()
+            if vs.verify is not None
         },
         positions=positions,
     )

@@ -111,6 +111,8 @@ class DesiredService:
     tags: Tags | None = None
     keyterms: tuple[str, ...] | None = None
     version_sets: Mapping[str, VersionSet] = field(default_factory=dict)
+    # Version set -> unit test set names `verify` runs for it (never sent to the API).
+    verify: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     # Dotted field path ("spec.agent", "spec.version_sets.canary.agent_version_number")
     # -> position, so plan-time errors can point into the manifest.
     positions: Mapping[str, SourcePos] = field(default_factory=dict)

@@ -279,6 +279,15 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
+_OWN_KEYS = frozenset({"verify"})  # per-set settings that promotion does not copy
+
+
+def _without(value: Any, keys: frozenset[str]) -> Any:
+    if keys and isinstance(value, dict):
+        return {k: v for k, v in value.items() if k not in keys}
+    return value
+
+
 class _Refused(Exception):
     pass
 
@@ -354,7 +363,9 @@ class _Editor:
                 )
             edits: list[tuple[int, int, str]] = []
             flow = bool(sets.flow_style)
-            self._sync(edits, target_key, target_node, source_key, source_node, flow, flow)
+            self._sync(
+                edits, target_key, target_node, source_key, source_node, flow, flow, top=True
+            )
             return edits
         except _Refused as exc:
             node = entry[0] if entry is not None and entry[0] is not None else sets_key
@@ -458,13 +469,19 @@ class _Editor:
         source: Node,
         target_in_flow: bool,
         source_in_flow: bool = False,
+        *,
+        top: bool = False,
     ) -> None:
-        """Edits that make `target` (the value of `target_key`) equal to `source`."""
-        if _same(_constructed(target), _constructed(source)):
+        """Edits that make `target` (the value of `target_key`) equal to `source`.
+
+        At the top (a version set) the `verify` key is each set's own and left alone.
+        """
+        skip = _OWN_KEYS if top else frozenset()
+        if _same(_without(_constructed(target), skip), _without(_constructed(source), skip)):
             return
         if isinstance(target, MappingNode) and isinstance(source, MappingNode) and source.value:
             if target.flow_style and (target_in_flow or source.flow_style):
-                edits.append(self._rebuild_flow(target, source))
+                edits.append(self._rebuild_flow(target, source, skip))
                 return
             if target.flow_style:  # `{}` or `{...}` in a block: take the source's block text
                 replacement = self._block_value_text(
@@ -472,7 +489,7 @@ class _Editor:
                 )
                 edits.append((self._colon(target_key) + 1, self._end(target), replacement))
                 return
-            self._sync_block(edits, target, source)
+            self._sync_block(edits, target, source, skip)
             return
         if (
             isinstance(target, ScalarNode)
@@ -499,13 +516,19 @@ class _Editor:
         edits.append((colon + 1, self._end(target), replacement))
 
     def _sync_block(
-        self, edits: list[tuple[int, int, str]], target: MappingNode, source: MappingNode
+        self,
+        edits: list[tuple[int, int, str]],
+        target: MappingNode,
+        source: MappingNode,
+        skip: frozenset[str],
     ) -> None:
         by_key = {_constructed(k): (k, v) for k, v in target.value}
-        source_keys = set()
+        source_keys = set(skip)
         added: list[tuple[Node, Node]] = []
         for key, value in source.value:
             name = _constructed(key)
+            if name in skip:
+                continue
             source_keys.add(name)
             if name in by_key:
                 t_key, t_value = by_key[name]
@@ -566,12 +589,20 @@ class _Editor:
         edits.append((at, at, block))
         return edits
 
-    def _rebuild_flow(self, target: MappingNode, source: MappingNode) -> tuple[int, int, str]:
+    def _rebuild_flow(
+        self, target: MappingNode, source: MappingNode, skip: frozenset[str]
+    ) -> tuple[int, int, str]:
         """A flow mapping that changes shape is rewritten whole (it is one short span)."""
         by_key = {_constructed(k): (k, v) for k, v in target.value}
-        parts = []
+        parts = [
+            self.text[k.start_mark.index : v.end_mark.index]
+            for k, v in target.value
+            if _constructed(k) in skip
+        ]
         for key, value in source.value:
             name = _constructed(key)
+            if name in skip:
+                continue
             if name in by_key:
                 t_key, t_value = by_key[name]
                 if _same(_constructed(t_value), _constructed(value)):

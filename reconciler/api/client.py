@@ -40,10 +40,13 @@ from reconciler.api.errors import (
 from reconciler.api.failures import error_for_status, redact, render_detail
 from reconciler.api.operations import (
     CREATE_SERVICE,
+    CREATE_UNIT_TEST_SET_RUN,
     DELETE_VERSION_SET,
     GET_AGENTS,
     GET_SERVICES,
     GET_STATE_MACHINES,
+    GET_UNIT_TEST_SET_RUNS,
+    GET_UNIT_TEST_SETS,
     GET_UNIT_TESTS,
     OPERATIONS,
     SIGN_IN,
@@ -60,6 +63,8 @@ SERVICES_PAGE_SIZE = 20
 AGENTS_PAGE_SIZE = 20
 STATE_MACHINES_PAGE_SIZE = 50
 UNIT_TESTS_PAGE_SIZE = 500
+UNIT_TEST_SETS_PAGE_SIZE = 20  # the documented maximum
+UNIT_TEST_SET_RUNS_PAGE_SIZE = 50  # the documented maximum
 # Repeated id / service_id values per request: keeps the URL under ~4 KB.
 IDS_PER_CALL = 100
 MAX_PAGES = 10_000
@@ -267,6 +272,61 @@ class AmigoClient:
             "simulation_unit_tests",
             UNIT_TESTS_PAGE_SIZE,
         )
+
+    def list_unit_test_sets(self, unit_test_ids: Sequence[str] = ()) -> list[dict[str, Any]]:
+        """Unit test sets (not deleted): all of them, or those holding any of these tests."""
+        path = self._org_path("simulation/unit_test_set/")
+        params = [("is_deleted", "false")]
+        if not unit_test_ids:
+            return list(
+                self._paginate(
+                    GET_UNIT_TEST_SETS,
+                    path,
+                    params,
+                    "simulation_unit_test_sets",
+                    UNIT_TEST_SETS_PAGE_SIZE,
+                )
+            )
+        return self._paginate_by_ids(
+            GET_UNIT_TEST_SETS,
+            path,
+            "unit_test_id",
+            unit_test_ids,
+            params,
+            "simulation_unit_test_sets",
+            UNIT_TEST_SETS_PAGE_SIZE,
+        )
+
+    def list_unit_test_set_runs(self, run_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """These runs (`SimulationUnitTestSetRunInstance` dicts); no ids means no call."""
+        return self._paginate_by_ids(
+            GET_UNIT_TEST_SET_RUNS,
+            self._org_path("simulation/unit_test_set_run/"),
+            "id",
+            run_ids,
+            [],
+            "simulation_unit_test_set_runs",
+            UNIT_TEST_SET_RUNS_PAGE_SIZE,
+        )
+
+    def create_unit_test_set_run(self, unit_test_set_id: str) -> str:
+        """Start a run of a unit test set; returns the run id (OutcomeUnknown if the answer was lost)."""
+        response = self._call(
+            CREATE_UNIT_TEST_SET_RUN,
+            "POST",
+            self._org_path("simulation/unit_test_set_run/"),
+            json_body={"simulation_unit_test_set_id": unit_test_set_id},
+            expect=(201, 200),
+        )
+        payload = self._json(response, CREATE_UNIT_TEST_SET_RUN, None)
+        run_id = payload.get("simulation_unit_test_set_run_id") if isinstance(payload, dict) else None
+        if not isinstance(run_id, str) or not run_id:
+            raise OutcomeUnknown(
+                CREATE_UNIT_TEST_SET_RUN,
+                status=response.status_code,
+                detail="the answer carried no run id",
+            )
+        return run_id
 
     # --- writes ----------------------------------------------------------------
     def create_service(self, body: Mapping[str, Any], *, service: str) -> str:

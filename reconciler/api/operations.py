@@ -20,6 +20,9 @@ DELETE_VERSION_SET = "delete-service-version-set"
 GET_AGENTS = "get-agents"
 GET_STATE_MACHINES = "get-service-hierarchical-state-machines"
 GET_UNIT_TESTS = "get-simulation-unit-tests"
+GET_UNIT_TEST_SETS = "get-simulation-unit-test-sets"
+GET_UNIT_TEST_SET_RUNS = "get-simulation-unit-test-set-runs"
+CREATE_UNIT_TEST_SET_RUN = "create-simulation-unit-test-set-run"
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +89,27 @@ OPERATIONS: dict[str, Operation] = {
             RATE_LIMITS[GET_UNIT_TESTS],
             "Simulation:GetSimulationUnitTest",
             idempotent=True,
+        ),
+        Operation(
+            GET_UNIT_TEST_SETS,
+            "GET",
+            RATE_LIMITS[GET_UNIT_TEST_SETS],
+            "Simulation:GetSimulationUnitTestSet",
+            idempotent=True,
+        ),
+        Operation(
+            GET_UNIT_TEST_SET_RUNS,
+            "GET",
+            RATE_LIMITS[GET_UNIT_TEST_SET_RUNS],
+            "Simulation:GetSimulationUnitTestSetRun",
+            idempotent=True,
+        ),
+        Operation(
+            CREATE_UNIT_TEST_SET_RUN,
+            "POST",
+            RATE_LIMITS[CREATE_UNIT_TEST_SET_RUN],
+            "Simulation:CreateSimulationUnitTestSetRun",
+            idempotent=False,
         ),
     )
 }

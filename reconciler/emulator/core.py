@@ -62,6 +62,7 @@ from reconciler.emulator.seed import (
     derived_id,
     load_seed,
 )
+from reconciler.emulator.simulation import SIMULATION_ROUTES, HttpProblem, Simulations
 from reconciler.limits import RATE_LIMITS as API_RATE_LIMITS
 
 if TYPE_CHECKING:
@@ -82,6 +83,7 @@ _ROUTES: tuple[tuple[str, tuple[str, ...], str], ...] = (
         "get-service-hierarchical-state-machines",
     ),
     ("GET", ("v1", "{organization}", "simulation", "unit_test", ""), "get-simulation-unit-tests"),
+    *SIMULATION_ROUTES,
     ("GET", ("v1", "{organization}", "service", ""), "get-services"),
     ("POST", ("v1", "{organization}", "service", ""), "create-service"),
     ("POST", ("v1", "{organization}", "service", "{service_id}", ""), "update-service"),
@@ -305,6 +307,14 @@ class Emulator:
         self._next_index = {"services": len(seed.services), "unit_tests": len(seed.unit_tests)}
         self._deprecated_llms: set[str] = set(seed.deprecated_llms)
         self._refusals: deque[Refusal] = deque(maxlen=MAX_REFUSALS)
+        self.simulations = Simulations(
+            seed.organization,
+            self._unit_tests,
+            seed.unit_test_sets,
+            self._pinned_versions,
+            self._clock,
+            lambda kind, index: derived_id(self.organization, kind, index),
+        )
 
     @classmethod
     def from_seed(
@@ -891,7 +901,7 @@ class Emulator:
             "persona_id": t.persona_id,
             "scenario_id": t.scenario_id,
             "max_interactions": 10,
-            "success_criterions": [],
+            "success_criterions": self.simulations.success_criteria(t),
             "is_deleted": t.is_deleted,
             "tags": [{"key": k, "value": v} for k, v in t.tags.items()],
             "creator": dict(t.creator),
@@ -1264,7 +1274,41 @@ class Emulator:
         "get-agents": _get_agents,
         "get-service-hierarchical-state-machines": _get_state_machines,
         "get-simulation-unit-tests": _get_unit_tests,
+        "get-simulation-unit-test-sets": lambda self, p, q, b, u: self._simulate(
+            lambda: self.simulations.get_sets(q)
+        ),
+        "get-simulation-unit-test-set-runs": lambda self, p, q, b, u: self._simulate(
+            lambda: self.simulations.get_runs(q)
+        ),
+        "create-simulation-unit-test-set-run": lambda self, p, q, b, u: self._simulate(
+            lambda: self.simulations.create_run(b, u)
+        ),
     }
+
+    def _simulate(self, call: Callable[[], tuple[int, Any]]) -> tuple[int, Any]:
+        try:
+            return call()
+        except HttpProblem as exc:
+            raise _HttpError(exc.status, exc.detail) from None
+
+    def _pinned_versions(
+        self, service_id: str, name: str
+    ) -> tuple[int, int, dict[str, Any]] | None:
+        """A version set's agent and state machine versions (null: latest) and preferences."""
+        service = self._services.get(service_id)
+        if service is None or name not in service.version_sets:
+            return None
+        stored = service.version_sets[name]
+        agent = self._agents.get(service.agent_id)
+        machine = self._state_machines.get(service.state_machine_id)
+        agent_number = stored.get("agent_version_number") or (
+            agent.latest_version if agent else None
+        )
+        machine_number = stored.get("service_hierarchical_state_machine_version_number") or (
+            machine.latest_version if machine else None
+        )
+        prefs = json.loads(json.dumps(stored.get("llm_model_preferences") or {}))
+        return agent_number or 0, machine_number or 0, prefs
 
 
 def _tag_filters(parameter: str, raw_values: Sequence[str]) -> list[tuple[str, str]]:

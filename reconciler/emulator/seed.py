@@ -39,6 +39,7 @@ from reconciler.emulator.models import (
     VersionSetName,
     stored_version_set,
 )
+from reconciler.emulator.simulation import SeedOutcome, SeedUnitTestSet, UnitTestSetRecord
 
 EDGE = "edge"
 RELEASE = "release"
@@ -117,6 +118,10 @@ class SeedUnitTest(_Strict):
     persona_id: ObjectId | None = None
     scenario_id: ObjectId | None = None
     updated_at: AwareDatetime | None = None
+    # Simulation (emulator/simulation.py): success criteria names, outcomes, run time.
+    metrics: list[StrippedNonempty] = Field(default_factory=list)
+    outcomes: list[SeedOutcome] = Field(default_factory=list)
+    duration_seconds: Annotated[float, Field(ge=0, le=3600)] = 0.0
 
 
 class SeedDocument(_Strict):
@@ -129,6 +134,7 @@ class SeedDocument(_Strict):
     state_machines: list[SeedVersioned] = Field(default_factory=list)
     services: list[SeedService] = Field(default_factory=list)
     unit_tests: list[SeedUnitTest] = Field(default_factory=list)
+    unit_test_sets: list[SeedUnitTestSet] = Field(default_factory=list)
 
 
 # --- the resolved seed ---------------------------------------------------------
@@ -171,6 +177,9 @@ class UnitTestRecord:
     scenario_id: str
     creator: dict[str, str]
     tags: dict[str, str | None] = field(default_factory=dict)
+    metrics: list[str] = field(default_factory=list)
+    outcomes: list[SeedOutcome] = field(default_factory=list)
+    duration_seconds: float = 0.0
 
 
 @dataclass
@@ -184,6 +193,7 @@ class Seed:
     state_machines: list[VersionedRecord] = field(default_factory=list)
     services: list[ServiceRecord] = field(default_factory=list)
     unit_tests: list[UnitTestRecord] = field(default_factory=list)
+    unit_test_sets: list[UnitTestSetRecord] = field(default_factory=list)
 
     def __repr__(self) -> str:  # the api key stays out of reprs, even a throwaway one
         return (
@@ -279,6 +289,7 @@ _EXPECTED: dict[tuple[str | int, ...], type[BaseModel]] = {
     ("services", 0, "version_sets", ""): SeedVersionSet,
     ("services", 0, "version_sets", "", "llm_model_preferences", ""): SeedLLMConfig,
     ("unit_tests", 0): SeedUnitTest,
+    ("unit_test_sets", 0): SeedUnitTestSet,
 }
 
 
@@ -540,11 +551,54 @@ class _Resolver:
                     scenario_id=test.scenario_id or derived_id(self.org, "scenarios", index),
                     creator=dict(user),
                     tags=dict(test.tags),
+                    metrics=list(test.metrics),
+                    outcomes=list(test.outcomes),
+                    duration_seconds=test.duration_seconds,
                 )
             )
+            self._check_outcomes(path, test)
+        seed.unit_test_sets = self._unit_test_sets(seed, user)
         if self.problems:
             raise UserError(self.problems)
         return seed
+
+    def _check_outcomes(self, path: Path_, test: SeedUnitTest) -> None:
+        for i, outcome in enumerate(test.outcomes):
+            for name in outcome.failed_metrics:
+                if name not in test.metrics:
+                    known = ", ".join(test.metrics) or "none declared"
+                    self.problem(
+                        (*path, "outcomes", i, "failed_metrics"),
+                        f"{name!r} is not one of this unit test's metrics ({known})",
+                    )
+
+    def _unit_test_sets(self, seed: Seed, user: dict[str, str]) -> list[UnitTestSetRecord]:
+        records = []
+        for index, entry in enumerate(self.doc.unit_test_sets):
+            runs = []
+            for i, ref in enumerate(entry.unit_tests):
+                found = [t for t in seed.unit_tests if ref in (t.id, t.name)]
+                if len(found) != 1:
+                    known = ", ".join(sorted(t.name for t in seed.unit_tests)) or "none"
+                    what = "several unit tests are" if found else "no unit test is"
+                    self.problem(
+                        ("unit_test_sets", index, "unit_tests", i),
+                        f"{what} named {ref!r}; known unit tests: {known}",
+                    )
+                    continue
+                runs.append((found[0].id, entry.run_count))
+            records.append(
+                UnitTestSetRecord(
+                    id=entry.id or derived_id(self.org, "unit_test_sets", index),
+                    name=entry.name,
+                    description=entry.description,
+                    unit_test_runs=runs,
+                    is_deleted=entry.is_deleted,
+                    created_at=SEED_TIMESTAMP,
+                    creator=dict(user),
+                )
+            )
+        return records
 
     def _service_ref(
         self, path: Path_, ref: str, services: list[ServiceRecord]

@@ -1,0 +1,154 @@
+"""A `Verification` as text, markdown (a pull-request comment), JSON, or GitHub annotations."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from reconciler.verify import Outcome, TestSetResult, Verification
+
+_LABEL = {
+    Outcome.PASSED: "passed",
+    Outcome.FAILED: "FAILED",
+    Outcome.ERRORED: "ERRORED",
+    Outcome.TIMED_OUT: "TIMED OUT",
+}
+
+
+def render_verification(result: Verification, fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(verification_to_dict(result), indent=2) + "\n"
+    if fmt == "markdown":
+        return _markdown(result)
+    if fmt == "github":
+        return _github(result)
+    return _text(result)
+
+
+def _reads(result: Verification) -> str:
+    total = sum(result.api_reads.values())
+    detail = ", ".join(f"{op} {n}" for op, n in sorted(result.api_reads.items()))
+    return (
+        f"API: {total} read{'s' if total != 1 else ''} ({detail}), "
+        f"{result.runs_started} run{'s' if result.runs_started != 1 else ''} started, "
+        f"{result.elapsed_seconds:.0f}s"
+    )
+
+
+def _detail(test_set: TestSetResult) -> list[str]:
+    lines = []
+    if test_set.message:
+        lines.append(test_set.message)
+    for test in test_set.unit_tests:
+        if test.errors:
+            lines.append(f"{test.name}: errored: {test.errors[0]}")
+        elif test.failed_metrics:
+            failed = ", ".join(
+                f"{m.name} ({m.failed}/{m.passed + m.failed} runs)" for m in test.metrics if m.failed
+            )
+            lines.append(f"{test.name}: failed metrics: {failed}")
+    if test_set.outcome is Outcome.TIMED_OUT:
+        lines.append("the run did not finish before the timeout")
+    return lines
+
+
+def _covers(test_set: TestSetResult) -> str:
+    return ", ".join(f"{service} / {vs}" for service, vs in test_set.covers)
+
+
+def _summary(result: Verification) -> str:
+    counts = {o: sum(1 for s in result.test_sets if s.outcome is o) for o in Outcome}
+    parts = [f"{counts[o]} {o.value.replace('_', ' ')}" for o in Outcome if counts[o]]
+    verdict = "Verification passed" if result.passed else "Verification FAILED"
+    shown = ", ".join(parts) or "no test sets run"
+    return f"{verdict}: {shown}" + (f"; {len(result.errors)} problem(s)" if result.errors else "")
+
+
+def _text(result: Verification) -> str:
+    lines = []
+    for error in result.errors:
+        lines.append(f"error: {error.message}")
+    for test_set in result.test_sets:
+        lines.append(f"{_LABEL[test_set.outcome]:>9}  {test_set.name}  ({_covers(test_set)})")
+        lines.extend(f"           {line}" for line in _detail(test_set))
+    lines.append("")
+    lines.append(_summary(result))
+    lines.append(_reads(result))
+    return "\n".join(lines) + "\n"
+
+
+def _markdown(result: Verification) -> str:
+    icon = {
+        Outcome.PASSED: "✅",
+        Outcome.FAILED: "❌",
+        Outcome.ERRORED: "⚠️",
+        Outcome.TIMED_OUT: "⏱️",
+    }
+    lines = [f"### {_summary(result)}", ""]
+    for error in result.errors:
+        lines.append(f"- ⚠️ {error.message}")
+    if result.errors:
+        lines.append("")
+    if result.test_sets:
+        lines += ["| | Test set | Verifies | Details |", "|---|---|---|---|"]
+        for s in result.test_sets:
+            detail = "<br>".join(_detail(s)).replace("|", "\\|") or "all metrics passed"
+            lines.append(
+                f"| {icon[s.outcome]} | {s.name} | {_covers(s)} | {detail} |".replace("\n", " ")
+            )
+        lines.append("")
+    lines.append(f"<sub>{_reads(result)}</sub>")
+    return "\n".join(lines) + "\n"
+
+
+def _github(result: Verification) -> str:
+    lines = [f"::error title=verify::{error.message}" for error in result.errors]
+    for s in result.test_sets:
+        if s.outcome is Outcome.PASSED:
+            lines.append(f"::notice title=verify {s.name}::passed ({_covers(s)})")
+        else:
+            detail = "; ".join(_detail(s))
+            lines.append(f"::error title=verify {s.name}::{s.outcome.value}: {detail}")
+    lines.append(_summary(result))
+    lines.append(_reads(result))
+    return "\n".join(lines) + "\n"
+
+
+def verification_to_dict(result: Verification) -> dict[str, Any]:
+    return {
+        "organization": result.organization,
+        "passed": result.passed,
+        "targets": [
+            {"service": t.service, "version_set": t.version_set, "unit_test_sets": list(t.unit_test_sets)}
+            for t in result.targets
+        ],
+        "errors": [e.message for e in result.errors],
+        "test_sets": [
+            {
+                "id": s.unit_test_set_id,
+                "name": s.name,
+                "run_id": s.run_id,
+                "outcome": s.outcome.value,
+                "verifies": [{"service": a, "version_set": b} for a, b in s.covers],
+                "failed_metrics": list(s.failed_metrics),
+                "message": s.message or None,
+                "unit_tests": [
+                    {
+                        "id": t.unit_test_id,
+                        "name": t.name,
+                        "outcome": t.outcome.value,
+                        "errors": list(t.errors),
+                        "metrics": [
+                            {"name": m.name, "metric_id": m.metric_id, "passed": m.passed, "failed": m.failed}
+                            for m in t.metrics
+                        ],
+                    }
+                    for t in s.unit_tests
+                ],
+            }
+            for s in result.test_sets
+        ],
+        "api_reads": dict(result.api_reads),
+        "runs_started": result.runs_started,
+        "elapsed_seconds": round(result.elapsed_seconds, 1),
+    }

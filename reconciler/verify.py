@@ -1,0 +1,327 @@
+"""Verify version sets with the organization's simulation unit test sets.
+
+`run_verification(client, targets)` is the core both `reconciler verify` and
+(later) `apply --verify` call: it finds the unit test sets covering each
+target (service + version set) — those a manifest declares by name, else those
+holding unit tests that run on that service's set — starts one run per set,
+polls the runs within the documented rate limits (the client paces every call)
+until they finish or the overall timeout passes, and returns a frozen
+`Verification`. It never prints: progress goes to `on_progress`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from reconciler.api.errors import ApiError
+from reconciler.diagnostics import Diagnostic
+from reconciler.manifests import did_you_mean
+
+if TYPE_CHECKING:
+    from reconciler.api.client import AmigoClient
+
+DEFAULT_TIMEOUT_SECONDS = 1800.0
+DEFAULT_POLL_SECONDS = 15.0  # runs take minutes; 4 polls a minute stay far below 50/min
+
+
+class Outcome(StrEnum):
+    PASSED = "passed"
+    FAILED = "failed"
+    ERRORED = "errored"
+    TIMED_OUT = "timed_out"
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyTarget:
+    """A version set to verify; `unit_test_sets` names the sets a manifest declares for it."""
+
+    service: str
+    version_set: str
+    unit_test_sets: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class MetricResult:
+    name: str
+    metric_id: str
+    passed: int
+    failed: int
+
+
+@dataclass(frozen=True, slots=True)
+class UnitTestResult:
+    unit_test_id: str
+    name: str
+    outcome: Outcome
+    metrics: tuple[MetricResult, ...] = ()
+    errors: tuple[str, ...] = ()
+
+    @property
+    def failed_metrics(self) -> tuple[str, ...]:
+        return tuple(m.name for m in self.metrics if m.failed)
+
+
+@dataclass(frozen=True, slots=True)
+class TestSetResult:
+    unit_test_set_id: str
+    name: str
+    covers: tuple[tuple[str, str], ...]  # (service, version set) targets it verifies
+    outcome: Outcome
+    run_id: str | None = None
+    unit_tests: tuple[UnitTestResult, ...] = ()
+    message: str = ""  # why it errored before running (e.g. a run already in progress)
+
+    @property
+    def failed_metrics(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(n for t in self.unit_tests for n in t.failed_metrics))
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    organization: str
+    targets: tuple[VerifyTarget, ...]
+    test_sets: tuple[TestSetResult, ...] = ()
+    errors: tuple[Diagnostic, ...] = ()  # targets that cannot be verified
+    api_reads: Mapping[str, int] = field(default_factory=dict)
+    runs_started: int = 0
+    elapsed_seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return (
+            not self.errors
+            and bool(self.test_sets)
+            and all(s.outcome is Outcome.PASSED for s in self.test_sets)
+        )
+
+
+def run_verification(
+    client: AmigoClient,
+    targets: Sequence[VerifyTarget],
+    *,
+    timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    poll_seconds: float = DEFAULT_POLL_SECONDS,
+    on_progress: Callable[[str], None] | None = None,
+    cancel: threading.Event | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> Verification:
+    """Run the test sets covering `targets` and wait for them (see the module docstring)."""
+    started = clock()
+    before = dict(client.request_counts)
+    tell = on_progress or (lambda _message: None)
+    errors: list[Diagnostic] = []
+    unique = tuple(dict.fromkeys(targets))
+
+    services = client.list_services(is_active=True)
+    by_name = {s["name"]: s for s in services if isinstance(s.get("name"), str)}
+    resolved: list[tuple[VerifyTarget, str]] = []
+    for target in unique:
+        service = by_name.get(target.service)
+        if service is None:
+            guess = did_you_mean(target.service, sorted(by_name))
+            hint = f"; did you mean '{guess}'?" if guess else ""
+            errors.append(
+                Diagnostic(f"no active service named '{target.service}' in the organization{hint}")
+            )
+            continue
+        if target.version_set not in (service.get("version_sets") or {}):
+            known = ", ".join(sorted(service.get("version_sets") or {}))
+            errors.append(
+                Diagnostic(
+                    f"service '{target.service}' has no version set '{target.version_set}' "
+                    f"(it has: {known})",
+                    service=target.service,
+                )
+            )
+            continue
+        resolved.append((target, str(service["id"])))
+
+    tests = client.list_unit_tests([sid for _, sid in resolved]) if resolved else []
+    test_names = {str(t.get("id")): str(t.get("name")) for t in tests}
+    all_sets: list[dict[str, Any]] | None = None
+    chosen: dict[str, dict[str, Any]] = {}
+    covers: dict[str, list[tuple[str, str]]] = {}
+    for target, service_id in resolved:
+        pair = (target.service, target.version_set)
+        if target.unit_test_sets:
+            if all_sets is None:
+                all_sets = client.list_unit_test_sets()
+            names = {str(s.get("name")): s for s in all_sets}
+            found = []
+            for wanted in target.unit_test_sets:
+                if wanted in names:
+                    found.append(names[wanted])
+                    continue
+                guess = did_you_mean(wanted, sorted(names))
+                hint = f"; did you mean '{guess}'?" if guess else ""
+                errors.append(
+                    Diagnostic(
+                        f"{target.service} / {target.version_set}: no unit test set named "
+                        f"'{wanted}' in the organization{hint}",
+                        field=f"spec.version_sets.{target.version_set}.verify.unit_test_sets",
+                        service=target.service,
+                    )
+                )
+        else:
+            mine = [
+                str(t["id"])
+                for t in tests
+                if t.get("service_id") == service_id
+                and t.get("service_version_set_name") == target.version_set
+            ]
+            found = client.list_unit_test_sets(mine) if mine else []
+            if not found:
+                errors.append(
+                    Diagnostic(
+                        f"{target.service} / {target.version_set}: no simulation unit test set "
+                        "covers it (no set holds a unit test on this service and version set); "
+                        "declare one under the set's verify.unit_test_sets, or add unit tests",
+                        service=target.service,
+                    )
+                )
+        for test_set in found:
+            ident = str(test_set["id"])
+            chosen.setdefault(ident, test_set)
+            if pair not in covers.setdefault(ident, []):
+                covers[ident].append(pair)
+
+    results: dict[str, TestSetResult] = {}
+    runs: dict[str, str] = {}  # run id -> set id
+    for ident, test_set in chosen.items():
+        if cancel is not None and cancel.is_set():
+            break
+        try:
+            run_id = client.create_unit_test_set_run(ident)
+        except ApiError as exc:
+            message = str(exc)
+            if exc.status == 409:
+                message = (
+                    "a run of this set started by the same user is still unfinished; wait for "
+                    "it to finish (or cancel it) and verify again"
+                )
+            results[ident] = TestSetResult(
+                ident, str(test_set.get("name")), tuple(covers[ident]), Outcome.ERRORED,
+                message=message,
+            )
+            continue
+        runs[run_id] = ident
+        tell(f"verify: started '{test_set.get('name')}' (run {run_id})")
+
+    latest: dict[str, dict[str, Any]] = {}
+    pending = set(runs)
+    deadline = started + timeout
+    while pending:
+        for run in client.list_unit_test_set_runs(sorted(pending)):
+            run_id = str(run.get("id"))
+            if run_id in pending:
+                latest[run_id] = run
+                if run.get("is_completed"):
+                    pending.discard(run_id)
+        done = len(runs) - len(pending)
+        elapsed = clock() - started
+        tell(f"verify: {done}/{len(runs)} test set runs finished ({elapsed:.0f}s elapsed)")
+        if not pending:
+            break
+        left = deadline - clock()
+        if left <= 0 or (cancel is not None and cancel.is_set()):
+            break
+        wait = min(poll_seconds, left)
+        if cancel is not None:
+            cancel.wait(wait)
+        else:
+            time.sleep(wait)
+
+    for run_id, ident in runs.items():
+        results[ident] = _result(
+            ident,
+            str(chosen[ident].get("name")),
+            tuple(covers[ident]),
+            run_id,
+            latest.get(run_id),
+            test_names,
+        )
+    after = client.request_counts
+    reads = {
+        op: after.get(op, 0) - before.get(op, 0)
+        for op in after
+        if op.startswith("get-") and after.get(op, 0) - before.get(op, 0)
+    }
+    return Verification(
+        organization=client.config.organization,
+        targets=unique,
+        test_sets=tuple(results[i] for i in chosen if i in results),
+        errors=tuple(errors),
+        api_reads=reads,
+        runs_started=len(runs),
+        elapsed_seconds=clock() - started,
+    )
+
+
+def _result(
+    ident: str,
+    name: str,
+    covers: tuple[tuple[str, str], ...],
+    run_id: str,
+    run: Mapping[str, Any] | None,
+    test_names: Mapping[str, str],
+) -> TestSetResult:
+    if run is None:
+        return TestSetResult(ident, name, covers, Outcome.TIMED_OUT, run_id)
+    metric_names: dict[tuple[str, str], str] = {}
+    for spec in run.get("unit_test_run_specs") or []:
+        for metric in spec.get("metrics_to_evaluate") or []:
+            key = (str(spec.get("unit_test_id")), str(metric.get("metric_id")))
+            metric_names[key] = str(metric.get("success_criterion_name"))
+    unit_tests = []
+    for entry in run.get("unit_test_run_results") or []:
+        if not isinstance(entry, dict):
+            continue
+        test_id = str(entry.get("unit_test_id"))
+        metrics = []
+        for evaluation in entry.get("metric_evaluation_results") or []:
+            mid = str(evaluation.get("metric_id"))
+            outcomes = [bool(r[1]) for r in evaluation.get("results") or [] if len(r) == 2]
+            metrics.append(
+                MetricResult(
+                    metric_names.get((test_id, mid), mid),
+                    mid,
+                    passed=sum(outcomes),
+                    failed=len(outcomes) - sum(outcomes),
+                )
+            )
+        errors = tuple(e for e in entry.get("run_errors") or [] if e)
+        outcome = (
+            Outcome.ERRORED
+            if errors
+            else Outcome.FAILED
+            if any(m.failed for m in metrics)
+            else Outcome.PASSED
+        )
+        unit_tests.append(
+            UnitTestResult(test_id, test_names.get(test_id, test_id), outcome, tuple(metrics), errors)
+        )
+    if run.get("errored") or any(t.outcome is Outcome.ERRORED for t in unit_tests):
+        outcome = Outcome.ERRORED
+    elif run.get("failed_metrics") or any(t.outcome is Outcome.FAILED for t in unit_tests):
+        outcome = Outcome.FAILED
+    elif not run.get("is_completed"):
+        outcome = Outcome.TIMED_OUT
+    else:
+        outcome = Outcome.PASSED
+    return TestSetResult(ident, name, covers, outcome, run_id, tuple(unit_tests))
+
+
+def targets_from_plan(plan: Any) -> list[tuple[str, str]]:
+    """(service, version set) pairs a plan creates or changes (its version set upserts)."""
+    from reconciler.plan import Action
+
+    pairs = []
+    for op in plan.operations:
+        if op.action is Action.UPSERT_VERSION_SET and op.version_set:
+            pairs.append((op.service, op.version_set))
+    return list(dict.fromkeys(pairs))
