@@ -274,6 +274,7 @@ class Simulations:
             creators = {(s.creator["org_id"], s.creator["user_id"]) for s in sets}
             filter_values = {
                 "creators": [{"org_id": o, "user_id": u} for o, u in sorted(creators)],
+                "unit_test_ids": sorted({t for s in sets for t, _ in s.unit_test_runs}),
                 "tags": [],
             }
         return 200, {

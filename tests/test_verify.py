@@ -1,0 +1,209 @@
+"""Simulation runs in the emulator (issue 18 item 5) and `reconciler verify` over them (item 1)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from reconciler.api.client import AmigoClient
+from reconciler.api.errors import ApiError
+from reconciler.cli import main
+from reconciler.diagnostics import UserError
+from reconciler.emulator import Emulator
+from reconciler.verify import Outcome, VerifyTarget, run_verification
+
+
+def seed(canary_agent: int = 4, **test_overrides: Any) -> dict[str, Any]:
+    greets: dict[str, Any] = {
+        "name": "Greets",
+        "service": "Front Desk",
+        "version_set": "canary",
+        "metrics": ["Greeting", "Politeness"],
+        "outcomes": [
+            {"when": {"agent_version_number": 5}, "result": "fail", "failed_metrics": ["Politeness"]},
+            {"when": {"agent_version_number": 2}, "result": "error", "error": "persona crashed"},
+        ],
+    }
+    greets.update(test_overrides)
+    return {
+        "organization": "sim-org",
+        "credentials": {"api_key": "seed-key-not-secret", "api_key_id": "kid", "user_id": "u1"},
+        "agents": [{"name": "Concierge", "latest_version": 5}],
+        "state_machines": [{"name": "Flow", "latest_version": 3}],
+        "services": [
+            {
+                "name": "Front Desk",
+                "description": "Front",
+                "agent": "Concierge",
+                "service_hierarchical_state_machine": "Flow",
+                "tags": {"managed_by": "amigo_reconciler"},
+                "version_sets": {
+                    "release": {"agent_version_number": 3},
+                    "canary": {"agent_version_number": canary_agent},
+                },
+            }
+        ],
+        "unit_tests": [
+            greets,
+            {"name": "Books", "service": "Front Desk", "version_set": "canary", "metrics": ["Booked"]},
+            {"name": "Release check", "service": "Front Desk", "version_set": "release"},
+        ],
+        "unit_test_sets": [
+            {"name": "Smoke", "unit_tests": ["Greets", "Books"], "run_count": 2},
+            {"name": "Billing regressions", "unit_tests": ["Release check"]},
+        ],
+    }
+
+
+def client_for(emulator: Emulator) -> AmigoClient:
+    return AmigoClient(emulator.api_config(), transport=emulator.transport())
+
+
+def verify(emulator: Emulator, *targets: VerifyTarget, **kwargs: Any) -> Any:
+    with client_for(emulator) as client:
+        return run_verification(client, targets, poll_seconds=0, **kwargs)
+
+
+CANARY = VerifyTarget("Front Desk", "canary")
+
+
+def test_a_passing_canary_passes_with_its_reads_counted() -> None:
+    result = verify(Emulator.from_seed(seed()), CANARY)
+    assert result.passed
+    [smoke] = result.test_sets
+    assert (smoke.name, smoke.outcome, smoke.covers) == (
+        "Smoke",
+        Outcome.PASSED,
+        (("Front Desk", "canary"),),
+    )
+    metrics = {m.name: (m.passed, m.failed) for t in smoke.unit_tests for m in t.metrics}
+    assert metrics == {"Greeting": (2, 0), "Politeness": (2, 0), "Booked": (2, 0)}
+    assert result.runs_started == 1
+    assert result.api_reads == {
+        "get-services": 1,
+        "get-simulation-unit-tests": 1,
+        "get-simulation-unit-test-sets": 1,
+        "get-simulation-unit-test-set-runs": 1,
+    }
+
+
+def test_a_failing_metric_is_named() -> None:
+    result = verify(Emulator.from_seed(seed(canary_agent=5)), CANARY)
+    assert not result.passed
+    [smoke] = result.test_sets
+    assert smoke.outcome is Outcome.FAILED
+    assert smoke.failed_metrics == ("Politeness",)
+
+
+def test_an_errored_run_is_errored_with_the_api_message() -> None:
+    result = verify(Emulator.from_seed(seed(canary_agent=2)), CANARY)
+    [smoke] = result.test_sets
+    assert smoke.outcome is Outcome.ERRORED
+    assert any("persona crashed" in e for t in smoke.unit_tests for e in t.errors)
+
+
+def test_a_slow_run_times_out_and_a_second_run_is_refused_while_it_runs() -> None:
+    emulator = Emulator.from_seed(seed(duration_seconds=600))
+    result = verify(emulator, CANARY, timeout=0.05)
+    [smoke] = result.test_sets
+    assert smoke.outcome is Outcome.TIMED_OUT
+    again = verify(emulator, CANARY, timeout=0.05)
+    assert again.test_sets[0].outcome is Outcome.ERRORED
+    assert "still unfinished" in again.test_sets[0].message
+    with client_for(emulator) as client, pytest.raises(ApiError) as caught:
+        client.create_unit_test_set_run(smoke.unit_test_set_id)
+    assert caught.value.status == 409
+
+
+def test_runs_in_progress_show_null_results_then_complete() -> None:
+    now = [1000.0]
+    emulator = Emulator.from_seed(seed(duration_seconds=30), clock=lambda: now[0])
+    with client_for(emulator) as client:
+        [smoke] = [s for s in client.list_unit_test_sets() if s["name"] == "Smoke"]
+        run_id = client.create_unit_test_set_run(smoke["id"])
+        [run] = client.list_unit_test_set_runs([run_id])
+        assert not run["is_completed"]
+        assert None in run["unit_test_run_results"]
+        now[0] += 31
+        [run] = client.list_unit_test_set_runs([run_id])
+        assert run["is_completed"] and None not in run["unit_test_run_results"]
+
+
+def test_declared_sets_are_resolved_by_name_with_did_you_mean() -> None:
+    emulator = Emulator.from_seed(seed())
+    result = verify(emulator, VerifyTarget("Front Desk", "release", ("Billing regresions",)))
+    assert not result.passed
+    assert "did you mean 'Billing regressions'?" in result.errors[0].message
+    ok = verify(emulator, VerifyTarget("Front Desk", "release", ("Billing regressions",)))
+    assert ok.passed and [s.name for s in ok.test_sets] == ["Billing regressions"]
+
+
+def test_unknown_service_and_uncovered_set_are_errors() -> None:
+    emulator = Emulator.from_seed(seed())
+    result = verify(emulator, VerifyTarget("Frnt Desk", "canary"), VerifyTarget("Front Desk", "edge"))
+    messages = [e.message for e in result.errors]
+    assert "did you mean 'Front Desk'?" in messages[0]
+    assert "no simulation unit test set covers it" in messages[1]
+    assert not result.passed
+
+
+def test_seed_rejects_an_outcome_on_an_undeclared_metric() -> None:
+    bad = seed(outcomes=[{"result": "fail", "failed_metrics": ["Kindness"]}])
+    with pytest.raises(UserError, match="'Kindness' is not one of this unit test's metrics"):
+        Emulator.from_seed(bad)
+
+
+def _write_seed(tmp_path: Path, data: dict[str, Any]) -> str:
+    path = tmp_path / "seed.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
+def test_cli_exit_codes_and_json(tmp_path: Path) -> None:
+    runner = CliRunner()
+    args = ["verify", "--service", "Front Desk", "--version-set", "canary", "--poll-seconds", "0"]
+    ok = runner.invoke(main, [*args, "--emulator", _write_seed(tmp_path, seed())])
+    assert ok.exit_code == 0, ok.output
+    assert "passed  Smoke" in ok.stdout
+    failing = _write_seed(tmp_path, seed(canary_agent=5))
+    bad = runner.invoke(main, [*args, "--emulator", failing, "--format", "json"])
+    assert bad.exit_code == 1
+    report = json.loads(bad.stdout)
+    assert report["passed"] is False
+    assert report["test_sets"][0]["failed_metrics"] == ["Politeness"]
+    assert report["api_reads"]["get-services"] == 1
+
+
+def test_cli_reads_declared_sets_from_manifests(tmp_path: Path) -> None:
+    manifest = tmp_path / "front.yaml"
+    manifest.write_text(
+        "apiVersion: amigo.ai/v1\nkind: Service\nmetadata: {name: Front Desk}\nspec:\n"
+        "  description: Front\n  agent: Concierge\n  service_hierarchical_state_machine: Flow\n"
+        "  version_sets:\n    release:\n      agent_version_number: 3\n"
+        "      verify: {unit_test_sets: [Billing regressions]}\n"
+    )
+    result = CliRunner().invoke(
+        main,
+        [
+            "verify",
+            "--service",
+            "Front Desk",
+            "--version-set",
+            "release",
+            "--manifests",
+            str(manifest),
+            "--poll-seconds",
+            "0",
+            "--format",
+            "markdown",
+            "--emulator",
+            _write_seed(tmp_path, seed()),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "Billing regressions" in result.stdout
