@@ -1,0 +1,208 @@
+"""`reconciler promote`: minimal in-place edits; every byte outside the target set stays."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from reconciler.cli import main
+from reconciler.diagnostics import UserError
+from reconciler.manifests import load_manifests
+from reconciler.promote import NothingToPromote, plan_promotion
+
+HEAD = """\
+# {name}: comments stay
+apiVersion: amigo.ai/v1
+kind: Service
+metadata:
+  name: "{name}"   # quoted on purpose
+spec:
+  description: 'Answers calls'
+  agent: Concierge
+  service_hierarchical_state_machine: Flow
+  tags: {{team: front}}  # flow tags
+  version_sets:
+"""
+
+CANARIES = {
+    "block": "    canary:  # the canary\n      agent_version_number: 4   # new\n"
+    "      llm_model_preferences:\n        conversation:\n"
+    "          llm_name: 'openai_gpt-5.1-2025-11-13'\n          params: {temperature: 0.2}\n",
+    "flow": "    canary: {agent_version_number: 4, service_hierarchical_state_machine_version_number: 2}\n",
+    "empty": "    canary: {}\n",
+}
+RELEASES = {
+    "block": "    release:\n      agent_version_number: 3  # stable\n"
+    "      service_hierarchical_state_machine_version_number: 1\n"
+    "      llm_model_preferences: {}\n",
+    "flow": "    release: {agent_version_number: 3}\n",
+    "missing": "",
+    "nested": "    release:\n      llm_model_preferences:\n        conversation:\n"
+    "          llm_name: openai_gpt-4.1-2025-04-14\n          params:\n            temperature: 0.9\n",
+}
+TAIL = "  keyterms: [front desk]\n# trailing comment\n"
+
+
+def document(name: str, canary: str, release: str) -> str:
+    return HEAD.format(name=name) + canary + release + TAIL
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+@pytest.mark.parametrize("canary", sorted(CANARIES))
+@pytest.mark.parametrize("release", sorted(RELEASES))
+def test_only_the_target_set_changes(
+    tmp_path: Path, canary: str, release: str, newline: str
+) -> None:
+    other = document("Other", CANARIES["block"], RELEASES["block"])
+    mine = document("Front", CANARIES[canary], RELEASES[release])
+    text = ("---\n".join([other, mine, other.replace("Other", "Third")])).replace("\n", newline)
+    path = tmp_path / "services.yaml"
+    path.write_bytes(text.encode())
+    result = plan_promotion([path], ["Front"], source="canary", target="release")
+    [change] = result.changes
+    after = change.after
+    # Everything outside the Front document's release entry is byte-identical.
+    offset = text.index("# Front:")
+    canary_text = CANARIES[canary].replace("\n", newline)
+    release_text = RELEASES[release].replace("\n", newline)
+    entry_start = text.index(canary_text + release_text, offset) + len(canary_text)
+    entry_end = entry_start + len(release_text)
+    assert after[:entry_start] == text[:entry_start]
+    assert after[len(after) - (len(text) - entry_end) :] == text[entry_end:]
+    if newline == "\r\n":
+        assert "\n" not in after.replace("\r\n", "")
+    path.write_bytes(after.encode())
+    loaded = {s.name: s for s in load_manifests([path]).services}
+    assert loaded["Front"].version_sets["release"] == loaded["Front"].version_sets["canary"]
+    assert loaded["Other"].version_sets["release"] != loaded["Other"].version_sets["canary"]
+
+
+def test_anchors_and_aliases_are_refused_where_unsafe(tmp_path: Path) -> None:
+    path = tmp_path / "a.yaml"
+    path.write_text(
+        HEAD.format(name="Front")
+        + "    canary: &base {agent_version_number: 4}\n    release: *base\n"
+        + "    staging: {agent_version_number: 2}\n"
+        + TAIL
+    )
+    with pytest.raises(UserError, match="anchor, alias or merge key"):
+        plan_promotion([path], ["Front"], source="staging", target="release")
+    with pytest.raises(UserError, match="anchor, alias or merge key"):
+        plan_promotion([path], ["Front"], source="canary", target="staging")
+
+
+def test_anchors_elsewhere_in_the_file_stay_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "a.yaml"
+    text = (
+        HEAD.format(name="Front").replace("tags: {team: front}", "tags: &tags {team: front}")
+        + "    canary: {agent_version_number: 4}\n    release: {agent_version_number: 2}\n"
+        + TAIL
+        + "---\n"
+        + HEAD.format(name="B").replace("tags: {team: front}", "tags: {team: b}")
+        + "    release: {agent_version_number: 1}\n"
+        + TAIL
+    )
+    path.write_text(text)
+    [change] = plan_promotion([path], ["Front"], source="canary", target="release").changes
+    assert change.after == text.replace(
+        "release: {agent_version_number: 2}", "release: {agent_version_number: 4}"
+    )
+
+
+def test_refusals(tmp_path: Path) -> None:
+    path = tmp_path / "a.yaml"
+    path.write_text(document("Front", CANARIES["flow"], RELEASES["flow"]))
+    with pytest.raises(UserError, match="cannot promote to 'edge'"):
+        plan_promotion([path], ["Front"], source="canary", target="edge")
+    with pytest.raises(UserError, match="did you mean 'Front'"):
+        plan_promotion([path], ["Frnt"], source="canary", target="release")
+    with pytest.raises(UserError, match="declares no version set 'canery'.*did you mean 'canary'"):
+        plan_promotion([path], ["Front"], source="canery", target="release")
+    same = tmp_path / "same.yaml"
+    path.unlink()
+    same.write_text(document("Front", CANARIES["flow"], CANARIES["flow"].replace("canary", "release")))
+    with pytest.raises(NothingToPromote):
+        plan_promotion([same], ["Front"], source="canary", target="release")
+
+
+def test_verify_declarations_are_not_copied(tmp_path: Path) -> None:
+    path = tmp_path / "a.yaml"
+    path.write_text(
+        document(
+            "Front",
+            "    canary:\n      agent_version_number: 4\n      verify: {unit_test_sets: [Smoke]}\n",
+            "    release:\n      agent_version_number: 3\n",
+        )
+    )
+    [change] = plan_promotion([path], ["Front"], source="canary", target="release").changes
+    assert "    release:\n      agent_version_number: 4\n" in change.after
+    assert change.after.count("verify:") == 1
+
+
+def test_cli_diff_write_and_exit_codes(tmp_path: Path) -> None:
+    path = tmp_path / "a.yaml"
+    path.write_text(document("Front", CANARIES["block"], RELEASES["flow"]))
+    runner = CliRunner()
+    args = ["promote", "Front", "--from", "canary", "--to", "release", "--manifests", str(path)]
+    dry = runner.invoke(main, [*args, "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert "-    release: {agent_version_number: 3}" in dry.stdout
+    assert path.read_text() == document("Front", CANARIES["block"], RELEASES["flow"])
+    done = runner.invoke(main, args)
+    assert done.exit_code == 0, done.output
+    again = runner.invoke(main, args)
+    assert again.exit_code == 3 and "nothing to promote" in again.stderr
+    edge = runner.invoke(main, [*args[:-4], "--to", "edge", "--manifests", str(path)])
+    assert edge.exit_code == 1 and "edge" in edge.stderr
+
+
+def test_after_promotion_the_plan_shows_only_the_release_change(tmp_path: Path) -> None:
+    from reconciler.api.client import AmigoClient
+    from reconciler.emulator import Emulator
+    from reconciler.planner import make_plan
+
+    emulator = Emulator.from_seed(
+        {
+            "organization": "acme",
+            "credentials": {"api_key": "seed-key-not-secret", "api_key_id": "kid", "user_id": "u1"},
+            "agents": [{"name": "Concierge", "latest_version": 5}],
+            "state_machines": [{"name": "Flow", "latest_version": 3}],
+            "services": [
+                {
+                    "name": "Front",
+                    "description": "Answers calls",
+                    "agent": "Concierge",
+                    "service_hierarchical_state_machine": "Flow",
+                    "tags": {"managed_by": "amigo_reconciler", "team": "front"},
+                    "keyterms": ["front desk"],
+                    "version_sets": {
+                        "canary": {"agent_version_number": 4, "service_hierarchical_state_machine_version_number": 2},
+                        "release": {"agent_version_number": 3},
+                    },
+                }
+            ],
+        }
+    )
+    path = tmp_path / "front.yaml"
+    path.write_text(document("Front", CANARIES["flow"], RELEASES["flow"]))
+    with AmigoClient(emulator.api_config(), transport=emulator.transport()) as client:
+        assert not make_plan(client, load_manifests([path])).operations
+        result = CliRunner().invoke(
+            main, ["promote", "Front", "--from", "canary", "--manifests", str(path)]
+        )
+        assert result.exit_code == 0, result.output
+        plan = make_plan(client, load_manifests([path]))
+    [op] = plan.operations
+    assert (op.action.value, op.service, op.version_set) == ("upsert_version_set", "Front", "release")
+    assert op.request == {
+        "agent_version_number": 4,
+        "service_hierarchical_state_machine_version_number": 2,
+        "llm_model_preferences": {},
+    }
+    assert yaml.safe_load(path.read_text())["spec"]["version_sets"]["release"] == {
+        "agent_version_number": 4,
+        "service_hierarchical_state_machine_version_number": 2,
+    }
