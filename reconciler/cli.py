@@ -1094,7 +1094,9 @@ def verify(
     if plan_file and (services or version_sets):
         raise click.UsageError("give --plan or --service/--version-set, not both")
     if not plan_file and not (services and version_sets):
-        raise click.UsageError("name what to verify: --service NAME --version-set SET, or --plan FILE")
+        raise click.UsageError(
+            "name what to verify: --service NAME --version-set SET, or --plan FILE"
+        )
     pairs: list[tuple[str, str]]
     if plan_file:
         from reconciler.plan import load_plan

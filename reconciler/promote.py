@@ -15,6 +15,7 @@ source with nothing else changed; otherwise nothing is written.
 from __future__ import annotations
 
 import difflib
+import itertools
 import json
 import os
 import shutil
@@ -124,16 +125,14 @@ def write_promotion(promotion: Promotion) -> None:
     """Write each changed file atomically (a reader sees the old or the new text, never half)."""
     for change in promotion.changes:
         path = Path(change.path)
-        handle = tempfile.NamedTemporaryFile(
-            "wb", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
-        )
+        descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
-            with handle:
+            with os.fdopen(descriptor, "wb") as handle:
                 handle.write(change.after.encode("utf-8"))
-            shutil.copymode(path, handle.name)
-            os.replace(handle.name, path)
+            shutil.copymode(path, name)
+            os.replace(name, path)
         except BaseException:
-            Path(handle.name).unlink(missing_ok=True)
+            Path(name).unlink(missing_ok=True)
             raise
 
 
@@ -195,7 +194,9 @@ def _promote_file(
     for document in documents:
         mark = document.root.start_mark
         if (mark.line + 1, mark.column + 1) in wanted:
-            edits.extend(_Editor(file, before, document.root).promote(document.index, source, target))
+            edits.extend(
+                _Editor(file, before, document.root).promote(document.index, source, target)
+            )
     after = _apply(before, edits)
     _self_check(file, before, after, [s.name for s in services], source, target, env)
     return FileChange(file, before, after, tuple(s.name for s in services))
@@ -203,7 +204,7 @@ def _promote_file(
 
 def _apply(text: str, edits: list[tuple[int, int, str]]) -> str:
     ordered = sorted(edits, key=lambda e: (e[0], e[1]))
-    for (_, end, _), (start, _, _) in zip(ordered, ordered[1:], strict=False):
+    for (_, end, _), (start, _, _) in itertools.pairwise(ordered):
         if start < end:  # pragma: no cover - the editor never overlaps its own edits
             raise AssertionError("overlapping edits")
     for start, end, replacement in reversed(ordered):
@@ -332,11 +333,11 @@ class _Editor:
         sets_key, sets = index["spec.version_sets"]
         source_key, source_node = index[f"spec.version_sets.{source}"]
         assert sets_key is not None and source_key is not None
-        how = (
-            "; write the set out in full (no anchors, aliases or '<<' merge keys) to promote it"
-        )
+        how = "; write the set out in full (no anchors, aliases or '<<' merge keys) to promote it"
         if not isinstance(sets, MappingNode) or not self._plain_subtree(sets_key, sets, deep=False):
-            raise self._refuse(sets_key, f"'version_sets' is shared through an anchor or alias{how}")
+            raise self._refuse(
+                sets_key, f"'version_sets' is shared through an anchor or alias{how}"
+            )
         if not self._direct_child(sets, source_key) or not self._plain_subtree(
             source_key, source_node
         ):
@@ -369,7 +370,9 @@ class _Editor:
             return edits
         except _Refused as exc:
             node = entry[0] if entry is not None and entry[0] is not None else sets_key
-            raise self._refuse(node, f"cannot edit the '{target}' version set safely: {exc}") from None
+            raise self._refuse(
+                node, f"cannot edit the '{target}' version set safely: {exc}"
+            ) from None
 
     # --- checks ------------------------------------------------------------------
 
@@ -435,9 +438,9 @@ class _Editor:
         single = "\n" not in own and "\r" not in own
         if isinstance(node, MappingNode | SequenceNode) and node.flow_style and single:
             return own
-        if isinstance(node, ScalarNode) and single:
-            if node.style in ("'", '"') or not (_FLOW_UNSAFE & set(own)):
-                return own
+        quoted_or_safe = getattr(node, "style", None) in ("'", '"') or not (_FLOW_UNSAFE & set(own))
+        if isinstance(node, ScalarNode) and single and quoted_or_safe:
+            return own
         return json.dumps(_constructed(node), ensure_ascii=False)
 
     def _block_value_text(self, key: Node, value: Node, column: int, in_flow: bool) -> str:
@@ -575,9 +578,9 @@ class _Editor:
             return edits
         first_key = mapping.value[0][0]
         column = first_key.start_mark.column
-        if self.text[self._line_start(first_key.start_mark.index) : first_key.start_mark.index].strip(
-            " "
-        ):
+        if self.text[
+            self._line_start(first_key.start_mark.index) : first_key.start_mark.index
+        ].strip(" "):
             raise _Refused("its first key does not start its own line")
         at = self._entry_end(mapping.value[-1][1])
         lead = "" if at == 0 or self.text[at - 1] == "\n" else self.newline

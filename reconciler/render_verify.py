@@ -44,7 +44,9 @@ def _detail(test_set: TestSetResult) -> list[str]:
             lines.append(f"{test.name}: errored: {test.errors[0]}")
         elif test.failed_metrics:
             failed = ", ".join(
-                f"{m.name} ({m.failed}/{m.passed + m.failed} runs)" for m in test.metrics if m.failed
+                f"{m.name} ({m.failed}/{m.passed + m.failed} runs)"
+                for m in test.metrics
+                if m.failed
             )
             lines.append(f"{test.name}: failed metrics: {failed}")
     if test_set.outcome is Outcome.TIMED_OUT:
@@ -119,7 +121,11 @@ def verification_to_dict(result: Verification) -> dict[str, Any]:
         "organization": result.organization,
         "passed": result.passed,
         "targets": [
-            {"service": t.service, "version_set": t.version_set, "unit_test_sets": list(t.unit_test_sets)}
+            {
+                "service": t.service,
+                "version_set": t.version_set,
+                "unit_test_sets": list(t.unit_test_sets),
+            }
             for t in result.targets
         ],
         "errors": [e.message for e in result.errors],
@@ -139,7 +145,12 @@ def verification_to_dict(result: Verification) -> dict[str, Any]:
                         "outcome": t.outcome.value,
                         "errors": list(t.errors),
                         "metrics": [
-                            {"name": m.name, "metric_id": m.metric_id, "passed": m.passed, "failed": m.failed}
+                            {
+                                "name": m.name,
+                                "metric_id": m.metric_id,
+                                "passed": m.passed,
+                                "failed": m.failed,
+                            }
                             for m in t.metrics
                         ],
                     }

@@ -205,7 +205,10 @@ def run_verification(
                     "it to finish (or cancel it) and verify again"
                 )
             results[ident] = TestSetResult(
-                ident, str(test_set.get("name")), tuple(covers[ident]), Outcome.ERRORED,
+                ident,
+                str(test_set.get("name")),
+                tuple(covers[ident]),
+                Outcome.ERRORED,
                 message=message,
             )
             continue
@@ -303,7 +306,9 @@ def _result(
             else Outcome.PASSED
         )
         unit_tests.append(
-            UnitTestResult(test_id, test_names.get(test_id, test_id), outcome, tuple(metrics), errors)
+            UnitTestResult(
+                test_id, test_names.get(test_id, test_id), outcome, tuple(metrics), errors
+            )
         )
     if run.get("errored") or any(t.outcome is Outcome.ERRORED for t in unit_tests):
         outcome = Outcome.ERRORED

@@ -119,11 +119,13 @@ def test_refusals(tmp_path: Path) -> None:
         plan_promotion([path], ["Front"], source="canary", target="edge")
     with pytest.raises(UserError, match="did you mean 'Front'"):
         plan_promotion([path], ["Frnt"], source="canary", target="release")
-    with pytest.raises(UserError, match="declares no version set 'canery'.*did you mean 'canary'"):
+    with pytest.raises(UserError, match=r"declares no version set 'canery'.*did you mean 'canary'"):
         plan_promotion([path], ["Front"], source="canery", target="release")
     same = tmp_path / "same.yaml"
     path.unlink()
-    same.write_text(document("Front", CANARIES["flow"], CANARIES["flow"].replace("canary", "release")))
+    same.write_text(
+        document("Front", CANARIES["flow"], CANARIES["flow"].replace("canary", "release"))
+    )
     with pytest.raises(NothingToPromote):
         plan_promotion([same], ["Front"], source="canary", target="release")
 
@@ -179,7 +181,10 @@ def test_after_promotion_the_plan_shows_only_the_release_change(tmp_path: Path) 
                     "tags": {"managed_by": "amigo_reconciler", "team": "front"},
                     "keyterms": ["front desk"],
                     "version_sets": {
-                        "canary": {"agent_version_number": 4, "service_hierarchical_state_machine_version_number": 2},
+                        "canary": {
+                            "agent_version_number": 4,
+                            "service_hierarchical_state_machine_version_number": 2,
+                        },
                         "release": {"agent_version_number": 3},
                     },
                 }
@@ -196,7 +201,11 @@ def test_after_promotion_the_plan_shows_only_the_release_change(tmp_path: Path) 
         assert result.exit_code == 0, result.output
         plan = make_plan(client, load_manifests([path]))
     [op] = plan.operations
-    assert (op.action.value, op.service, op.version_set) == ("upsert_version_set", "Front", "release")
+    assert (op.action.value, op.service, op.version_set) == (
+        "upsert_version_set",
+        "Front",
+        "release",
+    )
     assert op.request == {
         "agent_version_number": 4,
         "service_hierarchical_state_machine_version_number": 2,

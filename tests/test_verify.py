@@ -25,7 +25,11 @@ def seed(canary_agent: int = 4, **test_overrides: Any) -> dict[str, Any]:
         "version_set": "canary",
         "metrics": ["Greeting", "Politeness"],
         "outcomes": [
-            {"when": {"agent_version_number": 5}, "result": "fail", "failed_metrics": ["Politeness"]},
+            {
+                "when": {"agent_version_number": 5},
+                "result": "fail",
+                "failed_metrics": ["Politeness"],
+            },
             {"when": {"agent_version_number": 2}, "result": "error", "error": "persona crashed"},
         ],
     }
@@ -50,7 +54,12 @@ def seed(canary_agent: int = 4, **test_overrides: Any) -> dict[str, Any]:
         ],
         "unit_tests": [
             greets,
-            {"name": "Books", "service": "Front Desk", "version_set": "canary", "metrics": ["Booked"]},
+            {
+                "name": "Books",
+                "service": "Front Desk",
+                "version_set": "canary",
+                "metrics": ["Booked"],
+            },
             {"name": "Release check", "service": "Front Desk", "version_set": "release"},
         ],
         "unit_test_sets": [
@@ -145,7 +154,9 @@ def test_declared_sets_are_resolved_by_name_with_did_you_mean() -> None:
 
 def test_unknown_service_and_uncovered_set_are_errors() -> None:
     emulator = Emulator.from_seed(seed())
-    result = verify(emulator, VerifyTarget("Frnt Desk", "canary"), VerifyTarget("Front Desk", "edge"))
+    result = verify(
+        emulator, VerifyTarget("Frnt Desk", "canary"), VerifyTarget("Front Desk", "edge")
+    )
     messages = [e.message for e in result.errors]
     assert "did you mean 'Front Desk'?" in messages[0]
     assert "no simulation unit test set covers it" in messages[1]

@@ -319,7 +319,9 @@ class AmigoClient:
             expect=(201, 200),
         )
         payload = self._json(response, CREATE_UNIT_TEST_SET_RUN, None)
-        run_id = payload.get("simulation_unit_test_set_run_id") if isinstance(payload, dict) else None
+        run_id = (
+            payload.get("simulation_unit_test_set_run_id") if isinstance(payload, dict) else None
+        )
         if not isinstance(run_id, str) or not run_id:
             raise OutcomeUnknown(
                 CREATE_UNIT_TEST_SET_RUN,

@@ -290,7 +290,11 @@ class Simulations:
         if q.id:
             runs = [r for r in runs if r["id"] in set(q.id)]
         if q.simulation_unit_test_set_id:
-            runs = [r for r in runs if r["simulation_unit_test_set_id"] in set(q.simulation_unit_test_set_id)]
+            runs = [
+                r
+                for r in runs
+                if r["simulation_unit_test_set_id"] in set(q.simulation_unit_test_set_id)
+            ]
         for name in ("is_completed", "failed_metrics", "errored"):
             wanted = getattr(q, name)
             if wanted is not None:
@@ -335,6 +339,7 @@ class Simulations:
             if test is None or test.is_deleted:
                 continue
             pinned = self._version_set_of(test.service_id, test.version_set)
+            prefs: dict[str, Any]
             if pinned is None:
                 outcome = SeedOutcome(result="error", error="the version set under test is gone")
                 agent, machine, prefs = 0, 0, {}
