@@ -1098,10 +1098,12 @@ def verify(
             "name what to verify: --service NAME --version-set SET, or --plan FILE"
         )
     pairs: list[tuple[str, str]]
+    saved = None
     if plan_file:
         from reconciler.plan import load_plan
 
-        pairs = targets_from_plan(load_plan(plan_file))
+        saved = load_plan(plan_file)
+        pairs = targets_from_plan(saved)
         if not pairs:
             click.echo(f"{plan_file} changes no version set: nothing to verify.", err=True)
             return
@@ -1117,6 +1119,12 @@ def verify(
     targets = [VerifyTarget(s, v, declared.get((s, v), ())) for s, v in pairs]
     client = connection.open(on_wait=lambda message: click.echo(message, err=True))
     try:
+        if saved is not None:
+            from reconciler.plan import check_plan_target
+
+            check_plan_target(
+                saved, organization=client.config.organization, base_url=client.config.base_url
+            )
         result = run_verification(
             client,
             targets,

@@ -350,7 +350,13 @@ class _Editor:
         try:
             if entry is None:
                 return self._add(
-                    [], sets, source_key, source_node, target, source_flow=bool(sets.flow_style)
+                    [],
+                    sets,
+                    source_key,
+                    source_node,
+                    target,
+                    source_flow=bool(sets.flow_style),
+                    skip=_OWN_KEYS,
                 )
             target_key, target_node = entry
             assert target_key is not None
@@ -559,8 +565,12 @@ class _Editor:
         *,
         source_flow: bool,
         more: Sequence[tuple[Node, Node]] = (),
+        skip: frozenset[str] = frozenset(),
     ) -> list[tuple[int, int, str]]:
-        """Add entries (copies of source entries, the first renamed if asked) to a mapping."""
+        """Add entries (copies of source entries, the first renamed if asked) to a mapping.
+
+        Keys in `skip` are left out of copied mapping values (a set's own `verify`).
+        """
         entries = [(key, value, rename), *((k, v, None) for k, v in more)]
         if mapping.flow_style or not mapping.value:
             end = mapping.end_mark.index
@@ -568,7 +578,9 @@ class _Editor:
                 raise _Refused("a flow mapping that does not end with '}'")
             inner = self.text[mapping.start_mark.index + 1 : end - 1]
             parts = [
-                f"{rename or self._key_text(k)}: {self._flow_text(v)}" for k, v, rename in entries
+                f"{rename or self._key_text(k)}: "
+                + (self._flow_without(v, skip) if self._drops(v, skip) else self._flow_text(v))
+                for k, v, rename in entries
             ]
             separator = ", " if inner.strip() else ""
             tail = inner.rstrip()
@@ -586,11 +598,49 @@ class _Editor:
         lead = "" if at == 0 or self.text[at - 1] == "\n" else self.newline
         lines = []
         for k, v, name in entries:
-            value_text = self._block_value_text(k, v, column, source_flow)
+            value_text = (
+                self._block_without(k, v, column, source_flow, skip)
+                if self._drops(v, skip)
+                else self._block_value_text(k, v, column, source_flow)
+            )
             lines.append(" " * column + (name or self._key_text(k)) + ":" + value_text)
         block = lead + self.newline.join(lines) + self.newline
         edits.append((at, at, block))
         return edits
+
+    @staticmethod
+    def _drops(value: Node, skip: frozenset[str]) -> bool:
+        return (
+            bool(skip)
+            and isinstance(value, MappingNode)
+            and any(_constructed(k) in skip for k, _ in value.value)
+        )
+
+    def _flow_without(self, value: MappingNode, skip: frozenset[str]) -> str:
+        parts = [
+            f"{self._key_text(k)}: {self._flow_text(v)}"
+            for k, v in value.value
+            if _constructed(k) not in skip
+        ]
+        return "{" + ", ".join(parts) + "}"
+
+    def _block_without(
+        self, key: Node, value: MappingNode, column: int, source_flow: bool, skip: frozenset[str]
+    ) -> str:
+        """A copy of a block mapping value without the `skip` entries, placed at `column`."""
+        kept = [(k, v) for k, v in value.value if _constructed(k) not in skip]
+        if not kept:
+            return " {}"
+        own_lines = all(
+            not self.text[self._line_start(k.start_mark.index) : k.start_mark.index].strip(" ")
+            for k, _ in kept
+        )
+        if source_flow or value.flow_style or not own_lines:
+            return " " + self._flow_without(value, skip)
+        body = "".join(
+            self.text[self._line_start(k.start_mark.index) : self._entry_end(v)] for k, v in kept
+        )
+        return self._reindent(self.newline + body.rstrip("\r\n"), column - key.start_mark.column)
 
     def _rebuild_flow(
         self, target: MappingNode, source: MappingNode, skip: frozenset[str]

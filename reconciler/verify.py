@@ -146,7 +146,20 @@ def run_verification(
     all_sets: list[dict[str, Any]] | None = None
     chosen: dict[str, dict[str, Any]] = {}
     covers: dict[str, list[tuple[str, str]]] = {}
-    for target, service_id in resolved:
+    # One read finds the sets holding any target's unit tests (not one read per target).
+    tests_of = {
+        (target.service, target.version_set): {
+            str(t["id"])
+            for t in tests
+            if t.get("service_id") == service_id
+            and t.get("service_version_set_name") == target.version_set
+        }
+        for target, service_id in resolved
+        if not target.unit_test_sets
+    }
+    wanted_tests = sorted(set().union(*tests_of.values())) if tests_of else []
+    holding = client.list_unit_test_sets(wanted_tests) if wanted_tests else []
+    for target, _service_id in resolved:
         pair = (target.service, target.version_set)
         if target.unit_test_sets:
             if all_sets is None:
@@ -168,13 +181,12 @@ def run_verification(
                     )
                 )
         else:
-            mine = [
-                str(t["id"])
-                for t in tests
-                if t.get("service_id") == service_id
-                and t.get("service_version_set_name") == target.version_set
+            mine = tests_of[pair]
+            found = [
+                s
+                for s in holding
+                if mine & {str(r.get("unit_test_id")) for r in s.get("unit_test_runs") or []}
             ]
-            found = client.list_unit_test_sets(mine) if mine else []
             if not found:
                 errors.append(
                     Diagnostic(

@@ -111,6 +111,12 @@ class FakeApi:
             return "get-service-hierarchical-state-machines"
         if path.endswith("/simulation/unit_test/"):
             return "get-simulation-unit-tests"
+        if path.endswith("/simulation/unit_test_set/"):
+            return "get-simulation-unit-test-sets"
+        if path.endswith("/simulation/unit_test_set_run/"):
+            if method == "POST":
+                return "create-simulation-unit-test-set-run"
+            return "get-simulation-unit-test-set-runs"
         if path == f"/v1/{ORG}/service/":
             return "get-services" if method == "GET" else "create-service"
         return "update-service"
@@ -179,6 +185,12 @@ class FakeApi:
             wanted = set(query.get("service_id", []))
             tests = [t for t in self.unit_tests if t["service_id"] in wanted]
             return self._page(tests, "simulation_unit_tests", query)
+        if operation_id == "get-simulation-unit-test-sets":
+            return self._page([], "simulation_unit_test_sets", query)
+        if operation_id == "get-simulation-unit-test-set-runs":
+            return self._page([], "simulation_unit_test_set_runs", query)
+        if operation_id == "create-simulation-unit-test-set-run":
+            return json_response(201, {"simulation_unit_test_set_run_id": "c" * 24})
         if operation_id == "get-agents":
             return self._page([{"id": "a" * 24, "name": "Concierge"}], "agents", query)
         if operation_id == "get-service-hierarchical-state-machines":

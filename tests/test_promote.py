@@ -144,6 +144,25 @@ def test_verify_declarations_are_not_copied(tmp_path: Path) -> None:
     assert change.after.count("verify:") == 1
 
 
+@pytest.mark.parametrize(
+    "canary",
+    [
+        "    canary:\n      agent_version_number: 4  # new\n"
+        "      verify: {unit_test_sets: [Smoke]}\n      llm_model_preferences: {}\n",
+        "    canary: {agent_version_number: 4, verify: {unit_test_sets: [Smoke]}}\n",
+    ],
+)
+def test_a_new_target_set_leaves_out_the_source_verify(tmp_path: Path, canary: str) -> None:
+    path = tmp_path / "a.yaml"
+    path.write_text(document("Front", canary, "    staging: {}\n"))
+    [change] = plan_promotion([path], ["Front"], source="canary", target="release").changes
+    assert change.after.count("verify:") == 1
+    path.write_text(change.after)
+    [front] = load_manifests([path]).services
+    assert front.version_sets["release"] == front.version_sets["canary"]
+    assert front.verify == {"canary": ("Smoke",)}
+
+
 def test_cli_diff_write_and_exit_codes(tmp_path: Path) -> None:
     path = tmp_path / "a.yaml"
     path.write_text(document("Front", CANARIES["block"], RELEASES["flow"]))

@@ -218,3 +218,41 @@ def test_cli_reads_declared_sets_from_manifests(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert "Billing regressions" in result.stdout
+
+
+def test_polling_stays_within_the_documented_rate_limits() -> None:
+    """Polls as fast as allowed (no poll interval): the client's pacing keeps every call in budget."""
+    import dataclasses
+
+    emulator = Emulator.from_seed(seed(duration_seconds=1.2), window_seconds=0.4)
+    config = dataclasses.replace(emulator.api_config(), rate_window_seconds=0.4)
+    with AmigoClient(config, transport=emulator.transport()) as client:
+        result = run_verification(client, [CANARY], poll_seconds=0, timeout=30)
+    assert result.passed
+    assert result.api_reads["get-simulation-unit-test-set-runs"] > 50  # pacing was needed
+    assert emulator.rate_limited_count == 0
+
+
+def test_cli_verifies_the_sets_a_saved_plan_changes(tmp_path: Path) -> None:
+    seed_file = _write_seed(tmp_path, seed())
+    manifest = tmp_path / "front.yaml"
+    manifest.write_text(
+        "apiVersion: amigo.ai/v1\nkind: Service\nmetadata: {name: Front Desk}\nspec:\n"
+        "  description: Front\n  agent: Concierge\n  service_hierarchical_state_machine: Flow\n"
+        "  version_sets:\n    release: {agent_version_number: 3}\n"
+        "    canary: {agent_version_number: 3}\n"
+    )
+    runner = CliRunner()
+    plan_file = tmp_path / "plan.json"
+    made = runner.invoke(
+        main, ["plan", str(manifest), "--out", str(plan_file), "--emulator", seed_file]
+    )
+    assert made.exit_code == 0, made.output
+    result = runner.invoke(
+        main,
+        ["verify", "--plan", str(plan_file), "--poll-seconds", "0", "--emulator", seed_file],
+    )
+    assert result.exit_code == 0, result.output
+    assert "Smoke  (Front Desk / canary)" in result.stdout
+    both = runner.invoke(main, ["verify", "--plan", str(plan_file), "--service", "Front Desk"])
+    assert both.exit_code == 2 and "not both" in both.output
