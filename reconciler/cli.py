@@ -1089,6 +1089,8 @@ def verify(
     Exit 0 when every test set passed, 1 when any failed, errored or timed out
     (or a version set has no test set), 130 when cancelled.
     """
+    import threading
+
     from reconciler.verify import VerifyTarget, run_verification, targets_from_plan
 
     if plan_file and (services or version_sets):
@@ -1117,6 +1119,8 @@ def verify(
             for name, sets in service.verify.items():
                 declared[(service.name, name)] = sets
     targets = [VerifyTarget(s, v, declared.get((s, v), ())) for s, v in pairs]
+    cancel = threading.Event()
+    restore = _verify_install_sigint(cancel)
     client = connection.open(on_wait=lambda message: click.echo(message, err=True))
     try:
         if saved is not None:
@@ -1131,11 +1135,40 @@ def verify(
             timeout=timeout,
             poll_seconds=poll_seconds,
             on_progress=lambda message: click.echo(message, err=True),
+            cancel=cancel,
         )
     finally:
+        restore()
         client.close()
     from reconciler.render_verify import render_verification
 
     click.echo(render_verification(result, fmt), nl=False)
+    if result.cancelled:
+        sys.exit(130)
     if not result.passed:
         sys.exit(1)
+
+
+def _verify_install_sigint(cancel: Any) -> Callable[[], None]:
+    """First Ctrl-C: stop waiting and report what finished. Second: stop now."""
+    import signal
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if cancel.is_set():
+            raise KeyboardInterrupt
+        cancel.set()
+        click.echo(
+            "\nCancelling: reporting what has finished; runs already started keep running "
+            "(Ctrl-C again to stop at once).",
+            err=True,
+        )
+
+    try:
+        previous = signal.signal(signal.SIGINT, on_sigint)
+    except ValueError:  # not the main thread (embedded use): no handler
+        return lambda: None
+
+    def restore() -> None:
+        signal.signal(signal.SIGINT, previous)
+
+    return restore

@@ -23,7 +23,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import yaml
 from yaml.constructor import SafeConstructor
@@ -609,7 +609,7 @@ class _Editor:
         return edits
 
     @staticmethod
-    def _drops(value: Node, skip: frozenset[str]) -> bool:
+    def _drops(value: Node, skip: frozenset[str]) -> TypeGuard[MappingNode]:
         return (
             bool(skip)
             and isinstance(value, MappingNode)

@@ -62,6 +62,8 @@ def _summary(result: Verification) -> str:
     counts = {o: sum(1 for s in result.test_sets if s.outcome is o) for o in Outcome}
     parts = [f"{counts[o]} {o.value.replace('_', ' ')}" for o in Outcome if counts[o]]
     verdict = "Verification passed" if result.passed else "Verification FAILED"
+    if result.cancelled:
+        verdict = "Verification CANCELLED (runs already started keep running)"
     shown = ", ".join(parts) or "no test sets run"
     return f"{verdict}: {shown}" + (f"; {len(result.errors)} problem(s)" if result.errors else "")
 
@@ -120,6 +122,7 @@ def verification_to_dict(result: Verification) -> dict[str, Any]:
     return {
         "organization": result.organization,
         "passed": result.passed,
+        "cancelled": result.cancelled,
         "targets": [
             {
                 "service": t.service,

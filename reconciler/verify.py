@@ -90,11 +90,13 @@ class Verification:
     api_reads: Mapping[str, int] = field(default_factory=dict)
     runs_started: int = 0
     elapsed_seconds: float = 0.0
+    cancelled: bool = False  # stopped waiting early (Ctrl-C); unfinished runs keep running
 
     @property
     def passed(self) -> bool:
         return (
-            not self.errors
+            not self.cancelled
+            and not self.errors
             and bool(self.test_sets)
             and all(s.outcome is Outcome.PASSED for s in self.test_sets)
         )
@@ -274,6 +276,7 @@ def run_verification(
         api_reads=reads,
         runs_started=len(runs),
         elapsed_seconds=clock() - started,
+        cancelled=cancel is not None and cancel.is_set(),
     )
 
 

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from reconciler.cli import main
 from reconciler.diagnostics import UserError
@@ -234,3 +236,105 @@ def test_after_promotion_the_plan_shows_only_the_release_change(tmp_path: Path) 
         "agent_version_number": 4,
         "service_hierarchical_state_machine_version_number": 2,
     }
+
+
+# --- property: any styles, any contents ------------------------------------------------
+
+
+_LLMS = ["openai_gpt-4.1-2025-04-14", "azure_gpt-5.1-2025-11-13"]
+_version = st.one_of(st.none(), st.integers(1, 9))
+_prefs = st.dictionaries(
+    st.sampled_from(["conversation", "analysis"]),
+    st.fixed_dictionaries(
+        {"llm_name": st.sampled_from(_LLMS)},
+        optional={
+            "params": st.dictionaries(
+                st.sampled_from(["temperature", "top_p"]), st.integers(0, 2), max_size=2
+            )
+        },
+    ),
+    max_size=2,
+)
+_set = st.fixed_dictionaries(
+    {},
+    optional={
+        "agent_version_number": _version,
+        "service_hierarchical_state_machine_version_number": _version,
+        "llm_model_preferences": _prefs,
+    },
+)
+
+
+def _scalar(value: object) -> str:
+    return "null" if value is None else str(value)
+
+
+def _flow(value: object) -> str:
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_flow(v)}" for k, v in value.items()) + "}"
+    return _scalar(value)
+
+
+def _render(name: str, value: dict[str, object], indent: int, styles: st.DataObject) -> str:
+    pad = " " * indent
+    if not value or styles.draw(st.booleans()):
+        return f"{pad}{name}: {_flow(value)}\n"
+    comment = "  # note" if styles.draw(st.booleans()) else ""
+    out = f"{pad}{name}:{comment}\n"
+    for key, item in value.items():
+        if isinstance(item, dict):
+            out += _render(key, item, indent + 2, styles)
+        else:
+            out += f"{pad}  {key}: {_scalar(item)}{comment}\n"
+    return out
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(canary=_set, release=st.one_of(st.none(), _set), styles=st.data(), crlf=st.booleans())
+def test_property_only_the_release_entry_changes(
+    tmp_path: Path,
+    canary: dict[str, object],
+    release: dict[str, object] | None,
+    styles: st.DataObject,
+    crlf: bool,
+) -> None:
+    canary_text = _render("canary", canary, 4, styles)
+    release_text = "" if release is None else _render("release", release, 4, styles)
+    newline = "\r\n" if crlf else "\n"
+    text = document("Front", canary_text, release_text).replace("\n", newline)
+    path = tmp_path / "p.yaml"
+    path.write_bytes(text.encode())
+    [before] = load_manifests([path]).services
+    if before.version_sets.get("release") == before.version_sets["canary"]:
+        with pytest.raises(NothingToPromote):
+            plan_promotion([path], ["Front"], source="canary", target="release")
+        return
+    [change] = plan_promotion([path], ["Front"], source="canary", target="release").changes
+    start = text.index(canary_text.replace("\n", newline)) + len(canary_text.replace("\n", newline))
+    end = start + len(release_text.replace("\n", newline))
+    assert change.after[:start] == text[:start]
+    assert change.after[len(change.after) - (len(text) - end) :] == text[end:]
+    assert "\n" not in change.after.replace("\r\n", "") or not crlf
+    path.write_bytes(change.after.encode())
+    [after] = load_manifests([path]).services
+    assert (
+        after.version_sets["release"]
+        == after.version_sets["canary"]
+        == before.version_sets["canary"]
+    )
+
+
+def test_a_merge_key_inside_the_target_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "a.yaml"
+    path.write_text(
+        HEAD.format(name="Front")
+        + "    canary: &c {agent_version_number: 4}\n"
+        + "    staging: {agent_version_number: 2}\n"
+        + "    release:\n      <<: *c\n      llm_model_preferences: {}\n"
+        + TAIL
+    )
+    with pytest.raises(UserError, match="'release' version set uses an anchor, alias or merge"):
+        plan_promotion([path], ["Front"], source="staging", target="release")
+    assert "<<: *c" in path.read_text()

@@ -256,3 +256,43 @@ def test_cli_verifies_the_sets_a_saved_plan_changes(tmp_path: Path) -> None:
     assert "Smoke  (Front Desk / canary)" in result.stdout
     both = runner.invoke(main, ["verify", "--plan", str(plan_file), "--service", "Front Desk"])
     assert both.exit_code == 2 and "not both" in both.output
+
+
+def test_cancel_stops_waiting_and_reports_what_finished() -> None:
+    import threading
+
+    cancel = threading.Event()
+    emulator = Emulator.from_seed(seed(duration_seconds=600))
+    with client_for(emulator) as client:
+        result = run_verification(
+            client,
+            [CANARY],
+            poll_seconds=5,
+            cancel=cancel,
+            on_progress=lambda message: cancel.set() if "finished" in message else None,
+        )
+    assert result.cancelled and not result.passed
+    assert result.test_sets[0].outcome is Outcome.TIMED_OUT
+    assert result.elapsed_seconds < 5
+
+
+def test_runs_of_unknown_or_deleted_sets_are_404() -> None:
+    data = seed()
+    data["unit_test_sets"].append({"name": "Old", "unit_tests": ["Books"], "is_deleted": True})
+    emulator = Emulator.from_seed(data)
+    with client_for(emulator) as client:
+        names = {s["name"] for s in client.list_unit_test_sets()}
+        assert names == {"Smoke", "Billing regressions"}
+        old = emulator.simulations.sets
+        [deleted] = [s.id for s in old.values() if s.name == "Old"]
+        for ident in (deleted, "f" * 24):
+            with pytest.raises(ApiError) as caught:
+                client.create_unit_test_set_run(ident)
+            assert caught.value.status == 404
+
+
+def test_seed_rejects_a_set_naming_an_unknown_unit_test() -> None:
+    data = seed()
+    data["unit_test_sets"][0]["unit_tests"] = ["Greets", "Bookz"]
+    with pytest.raises(UserError, match="no unit test is named 'Bookz'"):
+        Emulator.from_seed(data)
