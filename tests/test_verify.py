@@ -296,3 +296,21 @@ def test_seed_rejects_a_set_naming_an_unknown_unit_test() -> None:
     data["unit_test_sets"][0]["unit_tests"] = ["Greets", "Bookz"]
     with pytest.raises(UserError, match="no unit test is named 'Bookz'"):
         Emulator.from_seed(data)
+
+
+def test_a_verify_declaration_is_never_part_of_the_plan(tmp_path: Path) -> None:
+    from reconciler.manifests import load_manifests
+    from reconciler.planner import make_plan
+
+    manifest = tmp_path / "front.yaml"
+    manifest.write_text(
+        "apiVersion: amigo.ai/v1\nkind: Service\nmetadata: {name: Front Desk}\nspec:\n"
+        "  description: Front\n  agent: Concierge\n  service_hierarchical_state_machine: Flow\n"
+        "  version_sets:\n    release: {agent_version_number: 3}\n"
+        "    canary:\n      agent_version_number: 4\n      verify: {unit_test_sets: [Smoke]}\n"
+    )
+    with client_for(Emulator.from_seed(seed())) as client:
+        assert make_plan(client, load_manifests([manifest])).operations == ()
+    manifest.write_text(manifest.read_text().replace("unit_test_sets: [Smoke]", "unit_tests: []"))
+    with pytest.raises(UserError, match="unknown field 'unit_tests'; did you mean 'unit_test_sets'"):
+        load_manifests([manifest])
