@@ -1091,7 +1091,7 @@ def verify(
     """
     import threading
 
-    from reconciler.verify import VerifyTarget, run_verification, targets_from_plan
+    from reconciler.verify import run_verification, targets_from_plan, verify_targets
 
     if plan_file and (services or version_sets):
         raise click.UsageError("give --plan or --service/--version-set, not both")
@@ -1111,14 +1111,12 @@ def verify(
             return
     else:
         pairs = [(s, v) for s in services for v in version_sets]
-    declared: dict[tuple[str, str], tuple[str, ...]] = {}
+    desired = None
     if paths:
         from reconciler.manifests import load_manifests
 
-        for service in load_manifests(paths).services:
-            for name, sets in service.verify.items():
-                declared[(service.name, name)] = sets
-    targets = [VerifyTarget(s, v, declared.get((s, v), ())) for s, v in pairs]
+        desired = load_manifests(paths)
+    targets = verify_targets(pairs, desired)
     cancel = threading.Event()
     restore = _verify_install_sigint(cancel)
     client = connection.open(on_wait=lambda message: click.echo(message, err=True))

@@ -24,6 +24,7 @@ from reconciler.manifests import did_you_mean
 
 if TYPE_CHECKING:
     from reconciler.api.client import AmigoClient
+    from reconciler.model import DesiredState
 
 DEFAULT_TIMEOUT_SECONDS = 1800.0
 DEFAULT_POLL_SECONDS = 15.0  # runs take minutes; 4 polls a minute stay far below 50/min
@@ -334,6 +335,17 @@ def _result(
     else:
         outcome = Outcome.PASSED
     return TestSetResult(ident, name, covers, outcome, run_id, tuple(unit_tests))
+
+
+def verify_targets(
+    pairs: Sequence[tuple[str, str]], desired: DesiredState | None = None
+) -> list[VerifyTarget]:
+    """Targets for (service, version set) pairs, with the test sets manifests declare for them."""
+    declared: dict[tuple[str, str], tuple[str, ...]] = {}
+    for service in desired.services if desired is not None else ():
+        for name, sets in service.verify.items():
+            declared[(service.name, name)] = sets
+    return [VerifyTarget(s, v, declared.get((s, v), ())) for s, v in dict.fromkeys(pairs)]
 
 
 def targets_from_plan(plan: Any) -> list[tuple[str, str]]:

@@ -312,5 +312,7 @@ def test_a_verify_declaration_is_never_part_of_the_plan(tmp_path: Path) -> None:
     with client_for(Emulator.from_seed(seed())) as client:
         assert make_plan(client, load_manifests([manifest])).operations == ()
     manifest.write_text(manifest.read_text().replace("unit_test_sets: [Smoke]", "unit_tests: []"))
-    with pytest.raises(UserError, match="unknown field 'unit_tests'; did you mean 'unit_test_sets'"):
+    with pytest.raises(
+        UserError, match="unknown field 'unit_tests'; did you mean 'unit_test_sets'"
+    ):
         load_manifests([manifest])
