@@ -60,7 +60,12 @@ def oracle_seed() -> dict[str, Any]:
             "tags": {"suite": "smoke", "flaky": None},
             "persona_id": PERSONA,
             "updated_at": "2025-06-01T12:00:00Z",
+            "metrics": ["Greets"],
         }
+    ]
+    seed["unit_test_sets"] = [
+        {"name": "Pins", "unit_tests": ["pin test"]},
+        {"name": "Tagged", "unit_tests": ["tagged test"], "updated_at": "2025-06-01T12:00:00Z"},
     ]
     return seed
 
@@ -266,11 +271,22 @@ _OPERATIONS_BY_ID = {
         "delete",
         "/v1/{organization}/service/{service_id}/version_sets/{version_set_name}/",
     ),
+    "get-simulation-unit-test-sets": ("get", "/v1/{organization}/simulation/unit_test_set/"),
+    "get-simulation-unit-test-set-runs": (
+        "get",
+        "/v1/{organization}/simulation/unit_test_set_run/",
+    ),
+    "create-simulation-unit-test-set-run": (
+        "post",
+        "/v1/{organization}/simulation/unit_test_set_run/",
+    ),
 }
 
 # For each honoured query parameter: (path, params) whose answer must differ from the same
 # request without the parameter: a parameter the emulator ignored would make them equal.
 _UT = "/simulation/unit_test/"
+_UTS = "/simulation/unit_test_set/"
+_RUNS = "/simulation/unit_test_set_run/"
 _PROBES: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
     ("get-agents", "deprecated"): ("/organization/agent", {"deprecated": "true"}),
     ("get-agents", "id"): ("/organization/agent", {"id": AGENT}),
@@ -309,6 +325,37 @@ _PROBES: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
     ("get-simulation-unit-tests", "is_deleted"): (_UT, {"is_deleted": "true"}),
     ("get-simulation-unit-tests", "limit"): (_UT, {"limit": 1}),
     ("get-simulation-unit-tests", "continuation_token"): (_UT, {"continuation_token": 1}),
+    ("get-simulation-unit-test-sets", "id"): (_UTS, {"id": "0" * 24}),
+    ("get-simulation-unit-test-sets", "unit_test_id"): (_UTS, {"unit_test_id": "0" * 24}),
+    ("get-simulation-unit-test-sets", "is_deleted"): (_UTS, {"is_deleted": "true"}),
+    ("get-simulation-unit-test-sets", "creator"): (_UTS, {"creator": "acme,nobody"}),
+    ("get-simulation-unit-test-sets", "tag"): (_UTS, {"tag": "suite:*"}),
+    ("get-simulation-unit-test-sets", "sort_by"): (_UTS, {"sort_by": "-updated_at"}),
+    ("get-simulation-unit-test-sets", "limit"): (_UTS, {"limit": 1}),
+    ("get-simulation-unit-test-sets", "continuation_token"): (_UTS, {"continuation_token": 1}),
+    ("get-simulation-unit-test-set-runs", "id"): (_RUNS, {"id": "0" * 24}),
+    ("get-simulation-unit-test-set-runs", "simulation_unit_test_set_id"): (
+        _RUNS,
+        {"simulation_unit_test_set_id": "0" * 24},
+    ),
+    ("get-simulation-unit-test-set-runs", "is_completed"): (_RUNS, {"is_completed": "false"}),
+    ("get-simulation-unit-test-set-runs", "failed_metrics"): (_RUNS, {"failed_metrics": "true"}),
+    ("get-simulation-unit-test-set-runs", "errored"): (_RUNS, {"errored": "true"}),
+    ("get-simulation-unit-test-set-runs", "creator"): (_RUNS, {"creator": "acme,nobody"}),
+    ("get-simulation-unit-test-set-runs", "created_after"): (
+        _RUNS,
+        {"created_after": "2999-01-01T00:00:00Z"},
+    ),
+    ("get-simulation-unit-test-set-runs", "created_before"): (
+        _RUNS,
+        {"created_before": "2000-01-01T00:00:00Z"},
+    ),
+    ("get-simulation-unit-test-set-runs", "sort_by"): (_RUNS, {"sort_by": "-created_at"}),
+    ("get-simulation-unit-test-set-runs", "limit"): (_RUNS, {"limit": 1}),
+    ("get-simulation-unit-test-set-runs", "continuation_token"): (
+        _RUNS,
+        {"continuation_token": 1},
+    ),
 }
 
 
@@ -339,6 +386,10 @@ def test_every_honoured_query_parameter_changes_the_answer(api: Api) -> None:
         if location == "query" and rule.handling is Handling.HONOURED
     }
     assert honoured == set(_PROBES)
+    # Two finished runs (one per set, started one after the other) to filter and sort.
+    for test_set in api.emulator.simulations.sets.values():
+        body = {"simulation_unit_test_set_id": test_set.id}
+        assert api.call("POST", _RUNS, json=body).status_code == 201
     for (operation_id, name), (path, params) in sorted(_PROBES.items()):
         without = api.call("GET", path)
         with_it = api.call("GET", path, params=params)
@@ -367,6 +418,9 @@ def test_every_refused_parameter_is_refused_with_its_interpretation(
             {"json": {}},
         ),
         "delete-service-version-set": ("DELETE", f"/service/{greeter['id']}/version_sets/x/", {}),
+        "get-simulation-unit-test-sets": ("GET", _UTS, {}),
+        "get-simulation-unit-test-set-runs": ("GET", _RUNS, {}),
+        "create-simulation-unit-test-set-run": ("POST", _RUNS, {"json": {}}),
     }
     checked = 0
     for operation_id, table in PARAMETERS.items():

@@ -62,7 +62,12 @@ from reconciler.emulator.seed import (
     derived_id,
     load_seed,
 )
-from reconciler.emulator.simulation import SIMULATION_ROUTES, HttpProblem, Simulations
+from reconciler.emulator.simulation import (
+    SIMULATION_ROUTES,
+    HttpProblem,
+    QueryRules,
+    Simulations,
+)
 from reconciler.limits import RATE_LIMITS as API_RATE_LIMITS
 
 if TYPE_CHECKING:
@@ -314,6 +319,7 @@ class Emulator:
             self._pinned_versions,
             self._clock,
             lambda kind, index: derived_id(self.organization, kind, index),
+            QueryRules(self._page, _tag_filters, _tag_matches, _sort_keys, _creator_filters),
         )
 
     @classmethod
@@ -1228,16 +1234,10 @@ class Emulator:
                 wanted = set(values)
                 tests = [t for t in tests if getattr(t, attribute) in wanted]
         if q.metric_id:
-            tests = []  # emulated unit tests have no success criteria, so no metric ids
+            metrics = set(q.metric_id)
+            tests = [t for t in tests if metrics & self.simulations.metric_ids(t)]
         if q.creator:
-            creators = set()
-            for raw in q.creator:
-                org_id, sep, user_id = raw.partition(",")
-                if not sep or not org_id or not user_id or "," in user_id:
-                    raise m.query_error(
-                        "creator", "Each creator must be of the format org_id,user_id.", raw
-                    )
-                creators.add((org_id, user_id))
+            creators = _creator_filters(q.creator)
             tests = [t for t in tests if (t.creator["org_id"], t.creator["user_id"]) in creators]
         for key, value in _tag_filters("tag", q.tag):
             tests = [t for t in tests if _tag_matches(t.tags, key, value)]
@@ -1253,7 +1253,7 @@ class Emulator:
                 "service_ids": sorted({t.service_id for t in tests}),
                 "persona_ids": sorted({t.persona_id for t in tests}),
                 "scenario_ids": sorted({t.scenario_id for t in tests}),
-                "metric_ids": [],
+                "metric_ids": sorted({i for t in tests for i in self.simulations.metric_ids(t)}),
             }
         return 200, {
             "simulation_unit_tests": [self._unit_test_instance(t) for t in page],
@@ -1309,6 +1309,19 @@ class Emulator:
         )
         prefs = json.loads(json.dumps(stored.get("llm_model_preferences") or {}))
         return agent_number or 0, machine_number or 0, prefs
+
+
+def _creator_filters(raw_values: Sequence[str]) -> set[tuple[str, str]]:
+    """The documented `org_id,user_id` creator syntax, or a 422."""
+    creators = set()
+    for raw in raw_values:
+        org_id, sep, user_id = raw.partition(",")
+        if not sep or not org_id or not user_id or "," in user_id:
+            raise m.query_error(
+                "creator", "Each creator must be of the format org_id,user_id.", raw
+            )
+        creators.add((org_id, user_id))
+    return creators
 
 
 def _tag_filters(parameter: str, raw_values: Sequence[str]) -> list[tuple[str, str]]:

@@ -98,9 +98,7 @@ PARAMETERS: Mapping[str, Mapping[tuple[str, str], ParameterRule]] = {
         ("query", "service_id"): _h("filter: any of these services"),
         ("query", "persona_id"): _h("filter: any of these personas"),
         ("query", "scenario_id"): _h("filter: any of these scenarios"),
-        ("query", "metric_id"): _h(
-            "filter: any of these metrics (emulated tests have no success criteria: none match)"
-        ),
+        ("query", "metric_id"): _h("filter: any of these metrics (the seed's success criteria)"),
         ("query", "creator"): _h("filter: `org_id,user_id`, any of them; else 422"),
         ("query", "tag"): _h("`key:value` (`*` any value, empty: null value), all must match"),
         ("query", "sort_by"): _h("`[+|-]updated_at`; else 422"),
@@ -109,6 +107,34 @@ PARAMETERS: Mapping[str, Mapping[tuple[str, str], ParameterRule]] = {
         ("query", "continuation_token"): _TOKEN,
         **_REFUSED_HEADERS,
     },
+    "get-simulation-unit-test-sets": {
+        **_ORG,
+        ("query", "id"): _h("filter: any of these ids"),
+        ("query", "unit_test_id"): _h("filter: sets holding any of these unit tests"),
+        ("query", "is_deleted"): _h("filter on is_deleted"),
+        ("query", "creator"): _h("filter: `org_id,user_id` (the unit tests' format), any of them"),
+        ("query", "tag"): _h("`key:value` as documented; emulated sets carry no tags: none match"),
+        ("query", "sort_by"): _h("`[+|-]updated_at`; else 422"),
+        ("query", "limit"): _LIMIT,
+        ("query", "continuation_token"): _TOKEN,
+        **_REFUSED_HEADERS,
+    },
+    "get-simulation-unit-test-set-runs": {
+        **_ORG,
+        ("query", "id"): _h("filter: any of these run ids"),
+        ("query", "simulation_unit_test_set_id"): _h("filter: runs of any of these sets"),
+        ("query", "is_completed"): _h("filter on is_completed (on the emulator clock)"),
+        ("query", "failed_metrics"): _h("filter on failed_metrics"),
+        ("query", "errored"): _h("filter on errored"),
+        ("query", "creator"): _h("filter: `org_id,user_id`, any of them; else 422"),
+        ("query", "created_after"): _h("filter: created at or after (inclusive)"),
+        ("query", "created_before"): _h("filter: created at or before (inclusive)"),
+        ("query", "sort_by"): _h("`[+|-]created_at`; else 422"),
+        ("query", "limit"): _LIMIT,
+        ("query", "continuation_token"): _TOKEN,
+        **_REFUSED_HEADERS,
+    },
+    "create-simulation-unit-test-set-run": {**_ORG, **_REFUSED_HEADERS},
 }
 
 

@@ -596,6 +596,7 @@ class _Resolver:
                     is_deleted=entry.is_deleted,
                     created_at=SEED_TIMESTAMP,
                     creator=dict(user),
+                    updated_at="" if entry.updated_at is None else _iso_z(entry.updated_at),
                 )
             )
         return records

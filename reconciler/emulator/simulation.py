@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 from reconciler.emulator import models as m
 
@@ -53,6 +53,7 @@ class SeedUnitTestSet(BaseModel):
     unit_tests: list[_Name] = Field(min_length=1)  # names or ids of seed unit tests
     run_count: Annotated[int, Field(ge=1, le=10)] = 1
     is_deleted: bool = False
+    updated_at: AwareDatetime | None = None
 
 
 @dataclass
@@ -65,6 +66,10 @@ class UnitTestSetRecord:
     created_at: str
     creator: dict[str, str]
     last_triggered_run_id: str | None = None
+    updated_at: str = ""
+
+    def __post_init__(self) -> None:
+        self.updated_at = self.updated_at or self.created_at
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,17 @@ class _Run:
         return max((p.done_at for p in self.planned), default=self.created)
 
 
+@dataclass(frozen=True)
+class QueryRules:
+    """The emulator core's documented query rules, shared so every endpoint reads them alike."""
+
+    page: Callable[[list[Any], int, int], tuple[list[Any], bool, int | None]]
+    tag_filters: Callable[[str, Sequence[str]], list[tuple[str, str]]]
+    tag_matches: Callable[[Mapping[str, str | None], str, str], bool]
+    sort_keys: Callable[[Sequence[str], Sequence[str]], list[tuple[str, bool]]]
+    creators: Callable[[Sequence[str]], set[tuple[str, str]]]
+
+
 class GetUnitTestSetsQuery(m._Query):
     id: list[m.ObjectId] = Field(default_factory=list)
     unit_test_id: list[m.ObjectId] = Field(default_factory=list)
@@ -110,6 +126,8 @@ class GetRunsQuery(m._Query):
     errored: bool | None = None
     creator: list[str] = Field(default_factory=list)
     sort_by: list[str] = Field(default_factory=list)
+    created_after: AwareDatetime | None = None
+    created_before: AwareDatetime | None = None
     limit: Annotated[int, Field(ge=0, le=50)] = 50
     continuation_token: int = 0
 
@@ -161,6 +179,7 @@ class Simulations:
         version_set_of: Callable[[str, str], tuple[int, int, dict[str, Any]] | None],
         clock: Callable[[], float],
         new_id: Callable[[str, int], str],
+        queries: QueryRules,
     ) -> None:
         self.organization = organization
         self.unit_tests = unit_tests
@@ -169,6 +188,7 @@ class Simulations:
         self._version_set_of = version_set_of
         self._clock = clock
         self._new_id = new_id
+        self._q = queries
 
     # --- shapes ------------------------------------------------------------------
 
@@ -177,7 +197,7 @@ class Simulations:
             "id": record.id,
             "org_id": self.organization,
             "created_at": record.created_at,
-            "updated_at": record.created_at,
+            "updated_at": record.updated_at,
             "name": record.name,
             "description": record.description,
             "unit_test_runs": [
@@ -243,6 +263,10 @@ class Simulations:
             "creator": {"org_id": self.organization, "user_id": run.user_id},
         }
 
+    def metric_ids(self, test: Any) -> set[str]:
+        """The metric ids of a unit test's success criteria."""
+        return {metric_id(self.organization, test.id, name) for name in test.metrics}
+
     def success_criteria(self, test: Any) -> list[dict[str, Any]]:
         """A unit test's `success_criterions`: one boolean metric per declared name."""
         return [
@@ -258,6 +282,8 @@ class Simulations:
 
     def get_sets(self, query: Sequence[tuple[str, str]]) -> tuple[int, Any]:
         q = m.parse_query(GetUnitTestSetsQuery, query)
+        tags = self._q.tag_filters("tag", q.tag)
+        order = self._q.sort_keys(q.sort_by, ("updated_at",))
         sets = list(self.sets.values())
         if q.id:
             sets = [s for s in sets if s.id in set(q.id)]
@@ -266,14 +292,19 @@ class Simulations:
             sets = [s for s in sets if wanted & {t for t, _ in s.unit_test_runs}]
         if q.is_deleted is not None:
             sets = [s for s in sets if s.is_deleted == q.is_deleted]
-        if q.tag:
-            sets = []  # the emulator's sets carry no tags
-        page, has_more, token = _page(sets, q.continuation_token, q.limit)
+        if q.creator:
+            creators = self._q.creators(q.creator)
+            sets = [s for s in sets if (s.creator["org_id"], s.creator["user_id"]) in creators]
+        for key, value in tags:  # the emulator's sets carry no tags
+            sets = [s for s in sets if self._q.tag_matches({}, key, value)]
+        for name, descending in reversed(order):
+            sets.sort(key=lambda s, n=name: getattr(s, n), reverse=descending)  # type: ignore[misc]
+        page, has_more, token = self._q.page(sets, q.continuation_token, q.limit)
         filter_values = None
         if q.continuation_token == 0:
-            creators = {(s.creator["org_id"], s.creator["user_id"]) for s in sets}
+            creators_seen = {(s.creator["org_id"], s.creator["user_id"]) for s in sets}
             filter_values = {
-                "creators": [{"org_id": o, "user_id": u} for o, u in sorted(creators)],
+                "creators": [{"org_id": o, "user_id": u} for o, u in sorted(creators_seen)],
                 "unit_test_ids": sorted({t for s in sets for t, _ in s.unit_test_runs}),
                 "tags": [],
             }
@@ -286,29 +317,36 @@ class Simulations:
 
     def get_runs(self, query: Sequence[tuple[str, str]]) -> tuple[int, Any]:
         q = m.parse_query(GetRunsQuery, query)
-        runs = [self.run_instance(r) for r in self.runs.values()]
+        order = self._q.sort_keys(q.sort_by, ("created_at",))
+        runs = list(self.runs.values())
         if q.id:
-            runs = [r for r in runs if r["id"] in set(q.id)]
+            runs = [r for r in runs if r.id in set(q.id)]
         if q.simulation_unit_test_set_id:
-            runs = [
-                r
-                for r in runs
-                if r["simulation_unit_test_set_id"] in set(q.simulation_unit_test_set_id)
-            ]
+            runs = [r for r in runs if r.set_id in set(q.simulation_unit_test_set_id)]
+        if q.creator:
+            creators = self._q.creators(q.creator)
+            runs = [r for r in runs if (self.organization, r.user_id) in creators]
+        if q.created_after is not None:
+            runs = [r for r in runs if r.created >= q.created_after.timestamp()]
+        if q.created_before is not None:
+            runs = [r for r in runs if r.created <= q.created_before.timestamp()]
+        for _field, descending in reversed(order):  # `created_at`, the only documented field
+            runs.sort(key=lambda r: r.created, reverse=descending)
+        shaped = [self.run_instance(r) for r in runs]
         for name in ("is_completed", "failed_metrics", "errored"):
             wanted = getattr(q, name)
             if wanted is not None:
-                runs = [r for r in runs if r[name] == wanted]
-        page, has_more, token = _page(runs, q.continuation_token, q.limit)
+                shaped = [r for r in shaped if r[name] == wanted]
+        page, has_more, token = self._q.page(shaped, q.continuation_token, q.limit)
         filter_values = None
         if q.continuation_token == 0:
             filter_values = {
                 "creators": [
                     {"org_id": self.organization, "user_id": u}
-                    for u in sorted({r["creator"]["user_id"] for r in runs})
+                    for u in sorted({r["creator"]["user_id"] for r in shaped})
                 ],
                 "simulation_unit_test_set_ids": sorted(
-                    {r["simulation_unit_test_set_id"] for r in runs}
+                    {r["simulation_unit_test_set_id"] for r in shaped}
                 ),
                 "tags": [],
             }
@@ -413,9 +451,3 @@ def _iso(epoch: float) -> str:
 
     moment = dt.datetime.fromtimestamp(epoch, tz=dt.UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _page(items: list[Any], offset: int, limit: int) -> tuple[list[Any], bool, int | None]:
-    page = items[offset : offset + limit] if limit else []
-    more = offset + len(page) < len(items) and limit > 0
-    return page, more, (offset + len(page)) if more else None
