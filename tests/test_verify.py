@@ -255,7 +255,7 @@ def test_cli_verifies_the_sets_a_saved_plan_changes(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "Smoke  (Front Desk / canary)" in result.stdout
     both = runner.invoke(main, ["verify", "--plan", str(plan_file), "--service", "Front Desk"])
-    assert both.exit_code == 2 and "not both" in both.output
+    assert both.exit_code == 64 and "not both" in both.output  # a usage error
 
 
 def test_cancel_stops_waiting_and_reports_what_finished() -> None:
