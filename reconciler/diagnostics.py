@@ -7,6 +7,7 @@ every message can point at a file, line and column.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -45,16 +46,31 @@ class Diagnostic:
 
     def github_annotation(self) -> str:
         """`::error file=F,line=L,col=C::message` for GitHub Actions."""
-        props = []
+        props = {}
         if self.pos:
-            props = [f"file={self.pos.file}", f"line={self.pos.line}", f"col={self.pos.column}"]
-        head = (
-            f"::{self.severity.value} " + ",".join(props) if props else f"::{self.severity.value}"
-        )
+            props = {"file": self.pos.file, "line": self.pos.line, "col": self.pos.column}
         text = f"{self.field}: {self.message}" if self.field else self.message
-        # GitHub annotation escaping for the message part.
-        text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-        return f"{head}::{text}"
+        return workflow_command(self.severity.value, text, props)
+
+
+def workflow_command(command: str, message: str, properties: Mapping[str, object]) -> str:
+    """One GitHub Actions workflow command, escaped by GitHub's rules (the one place that does).
+
+    A property value (a file name can hold anything) escapes `%`, CR, LF, `:` and
+    `,`, which would otherwise end the value or the property list; the message
+    escapes `%`, CR and LF, which would otherwise end the command or be decoded.
+    """
+    props = ",".join(f"{name}={_escape_property(str(v))}" for name, v in properties.items())
+    head = f"::{command} {props}" if props else f"::{command}"
+    return f"{head}::{_escape_data(message)}"
+
+
+def _escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
 class UserError(Exception):

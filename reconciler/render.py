@@ -25,6 +25,7 @@ from typing import Any
 
 import click
 
+from reconciler.diagnostics import workflow_command
 from reconciler.diff import is_user_visible
 from reconciler.model import OWNERSHIP_TAG_KEY, OWNERSHIP_TAG_VALUE
 from reconciler.plan import Action, Kind, Operation, Plan, plan_digest, plan_to_json
@@ -35,6 +36,10 @@ NO_CHANGES = "No changes. Live state matches the manifests."
 # The hidden line a markdown plan starts with, so a workflow can find the digest of the
 # plan a pull request showed (reconciler/github.py reads it back from the comment).
 DIGEST_MARKER = "<!-- amigo-reconciler plan-digest: {digest} -->"
+NO_OPERATIONS_WITH_ERRORS = (
+    "No operations were planned because the plan has errors: fix them and plan again "
+    "(live state may still differ from the manifests)."
+)
 
 _SYMBOL = {
     Kind.CREATE: "+",
@@ -77,6 +82,15 @@ def counts(plan: Plan) -> dict[str, int]:
         "delete": s[Kind.DELETE.value],
         "deactivate": s[Kind.DEACTIVATE.value],
     }
+
+
+def closing_line(plan: Plan) -> str:
+    """The plan's verdict: its counts, or why it has none (never "no changes" beside an error)."""
+    if plan.operations:
+        return summary_line(plan)
+    if plan.errors:
+        return NO_OPERATIONS_WITH_ERRORS
+    return NO_CHANGES
 
 
 def summary_line(plan: Plan) -> str:
@@ -175,7 +189,7 @@ def render_text(plan: Plan, *, color: bool = False) -> str:
         out.append(paint("Errors (apply refuses this plan):", "red", bold=True))
         out.extend(f"  {_diagnostic_line(e)}" for e in plan.errors)
         out.append("")
-    out.append(summary_line(plan) if plan.operations else NO_CHANGES)
+    out.append(closing_line(plan))
     if plan.errors:
         n = len(plan.errors)
         out.append(paint(f"{n} error{'s' if n != 1 else ''}: this plan cannot be applied.", "red"))
@@ -218,7 +232,7 @@ def render_markdown(plan: Plan, *, limit: int = GITHUB_COMMENT_LIMIT) -> str:
         n = len(plan.errors)
         head.append(f"> **{n} error{'s' if n != 1 else ''}: this plan cannot be applied.**")
         head.append("")
-    head.append(f"**{summary_line(plan) if plan.operations else NO_CHANGES}**")
+    head.append(f"**{closing_line(plan)}**")
     head.append("")
     groups = _service_groups(plan)
     if groups:
@@ -318,9 +332,9 @@ def _op_label(op: Operation) -> str:
 def render_github(plan: Plan) -> str:
     """Workflow commands: one annotation per error and warning, then a notice with the totals."""
     lines = [d.github_annotation() for d in (*plan.errors, *plan.warnings)]
-    summary = summary_line(plan) if plan.operations else NO_CHANGES
+    summary = closing_line(plan)
     if plan.errors:
         summary += f" {len(plan.errors)} error(s): this plan cannot be applied."
     summary += f" {digest_line(plan)}"
-    lines.append(f"::notice title=reconciler plan::{summary}")
+    lines.append(workflow_command("notice", summary, {"title": "reconciler plan"}))
     return "\n".join(lines) + "\n"

@@ -164,3 +164,33 @@ def test_github_annotations_for_errors_and_warnings() -> None:
 def test_unknown_format_is_rejected(plan: Plan) -> None:
     with pytest.raises(ValueError, match="unknown format"):
         render_plan(plan, "yaml")
+
+
+@pytest.mark.parametrize("fmt", ["text", "markdown", "github"])
+def test_a_plan_whose_only_content_is_an_error_never_says_no_changes(fmt: str) -> None:
+    plan = replace(
+        make([wanted("Kept")], [owned("Kept", 1, version_sets={})]),
+        errors=(Diagnostic("no such agent", pos=SourcePos("s.yaml", 5, 3)),),
+    )
+    assert plan.operations == ()
+    shown = render_plan(plan, fmt)
+    assert NO_CHANGES not in shown and "Live state matches" not in shown
+    assert "No operations were planned because the plan has errors" in shown
+
+
+def test_github_escapes_properties_and_messages_by_the_workflow_command_rules() -> None:
+    plan = replace(
+        make([wanted("X")], []),
+        errors=(
+            Diagnostic(
+                "100% wrong\r\nnext: line",
+                pos=SourcePos("dir,a:b%c\r\nd.yaml", 5, 3),
+                field="spec.agent",
+            ),
+        ),
+    )
+    first = render_plan(plan, "github").splitlines()[0]
+    assert first == (
+        "::error file=dir%2Ca%3Ab%25c%0D%0Ad.yaml,line=5,col=3::"
+        "spec.agent: 100%25 wrong%0D%0Anext: line"
+    )
