@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import math
 import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -305,6 +306,7 @@ _STR_TAG = "tag:yaml.org,2002:str"
 _NULL_TAG = "tag:yaml.org,2002:null"
 _BOOL_TAG = "tag:yaml.org,2002:bool"
 _INT_TAG = "tag:yaml.org,2002:int"
+_FLOAT_TAG = "tag:yaml.org,2002:float"
 _MAP_TAG = "tag:yaml.org,2002:map"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
@@ -433,10 +435,28 @@ class _DocumentBuilder:
                 return int(value)  # the common case; YAML 1.1 octal, hex, 1_000 go below
             if tag in _SCALAR_TAGS_ALLOWED:
                 try:
-                    return _SCALAR_CONSTRUCTORS[tag](_CONSTRUCTOR, node)
+                    result = _SCALAR_CONSTRUCTORS[tag](_CONSTRUCTOR, node)
                 except (ValueError, yaml.YAMLError):
                     self.error(node, path, f"cannot read the value {value!r}; quote it")
                     return value
+                if result.__class__ is float and not math.isfinite(result):
+                    self.error(
+                        node,
+                        path,
+                        f"{value!r} is not a finite number, and JSON (what the API reads) "
+                        "has no NaN or infinity; write a finite number, or quote it for text",
+                    )
+                    return None
+                if tag != _INT_TAG and tag != _FLOAT_TAG:  # a date or bytes: not JSON
+                    what = "binary data" if tag.endswith(":binary") else "a date"
+                    self.error(
+                        node,
+                        path,
+                        f"{what} is not a value JSON (what the API reads) can carry; "
+                        "write it in quotes to make it a string",
+                    )
+                    return None
+                return result
             self.error(node, path, f"unsupported YAML tag {tag}; remove the tag")
             return None
         if cls is MappingNode:

@@ -1,0 +1,89 @@
+"""Issue 12 (part B): hostile or surprising manifests get one clear error at file:line:col."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from reconciler.cli import main
+from reconciler.diagnostics import Diagnostic, UserError
+from reconciler.manifests import load_manifests
+
+
+def minimal(extra_spec: str = "", name: str = "Svc") -> str:
+    return (
+        "apiVersion: amigo.ai/v1\n"
+        "kind: Service\n"
+        "metadata:\n"
+        f"  name: {name}\n"
+        "spec:\n"
+        "  description: A service\n"
+        "  agent: Concierge\n"
+        "  service_hierarchical_state_machine: Onboarding flow\n"
+        f"{extra_spec}"
+    )
+
+
+def with_params(params: str) -> str:
+    return minimal(
+        "  version_sets:\n"
+        "    release:\n"
+        "      llm_model_preferences:\n"
+        "        conversation:\n"
+        "          llm_name: openai_gpt-4.1-2025-04-14\n"
+        f"          params: {params}\n"
+    )
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def errors_of(paths: list[Path | str], env: dict[str, str] | None = None) -> list[Diagnostic]:
+    with pytest.raises(UserError) as info:
+        load_manifests(paths, env={} if env is None else env)
+    return [d for d in info.value.diagnostics if d.severity.value == "error"]
+
+
+def where(diag: Diagnostic) -> tuple[str, int, int]:
+    assert diag.pos is not None
+    return (Path(diag.pos.file).name, diag.pos.line, diag.pos.column)
+
+
+# --- item 3: every value is JSON-representable at validate time -----------------------
+
+
+@pytest.mark.parametrize("written", [".nan", ".inf", "-.Inf", "1.0e+400", "+.INF"])
+def test_nan_and_infinity_are_refused_at_their_position(tmp_path: Path, written: str) -> None:
+    path = write(tmp_path / "a.yaml", with_params(f"{{temperature: {written}}}"))
+    (error,) = errors_of([path])
+    assert where(error) == ("a.yaml", 14, 33)
+    assert "not a finite number" in error.message and "JSON" in error.message
+    assert (
+        error.field
+        == "spec.version_sets.release.llm_model_preferences.conversation.params.temperature"
+    )
+
+
+def test_nan_never_reaches_plan_json_or_the_plan_file(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.yaml", with_params("{temperature: .nan}"))
+    out = tmp_path / "plan.json"
+    seed = Path(__file__).resolve().parent.parent / "examples" / "emulator-seed.yaml"
+    result = CliRunner().invoke(
+        main,
+        ["plan", str(path), "--format", "json", "--out", str(out), "--emulator", str(seed)],
+    )
+    assert result.exit_code == 1, result.output
+    assert "internal error" not in result.output + result.stderr
+    assert "a.yaml:14:33" in result.stderr
+    assert not out.exists()
+
+
+def test_dates_and_binary_are_refused_not_sent(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.yaml", with_params("{at: 2024-01-01, b: !!binary aGVsbG8=}"))
+    first, second = errors_of([path])
+    assert "a date" in first.message and "binary" in second.message
