@@ -336,6 +336,13 @@ _DEFAULT_TAGS: dict[type, str] = {
 }
 
 
+# Numbers YAML 1.2's core schema reads that pyyaml's YAML 1.1 rules leave as text:
+# `5e-1`, `1e3`, `1.5E3` (1.1 wants a dot and a signed exponent) and `0o17`. A plain
+# scalar only: quoting still makes a string.
+_YAML12_FLOAT = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?\Z")
+_YAML12_OCTAL = re.compile(r"0o[0-7]+\Z")
+
+
 class _FastResolution:
     """Pyyaml's SafeLoader tag resolution without the per-node path-resolver bookkeeping.
 
@@ -354,6 +361,10 @@ class _FastResolution:
             for tag, regexp in _IMPLICIT_RESOLVERS.get(value[:1], ()):
                 if regexp.match(value):
                     return tag
+            if _YAML12_FLOAT.match(value):
+                return _FLOAT_TAG
+            if _YAML12_OCTAL.match(value):
+                return _INT_TAG
             return _STR_TAG
         return _DEFAULT_TAGS[kind]
 

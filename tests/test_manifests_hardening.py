@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -87,3 +88,39 @@ def test_dates_and_binary_are_refused_not_sent(tmp_path: Path) -> None:
     path = write(tmp_path / "a.yaml", with_params("{at: 2024-01-01, b: !!binary aGVsbG8=}"))
     first, second = errors_of([path])
     assert "a date" in first.message and "binary" in second.message
+
+
+# --- item 15: numbers written as numbers are numbers (YAML 1.2 core schema) -------------
+
+
+def test_yaml_12_numbers_are_numbers_and_quoted_ones_stay_text(tmp_path: Path) -> None:
+    text = with_params(
+        "{temperature: 5e-1, a: 1e3, b: 1.5E+2, c: -2e0, d: 0o17, e: .5, "
+        "f: '5e-1', g: \"1e3\", h: 0.2}"
+    )
+    (service,) = load_manifests([write(tmp_path / "a.yaml", text)], env={}).services
+    params = service.version_sets["release"].llm_model_preferences["conversation"].params
+    assert params == {
+        "temperature": 0.5,
+        "a": 1000.0,
+        "b": 150.0,
+        "c": -2.0,
+        "d": 15,
+        "e": 0.5,
+        "f": "5e-1",
+        "g": "1e3",
+        "h": 0.2,
+    }
+    assert isinstance(params["temperature"], float) and isinstance(params["d"], int)
+
+
+def test_the_plan_shows_and_sends_5e_minus_1_as_a_number(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.yaml", with_params("{temperature: 5e-1}"))
+    seed = Path(__file__).resolve().parent.parent / "examples" / "emulator-seed.yaml"
+    result = CliRunner().invoke(
+        main, ["plan", str(path), "--format", "json", "--emulator", str(seed)]
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    requests = json.dumps([op["request"] for op in data["operations"]])
+    assert '"temperature": 0.5' in requests and '"5e-1"' not in requests
