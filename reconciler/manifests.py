@@ -495,6 +495,7 @@ class _DocumentBuilder:
         prefix = path + "." if path else ""
         index = self.index
         merges: list[Node] = []
+        padded = False  # a key with surrounding whitespace: check for stripped collisions
         for key_node, value_node in node.value:
             if key_node.__class__ is not ScalarNode:
                 self.error(key_node, path, "a mapping key must be a plain string, not a collection")
@@ -513,6 +514,8 @@ class _DocumentBuilder:
                 continue
             index[child] = (key_node, value_node)
             result[key] = self.build(value_node, child, depth + 1)
+            if not padded and key and (key[0].isspace() or key[-1].isspace()):
+                padded = True
         for merge in merges:
             sources = merge.value if merge.__class__ is SequenceNode else [merge]
             for source in sources:
@@ -529,7 +532,36 @@ class _DocumentBuilder:
                     index.setdefault(child, entry)
                 for key, value in merged.items():
                     result.setdefault(key, value)
+                padded = True  # merged keys were not looked at: check them below
+        if padded:
+            self.check_stripped_keys(result, prefix)
         return result
+
+    def check_stripped_keys(self, result: dict[str, Any], prefix: str) -> None:
+        """Keys that differ only by surrounding whitespace are one key once validated.
+
+        Tag keys, version set names and LLM purposes are stripped, so `team` and
+        `team ` would silently merge (one value lost): each such pair is an error.
+        """
+        first_of: dict[str, str] = {}
+        for key in result:
+            first = first_of.setdefault(key.strip(), key)
+            if first == key:
+                continue
+            first_entry = self.index.get(prefix + first)
+            entry = self.index.get(prefix + key)
+            first_node = first_entry[0] if first_entry else None
+            node = entry[0] if entry else None
+            if node is None:  # pragma: no cover - every mapping entry is indexed
+                continue
+            where = f" at line {first_node.start_mark.line + 1}" if first_node else ""
+            self.error(
+                node,
+                prefix + key,
+                f"the keys {first!r}{where} and {key!r} are the same key once surrounding "
+                "whitespace is removed, so one would silently replace the other; "
+                "keep one of them",
+            )
 
     def fill(self, text: str, node: Node, path: str) -> str:
         """Replace `${VAR}` / `${VAR:-default}` from the environment; `$${` is a literal `${`."""
@@ -560,6 +592,17 @@ class _DocumentBuilder:
                     match.start(),
                     f"'{token}' is not a variable reference: use ${{NAME}} or "
                     "${NAME:-default} (NAME of letters, digits and '_'); write '$${' for a literal '${'",
+                )
+                out.append(token)
+                continue
+            if "${" in default:
+                self.error_at(
+                    node,
+                    path,
+                    match.start() + len("${") + len(name) + len(":-") + default.index("${"),
+                    f"the default of ${{{name}:-...}} holds '${{': nested references are "
+                    f"not expanded, and a default may not contain '${{'; set {name}, or "
+                    "write the default as plain text",
                 )
                 out.append(token)
                 continue

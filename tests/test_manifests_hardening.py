@@ -124,3 +124,49 @@ def test_the_plan_shows_and_sends_5e_minus_1_as_a_number(tmp_path: Path) -> None
     data = json.loads(result.stdout)
     requests = json.dumps([op["request"] for op in data["operations"]])
     assert '"temperature": 0.5' in requests and '"5e-1"' not in requests
+
+
+# --- item 14: stripped key collisions and nested defaults ----------------------------
+
+
+@pytest.mark.parametrize(
+    ("extra", "first", "second", "line", "column"),
+    [
+        ("  tags:\n    team: a\n    'team ': b\n", "team", "team ", 11, 5),
+        ("  tags: {' team': a, team: b}\n", " team", "team", 9, 22),
+        (
+            "  version_sets:\n    canary: {}\n    ' canary': {agent_version_number: 2}\n",
+            "canary",
+            " canary",
+            11,
+            5,
+        ),
+    ],
+)
+def test_keys_equal_after_stripping_are_an_error_naming_both(
+    tmp_path: Path, extra: str, first: str, second: str, line: int, column: int
+) -> None:
+    path = write(tmp_path / "a.yaml", minimal(extra))
+    (error,) = errors_of([path])
+    assert where(error) == ("a.yaml", line, column)
+    assert repr(first) in error.message and repr(second) in error.message
+    assert "same key" in error.message
+
+
+def test_a_merged_key_that_collides_after_stripping_is_an_error(tmp_path: Path) -> None:
+    extra = "  tags:\n    <<: {'team ': a}\n    team: b\n"
+    (error,) = errors_of([write(tmp_path / "a.yaml", minimal(extra))])
+    assert "same key" in error.message
+
+
+def test_a_nested_reference_in_a_default_is_refused_not_left_as_text(tmp_path: Path) -> None:
+    text = minimal().replace("description: A service", "description: ${UNSET:-${SET}}")
+    (error,) = errors_of([write(tmp_path / "a.yaml", text)], env={"SET": "value"})
+    assert where(error) == ("a.yaml", 6, 25)
+    assert "nested references" in error.message and "UNSET" in error.message
+
+
+def test_a_plain_default_still_fills(tmp_path: Path) -> None:
+    text = minimal().replace("description: A service", "description: ${UNSET:-plain text}")
+    (service,) = load_manifests([write(tmp_path / "a.yaml", text)], env={}).services
+    assert service.description == "plain text"
