@@ -18,8 +18,6 @@ import click
 from reconciler import __version__
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from reconciler.api.client import AmigoClient
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -361,24 +359,6 @@ def _apply_install_sigint(cancel: Any) -> Callable[[], None]:
     return restore
 
 
-def _apply_is_saved_plan(path: Path) -> bool:
-    """A saved plan: a `.json` file, or any non-YAML file that holds a JSON object.
-
-    So `plan --out plan.out` then `apply plan.out` loads the plan (with load_plan's
-    clear errors) instead of reading it as manifests.
-    """
-    if not path.is_file() or path.suffix.lower() in (".yaml", ".yml"):
-        return False
-    if path.suffix.lower() == ".json":
-        return True
-    try:
-        with path.open("rb") as handle:
-            head = handle.read(64)
-    except OSError:
-        return False
-    return head.lstrip().startswith(b"{")
-
-
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
 @click.option("--auto-approve", is_flag=True, help="Apply without asking for confirmation (CI).")
@@ -413,9 +393,9 @@ def apply(
     """
     import json
     import threading
-    from pathlib import Path
 
     from reconciler.applier import apply_plan, check_convergence, check_saved_plan
+    from reconciler.plan import looks_like_saved_plan
     from reconciler.render import render_plan
     from reconciler.report import (
         ApplyProgress,
@@ -425,7 +405,13 @@ def apply(
     )
 
     as_json = fmt == "json"
-    saved = len(paths) == 1 and _apply_is_saved_plan(Path(paths[0]))
+    plans = [path for path in paths if looks_like_saved_plan(path)]
+    if plans and len(paths) > 1:
+        raise click.UsageError(
+            f"{plans[0]} is a saved plan: apply it on its own (`reconciler apply {plans[0]}`), "
+            "or pass only manifests"
+        )
+    saved = bool(plans)
     if saved and (prune or targets):
         raise click.UsageError(
             "--prune and --target shape a plan when it is made; a saved plan already "

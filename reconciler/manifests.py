@@ -1057,6 +1057,15 @@ def _validate(doc: _Document, diagnostics: list[Diagnostic]) -> DesiredService |
             )
         )
         return None
+    if "format_version" in data and "checksum" in data and "apiVersion" not in data:
+        diagnostics.append(
+            Diagnostic(
+                "this is a saved plan (written by `reconciler plan --out`), not a manifest: "
+                f"apply it with `reconciler apply {doc.file}`",
+                pos=_pos(doc.file, doc.root),
+            )
+        )
+        return None
     problems = _exactly_one(doc, data.get("spec"), "agent", "agent")
     problems += _exactly_one(
         doc, data.get("spec"), "service_hierarchical_state_machine", "state machine"

@@ -483,6 +483,45 @@ def plan_from_dict(data: Any, *, name: str = "plan") -> Plan:
         raise UserError(f"{name} is not a valid reconciler plan: {exc}") from None
 
 
+# Top-level keys only a saved plan has; `plan_to_json` sorts keys, so `api_reads`,
+# `base_url` and `checksum` lead the file and a short head always shows one.
+_PLAN_MARKERS = (b'"format_version"', b'"api_reads"', b'"checksum"', b'"live_fingerprint"')
+PLAN_SNIFF_BYTES = 4096
+
+
+def looks_like_saved_plan(path: str | Path) -> bool:
+    """Whether `path` is a saved plan, judged by its first bytes, whatever its name.
+
+    A regular file whose head is a JSON object with a plan's keys is a plan (so
+    `plan --out p.yaml` then `apply p.yaml` works); a JSON object with
+    `apiVersion` is a manifest written as JSON; any other JSON object counts as
+    a plan unless it is named `*.yaml` / `*.yml`, so `load_plan` says why it is
+    not one. Reads at most PLAN_SNIFF_BYTES, never blocks on a FIFO or device.
+    """
+    import os
+    import stat
+
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    except OSError:
+        return False
+    try:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            return False
+        head = os.read(descriptor, PLAN_SNIFF_BYTES)
+    except OSError:
+        return False
+    finally:
+        os.close(descriptor)
+    if not head.removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b"{"):
+        return False
+    if any(marker in head for marker in _PLAN_MARKERS):
+        return True
+    if b'"apiVersion"' in head:
+        return False
+    return Path(path).suffix.lower() not in (".yaml", ".yml")
+
+
 def load_plan(path: str | Path) -> Plan:
     """Read a saved plan; refuses a modified, unknown-version or malformed file."""
     source = Path(path)

@@ -5,6 +5,7 @@ Each test here pins a fix found by using the tool end to end against the emulato
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import httpx
@@ -185,3 +186,53 @@ def test_readme_documents_every_apply_report_key_and_outcome() -> None:
     assert keys <= documented, sorted(keys - documented)
     outcomes = {"converged", "failed", "not_converged", "unchecked", "cancelled"}
     assert report["outcome"] in outcomes and outcomes <= documented
+
+
+def test_a_plan_saved_under_a_yaml_name_is_applied_as_a_plan(tmp_path: Path) -> None:
+    saved = tmp_path / "p.yaml"
+    made = run(["plan", EXAMPLES, "--emulator", SEED, "--out", str(saved)])
+    assert made.exit_code == 0, made.output
+    assert f"reconciler apply {saved}" in made.stderr
+    result = CliRunner().invoke(
+        cli.main, ["apply", str(saved), "--emulator", SEED, "--auto-approve"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "Converged." in result.output
+    assert "unknown field" not in result.output  # not read as a manifest
+
+
+def test_a_saved_plan_among_manifests_or_validated_says_what_it_is(tmp_path: Path) -> None:
+    saved = tmp_path / "p.yml"
+    assert run(["plan", EXAMPLES, "--emulator", SEED, "--out", str(saved)]).exit_code == 0
+    mixed = CliRunner().invoke(cli.main, ["apply", str(saved), EXAMPLES, "--emulator", SEED])
+    assert mixed.exit_code == 2 and "is a saved plan" in mixed.output
+    checked = CliRunner().invoke(cli.main, ["validate", str(saved)])
+    assert checked.exit_code == 1
+    assert "this is a saved plan" in checked.stderr and "unknown field" not in checked.stderr
+
+
+def test_a_manifest_written_as_json_is_not_taken_for_a_plan(tmp_path: Path) -> None:
+    import json
+
+    manifest = tmp_path / "svc.json"
+    manifest.write_text(
+        json.dumps(
+            {
+                "apiVersion": "amigo.ai/v1",
+                "kind": "Service",
+                "metadata": {"name": "Json Desk"},
+                "spec": {
+                    "description": "From JSON",
+                    "agent": "Concierge",
+                    "service_hierarchical_state_machine": "Onboarding flow",
+                },
+            }
+        ),
+        encoding="utf-8",
+    )
+    from reconciler.plan import looks_like_saved_plan
+
+    assert not looks_like_saved_plan(manifest)
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)
+    assert not looks_like_saved_plan(fifo)  # returns at once: never opens it blocking
