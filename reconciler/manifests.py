@@ -16,6 +16,7 @@ import hashlib
 import math
 import os
 import re
+import stat
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -640,24 +641,38 @@ class _DocumentBuilder:
 class _File:
     path: Path
     display: str
+    # The real path of the directory this file was found in by walking; None when the
+    # user named the file. A walked file must stay inside it (see `_open`).
+    tree: str | None = None
 
 
 def _collect_files(paths: Sequence[str | Path], diagnostics: list[Diagnostic]) -> list[_File]:
-    """Files named directly, plus `*.yaml` / `*.yml` under directories (hidden ones skipped)."""
+    """Files named directly, plus `*.yaml` / `*.yml` under directories (hidden ones skipped).
+
+    Nothing is opened here: `_read` checks each file as it opens it. Symbolic links
+    to directories are not descended.
+    """
     files: list[_File] = []
     seen: set[str] = set()
 
-    def add(path: Path, display: str) -> None:
+    def add(path: Path, display: str, tree: str | None) -> None:
         key = os.path.normcase(os.path.abspath(path))  # one file named twice is read once
         if key not in seen:
             seen.add(key)
-            files.append(_File(path, display))
+            files.append(_File(path, display, tree))
 
     for raw in paths:
         path = Path(raw)
-        if not path.exists():
+        try:
+            mode = os.stat(path).st_mode
+        except FileNotFoundError:
             diagnostics.append(Diagnostic(f"{raw}: no such file or directory"))
-        elif path.is_dir():
+            continue
+        except OSError as exc:
+            diagnostics.append(Diagnostic(f"{raw}: cannot read it: {exc.strerror or exc}"))
+            continue
+        if stat.S_ISDIR(mode):
+            tree = os.path.realpath(path)
             found: list[str] = []
             for root, dirs, names in os.walk(path):
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
@@ -674,41 +689,115 @@ def _collect_files(paths: Sequence[str | Path], diagnostics: list[Diagnostic]) -
                     )
                 )
             for name in sorted(found):
-                add(Path(name), os.path.normpath(name))
-        elif path.is_file():
-            add(path, os.path.normpath(raw))
+                add(Path(name), os.path.normpath(name), tree)
+        elif stat.S_ISREG(mode) or stat.S_ISFIFO(mode):  # a FIFO named: `<(...)`, /dev/stdin
+            add(path, os.path.normpath(raw), None)
         else:
-            diagnostics.append(Diagnostic(f"{raw}: not a regular file or directory"))
+            diagnostics.append(
+                Diagnostic(f"{raw}: not a regular file or directory ({_file_kind(mode)})")
+            )
     return files
 
 
+def _file_kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    return "not a regular file"
+
+
+_BLOCKING_FLAGS = os.O_RDONLY | getattr(os, "O_NOCTTY", 0)
+_OPEN_FLAGS = _BLOCKING_FLAGS | getattr(os, "O_NONBLOCK", 0)
+
+
+def _inside(real: str, tree: str) -> bool:
+    return real == tree or real.startswith(tree.rstrip(os.sep) + os.sep)
+
+
+def _open(file: _File) -> tuple[int, str | None]:
+    """A descriptor for the file's content, or None and why it is refused.
+
+    A walked file must resolve to a regular file inside the directory it was found
+    in: a link that leaves the tree is refused before anything is opened, and the
+    resolved path is opened with O_NOFOLLOW and O_NONBLOCK, then checked with fstat
+    on the open descriptor (so a FIFO or device swapped in after the check is
+    caught, and opening never blocks). A file the user named may be a link to
+    anywhere, or a FIFO (`<(...)`, /dev/stdin), read blocking: they chose it.
+    """
+    if file.tree is not None:
+        real = os.path.realpath(file.path)
+        if not _inside(real, file.tree):
+            return -1, (
+                "is a symbolic link to a file outside the manifest directory; links that "
+                "leave the directory are not followed (copy the file into it, or name it "
+                "on the command line)"
+            )
+        descriptor = os.open(real, _OPEN_FLAGS | getattr(os, "O_NOFOLLOW", 0))
+    else:  # a FIFO is opened blocking, or a read could see EOF before its writer opens it
+        named_fifo = stat.S_ISFIFO(os.stat(file.path).st_mode)
+        descriptor = os.open(file.path, _BLOCKING_FLAGS if named_fifo else _OPEN_FLAGS)
+    mode = os.fstat(descriptor).st_mode
+    if stat.S_ISREG(mode):
+        return descriptor, None
+    if stat.S_ISFIFO(mode) and file.tree is None:
+        os.set_blocking(descriptor, True)  # swapped in after the stat: read it all the same
+        return descriptor, None
+    os.close(descriptor)
+    return -1, (
+        f"is {_file_kind(mode)}, not a regular file; only regular files are read as "
+        "manifests (remove it from the manifest directory)"
+    )
+
+
+def _read_bounded(descriptor: int, limit: int) -> bytes:
+    """At most `limit` + 1 bytes: enough to tell a file over the limit, whatever st_size says."""
+    chunks: list[bytes] = []
+    left = limit + 1
+    while left > 0:
+        chunk = os.read(descriptor, min(left, 1 << 20))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
 def _read(file: _File, diagnostics: list[Diagnostic]) -> bytes | None:
-    """The file's bytes, refusing oversized and non-UTF-8 files before any parsing."""
+    """The file's bytes, refusing non-regular, escaping, oversized and non-UTF-8 files.
+
+    Errors say where, never what the bytes were: the file may not be a manifest.
+    """
+    at = SourcePos(file.display, 1, 1)
+    limit = f"a manifest file may be at most {MAX_FILE_BYTES // 1024 // 1024} MiB"
     try:
-        with open(file.path, "rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
+        descriptor, refused = _open(file)
+        if refused is not None:
+            diagnostics.append(Diagnostic(refused, pos=at))
+            return None
+        try:
+            size = os.fstat(descriptor).st_size
             if size > MAX_FILE_BYTES:
                 diagnostics.append(
                     Diagnostic(
-                        f"the file is {size / 1024 / 1024:.1f} MiB; a manifest file may be at "
-                        f"most {MAX_FILE_BYTES // 1024 // 1024} MiB (split it into several files)",
-                        pos=SourcePos(file.display, 1, 1),
+                        f"the file is {size / 1024 / 1024:.1f} MiB; {limit} "
+                        "(split it into several files)",
+                        pos=at,
                     )
                 )
                 return None
-            data = handle.read()
+            data = _read_bounded(descriptor, MAX_FILE_BYTES)
+        finally:
+            os.close(descriptor)
     except OSError as exc:
-        diagnostics.append(
-            Diagnostic(f"cannot read the file: {exc.strerror}", pos=SourcePos(file.display, 1, 1))
-        )
+        diagnostics.append(Diagnostic(f"cannot read the file: {exc.strerror or exc}", pos=at))
         return None
-    if len(data) > MAX_FILE_BYTES:  # grew between stat and read
-        diagnostics.append(
-            Diagnostic(
-                f"a manifest file may be at most {MAX_FILE_BYTES // 1024 // 1024} MiB",
-                pos=SourcePos(file.display, 1, 1),
-            )
-        )
+    if len(data) > MAX_FILE_BYTES:  # grew after the stat, or st_size said nothing
+        diagnostics.append(Diagnostic(f"the file is larger than allowed: {limit}", pos=at))
         return None
     try:
         data.decode("utf-8")
@@ -717,8 +806,8 @@ def _read(file: _File, diagnostics: list[Diagnostic]) -> bytes | None:
         line, column = _line_and_column(data, offset)
         diagnostics.append(
             Diagnostic(
-                f"the file is not UTF-8 text: byte 0x{data[offset]:02x} at byte offset {offset} "
-                "cannot be decoded; save the file as UTF-8",
+                f"the file is not UTF-8 text: the byte at byte offset {offset} cannot be "
+                "decoded; save the file as UTF-8",
                 pos=SourcePos(file.display, line, column),
             )
         )
@@ -734,11 +823,29 @@ def _line_and_column(data: bytes, offset: int) -> tuple[int, int]:
     return data.count(b"\n", 0, offset) + 1, column
 
 
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+_HARMLESS_QUOTED = re.compile(r"<[\w ]+>|[^\w\s]|\\[a-z0-9]{1,4}|\s", re.ASCII)
+
+
+def _without_content(message: str) -> str:
+    """A pyyaml message with the file's text taken out (an alias or tag name, a word).
+
+    Token names (`'<scalar>'`), punctuation and escapes stay; they say what went
+    wrong without repeating what a file that may not be a manifest holds.
+    """
+
+    def shown(match: re.Match[str]) -> str:
+        inner = match.group(0)[1:-1]
+        return match.group(0) if _HARMLESS_QUOTED.fullmatch(inner) else "'...'"
+
+    return _QUOTED.sub(shown, message)
+
+
 def _yaml_error(display: str, exc: yaml.YAMLError, data: bytes) -> Diagnostic:
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     if isinstance(exc, yaml.MarkedYAMLError):
-        problem = exc.problem or "invalid YAML"
-        context = f" ({exc.context})" if exc.context else ""
+        problem = _without_content(exc.problem or "invalid YAML")
+        context = f" ({_without_content(exc.context)})" if exc.context else ""
         text = f"not valid YAML: {problem}{context}"
     elif isinstance(exc, yaml.reader.ReaderError):
         char = exc.character
@@ -758,6 +865,24 @@ def _compose(display: str, data: bytes, diagnostics: list[Diagnostic]) -> Iterat
         yield from yaml.compose_all(data, Loader=_Composer)
     except yaml.YAMLError as exc:
         diagnostics.append(_yaml_error(display, exc, data))
+
+
+_MANIFEST_KEYS = frozenset(ServiceManifest.model_fields)
+
+
+def _kind_of(value: Any) -> str:
+    """What a value is, never what it says."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    return "a mapping" if isinstance(value, dict) else type(value).__name__
 
 
 def _describe_kind(value: Any) -> str:
@@ -1048,11 +1173,13 @@ def _duplicates(services: Sequence[DesiredService]) -> list[Diagnostic]:
 
 def _validate(doc: _Document, diagnostics: list[Diagnostic]) -> DesiredService | None:
     data = doc.data
-    if not isinstance(data, dict):
+    if not isinstance(data, dict) or not _MANIFEST_KEYS.intersection(data):
+        # Not a manifest at all: say so without repeating what the file holds.
+        what = "a mapping without any of them" if isinstance(data, dict) else _kind_of(data)
         diagnostics.append(
             Diagnostic(
-                f"a manifest document must be a mapping with apiVersion, kind, metadata and "
-                f"spec, not {_describe_kind(data)}",
+                f"not a service manifest: a manifest document is a mapping with apiVersion, "
+                f"kind, metadata and spec, not {what}",
                 pos=_pos(doc.file, doc.root),
             )
         )

@@ -46,12 +46,12 @@ CASES: dict[str, Case] = {
     "top-level list": Case(
         {"a.yaml": "- apiVersion: amigo.ai/v1\n"},
         ("a.yaml", 1, 1),
-        ("must be a mapping", "not a list"),
+        ("not a service manifest", "is a mapping with apiVersion", "not a list"),
     ),
     "top-level scalar": Case(
         {"a.yaml": "just some words\n"},
         ("a.yaml", 1, 1),
-        ("must be a mapping", "not the string 'just some words'"),
+        ("not a service manifest", "not a string"),
     ),
     "wrong apiVersion": Case(
         {"a.yaml": manifest(head="apiVersion: amigo.ai/v2\nkind: Service\n")},
@@ -186,7 +186,7 @@ CASES: dict[str, Case] = {
     "a file that is not UTF-8": Case(
         {"a.yaml": manifest("Caf\xe9").encode("latin-1")},
         ("a.yaml", 4, 12),
-        ("not UTF-8", "byte 0xe9 at byte offset"),
+        ("not UTF-8", "the byte at byte offset"),
     ),
     "a control character": Case(
         {"a.yaml": manifest("Gree\x01ter")},

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+from reconciler import manifests
 from reconciler.cli import main
 from reconciler.diagnostics import Diagnostic, UserError
 from reconciler.manifests import load_manifests
@@ -170,3 +177,115 @@ def test_a_plain_default_still_fills(tmp_path: Path) -> None:
     text = minimal().replace("description: A service", "description: ${UNSET:-plain text}")
     (service,) = load_manifests([write(tmp_path / "a.yaml", text)], env={}).services
     assert service.description == "plain text"
+
+
+# --- item 5: the manifest walk reads only regular files inside the tree -----------------
+
+REPO = Path(__file__).resolve().parent.parent
+SECRET = "hunter2-outside-the-tree"
+
+
+def validate_in_a_process(*paths: str | Path) -> subprocess.CompletedProcess[str]:
+    """The real CLI in its own process: a hang fails the test instead of hanging the suite."""
+    return subprocess.run(
+        [sys.executable, "-m", "reconciler", "validate", *map(str, paths)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        check=False,
+    )
+
+
+def test_a_fifo_in_a_manifest_directory_is_refused_without_hanging(tmp_path: Path) -> None:
+    write(tmp_path / "services" / "a.yaml", minimal())
+    os.mkfifo(tmp_path / "services" / "b.yaml")  # no writer: an open without O_NONBLOCK hangs
+    started = time.monotonic()
+    result = validate_in_a_process(tmp_path / "services")
+    assert time.monotonic() - started < 30
+    assert result.returncode == 1, result.stderr
+    assert "b.yaml:1:1: error: is a FIFO, not a regular file" in result.stderr
+
+
+def test_a_link_to_dev_zero_is_refused_before_a_byte_is_read(tmp_path: Path) -> None:
+    write(tmp_path / "services" / "a.yaml", minimal())
+    (tmp_path / "services" / "zero.yaml").symlink_to("/dev/zero")
+    result = validate_in_a_process(tmp_path / "services")
+    assert result.returncode == 1, result.stderr
+    assert "zero.yaml:1:1: error: is a symbolic link to a file outside" in result.stderr
+
+
+def test_a_device_named_on_the_command_line_is_refused(tmp_path: Path) -> None:
+    result = validate_in_a_process("/dev/zero")
+    assert result.returncode == 1
+    assert "/dev/zero: not a regular file or directory (a device)" in result.stderr
+
+
+def test_every_read_is_bounded_whatever_st_size_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(manifests, "MAX_FILE_BYTES", 4096)
+    fifo = tmp_path / "endless.yaml"
+    os.mkfifo(fifo)  # st_size 0, like /dev/zero, and it never ends
+    written: list[int] = []
+
+    def endless_writer() -> None:
+        with contextlib.suppress(BrokenPipeError), open(fifo, "wb") as pipe:
+            for _ in range(10_000):  # 10 MB if the reader kept reading
+                pipe.write(b"#" * 1024)
+                written.append(1)
+
+    writer = threading.Thread(target=endless_writer, daemon=True)
+    writer.start()
+    (error,) = errors_of([fifo])  # named on the command line: a FIFO may be read
+    writer.join(timeout=30)
+    assert "larger than allowed" in error.message
+    assert len(written) < 100  # the reader stopped near the limit; the writer got EPIPE
+
+
+def test_a_link_leaving_the_tree_is_refused_and_its_target_never_shown(tmp_path: Path) -> None:
+    outside = write(tmp_path / "private" / "key.yaml", f"token: {SECRET}\n")
+    write(tmp_path / "services" / "a.yaml", minimal())
+    (tmp_path / "services" / "stolen.yaml").symlink_to(outside)
+    (tmp_path / "services" / "up").symlink_to(tmp_path / "private", target_is_directory=True)
+    (error,) = errors_of([tmp_path / "services"])
+    assert where(error) == ("stolen.yaml", 1, 1)
+    assert "outside the manifest directory" in error.message
+    assert SECRET not in str(error) and "private" not in str(error)
+
+
+def test_a_link_inside_the_tree_is_followed(tmp_path: Path) -> None:
+    write(tmp_path / "services" / "shared" / "a.yaml", minimal())
+    (tmp_path / "services" / "b.yml").symlink_to(tmp_path / "services" / "shared" / "a.yaml")
+    state = load_manifests([tmp_path / "services" / "shared"], env={})
+    assert len(state.services) == 1
+    # Named on the command line, a link may point anywhere: the user chose it.
+    (tmp_path / "named.yaml").symlink_to(tmp_path / "services" / "shared" / "a.yaml")
+    assert len(load_manifests([tmp_path / "named.yaml"], env={}).services) == 1
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        f"{SECRET}\n",
+        f"password: {SECRET}\n",
+        f"- {SECRET}\n",
+        f"a: *{SECRET}\n",
+        f"a: !{SECRET}!x b\n",
+        b"abc \xff" + SECRET.encode() + b"\n",
+    ],
+    ids=["scalar", "foreign mapping", "list", "undefined alias", "tag handle", "not utf-8"],
+)
+def test_errors_about_a_file_that_is_no_manifest_never_echo_its_content(
+    tmp_path: Path, content: str | bytes
+) -> None:
+    path = tmp_path / "foreign.yaml"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+    errors = errors_of([path])
+    assert errors
+    for error in errors:
+        assert SECRET not in str(error) and "hunter" not in str(error)
+        assert error.pos is not None and error.pos.file == str(path)
