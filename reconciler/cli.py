@@ -23,8 +23,15 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def _echo(message: str = "", *, err: bool = False, nl: bool = True) -> None:
+    """Print through the one redaction of the API key (reconciler/redaction.py)."""
+    from reconciler.redaction import redact
+
+    click.echo(redact(message), err=err, nl=nl)
+
+
 def _fail(message: str, code: int = 1) -> NoReturn:
-    click.echo(message, err=True)
+    _echo(message, err=True)
     sys.exit(code)
 
 
@@ -40,7 +47,7 @@ def handle_errors(func: F) -> F:
             return func(*args, **kwargs)
         except UserError as exc:
             for diag in exc.diagnostics:
-                click.echo(str(diag), err=True)
+                _echo(str(diag), err=True)
             sys.exit(1)
         except (ApiError, ConfigError) as exc:
             _fail(f"error: {exc}")
@@ -196,9 +203,9 @@ def _echo_diagnostics(diagnostics: Any, fmt: str) -> None:
     """Text lines on stderr, or GitHub annotations on stdout (where Actions reads them)."""
     for diag in diagnostics:
         if fmt == "github":
-            click.echo(diag.github_annotation())
+            _echo(diag.github_annotation())
         else:
-            click.echo(str(diag), err=True)
+            _echo(str(diag), err=True)
 
 
 @main.command()
@@ -222,14 +229,14 @@ def validate(paths: tuple[str, ...], fmt: str) -> None:
     except UserError as exc:
         _echo_diagnostics(exc.diagnostics, fmt)
         errors = sum(1 for d in exc.diagnostics if d.severity is Severity.ERROR)
-        click.echo(f"{errors} error{'s' if errors != 1 else ''}: manifests are invalid", err=True)
+        _echo(f"{errors} error{'s' if errors != 1 else ''}: manifests are invalid", err=True)
         sys.exit(1)
     _echo_diagnostics(desired.warnings, fmt)
     services = len(desired.services)
     files = len({service.source.file for service in desired.services})
     count = len(desired.warnings)
     warned = f", {count} warning{'s' if count != 1 else ''}" if count else ""
-    click.echo(
+    _echo(
         f"{services} service{'s' if services != 1 else ''} valid in "
         f"{files} file{'s' if files != 1 else ''}{warned}"
     )
@@ -296,7 +303,7 @@ def plan(
         _echo_diagnostics(exc.diagnostics, fmt if fmt == "github" else "text")
         sys.exit(1)
 
-    client = connection.open(on_wait=lambda message: click.echo(message, err=True))
+    client = connection.open(on_wait=lambda message: _echo(message, err=True))
     try:
         result = make_plan(client, desired, prune=prune, targets=targets)
     finally:
@@ -304,9 +311,9 @@ def plan(
     if out:
         save_plan(result, out)
     color = fmt == "text" and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-    click.echo(render_plan(result, fmt, color=color), nl=False)
+    _echo(render_plan(result, fmt, color=color), nl=False)
     if out:
-        click.echo(f"Plan saved to {out}; apply it with: reconciler apply {out}", err=True)
+        _echo(f"Plan saved to {out}; apply it with: reconciler apply {out}", err=True)
     if result.errors:
         sys.exit(1)
     if detailed_exitcode and result.has_changes:
@@ -335,14 +342,14 @@ def _apply_install_sigint(cancel: Any) -> Callable[[], None]:
 
     def on_sigint(signum: int, frame: Any) -> None:
         if cancel.is_set():
-            click.echo(
+            _echo(
                 "\nStopped. Operations in flight may or may not have completed; "
                 "run plan to see where things stand.",
                 err=True,
             )
             os._exit(130)
         cancel.set()
-        click.echo(
+        _echo(
             "\nCancelling: no new operations will start; waiting for those in flight "
             "(Ctrl-C again to stop at once).",
             err=True,
@@ -396,6 +403,7 @@ def apply(
 
     from reconciler.applier import apply_plan, check_convergence, check_saved_plan
     from reconciler.plan import looks_like_saved_plan
+    from reconciler.redaction import redact
     from reconciler.render import render_plan
     from reconciler.report import (
         ApplyProgress,
@@ -425,7 +433,7 @@ def apply(
         if progress is not None:
             progress.note(message)
         else:
-            click.echo(message, err=True)
+            _echo(message, err=True)
 
     client = connection.open(on_wait=on_wait)
     try:
@@ -444,15 +452,15 @@ def apply(
 
         shown = render_plan(plan, "text", color=color and not as_json)
         if plan.errors:
-            click.echo(shown, err=True)
+            _echo(shown, err=True)
             _fail(f"Refusing to apply: the plan has {len(plan.errors)} error(s) (above).")
         if not plan.operations:
             if as_json:
-                click.echo(json.dumps(apply_report_json(plan, None, Convergence(True)), indent=2))
+                _echo(json.dumps(apply_report_json(plan, None, Convergence(True)), indent=2))
             else:
-                click.echo(shown)
+                _echo(shown)
             return
-        click.echo(shown, err=as_json)
+        _echo(shown, err=as_json)
 
         if not auto_approve:
             if not _apply_stdin_is_terminal():
@@ -462,8 +470,10 @@ def apply(
                 )
             count = len(plan.operations)
             answer = click.prompt(
-                f"\nApply {count} change{'s' if count != 1 else ''} to organization "
-                f"{plan.organization}? Only 'yes' will be accepted",
+                redact(
+                    f"\nApply {count} change{'s' if count != 1 else ''} to organization "
+                    f"{plan.organization}? Only 'yes' will be accepted"
+                ),
                 default="",
                 show_default=False,
                 err=as_json,
@@ -474,8 +484,8 @@ def apply(
         cancel = threading.Event()
         progress = ApplyProgress(
             len(plan.operations),
-            lambda text: click.echo(text, err=as_json),
-            (lambda raw: click.echo(raw, err=True, nl=False))
+            lambda text: _echo(text, err=as_json),
+            (lambda raw: _echo(raw, err=True, nl=False))
             if bar and len(plan.operations) >= APPLY_PROGRESS_BAR_MIN_OPERATIONS
             else None,
             color=color,
@@ -493,10 +503,10 @@ def apply(
             else check_convergence(client, plan, report, desired, prune=prune, targets=targets)
         )
         if as_json:
-            click.echo(json.dumps(apply_report_json(plan, report, convergence), indent=2))
+            _echo(json.dumps(apply_report_json(plan, report, convergence), indent=2))
         else:
-            click.echo("")
-            click.echo(render_apply_text(report, convergence, color=color))
+            _echo("")
+            _echo(render_apply_text(report, convergence, color=color))
         if report.cancelled:
             sys.exit(130)
         if not report.ok or (convergence is not None and not convergence.converged):
@@ -569,7 +579,7 @@ def export(
             "--active-only and --target choose manifests; a seed always copies the whole "
             "organization (add --out DIR to write the chosen manifests too)"
         )
-    client = connection.open(on_wait=lambda message: click.echo(message, err=True))
+    client = connection.open(on_wait=lambda message: _echo(message, err=True))
     try:
         organization = read_organization(client)
         unit_tests = read_unit_tests(client, organization.services) if seed_file else ()
@@ -579,9 +589,9 @@ def export(
         text, warnings = export_seed(client.config.organization, organization, unit_tests)
         for warning in warnings:
             prefix = f"{warning.service}: " if warning.service else ""
-            click.echo(f"{prefix}{warning}", err=True)
+            _echo(f"{prefix}{warning}", err=True)
         write_seed_file(text, Path(seed_file), force=force)
-        click.echo(
+        _echo(
             f"Wrote an emulator seed of {len(organization.services)} service(s) and "
             f"{len(unit_tests)} unit test(s) to {seed_file}",
             err=True,
@@ -598,14 +608,14 @@ def export(
         schema_ref=schema_ref,
     )
     for warning in result.warnings:
-        click.echo(f"{warning.service}: {warning}", err=True)
+        _echo(f"{warning.service}: {warning}", err=True)
     if out_dir is None:
-        click.echo(join_documents(result.files, schema_ref), nl=False)
+        _echo(join_documents(result.files, schema_ref), nl=False)
     else:
         written = write_export(result.files, Path(out_dir), force=force)
-        click.echo(f"Wrote {len(written)} manifest(s) to {out_dir}", err=True)
+        _echo(f"Wrote {len(written)} manifest(s) to {out_dir}", err=True)
     if not result.files:
-        click.echo("No services to export.", err=True)
+        _echo("No services to export.", err=True)
 
 
 # --- emulator (issue 3) ---------------------------------------------------------
@@ -667,9 +677,10 @@ def emulator(port: int, seed_file: str | None, window_seconds: float) -> None:
             "AMIGO_API_KEY_ID",
             "AMIGO_USER_ID",
         ):
+            # The emulator's own throwaway key, printed on purpose: not redacted.
             click.echo(f"export {name}={shlex.quote(env[name])}")
         sys.stdout.flush()
-        click.echo(
+        _echo(
             f"# Amigo API emulator for organization {emulated.organization!r} at "
             f"{server.base_url} (seed: {seed_file}, rate-limit window {window_seconds:g}s). "
             "Ctrl-C stops it.",
@@ -678,7 +689,7 @@ def emulator(port: int, seed_file: str | None, window_seconds: float) -> None:
         try:
             server.wait()
         except KeyboardInterrupt:
-            click.echo("emulator stopped", err=True)
+            _echo("emulator stopped", err=True)
 
 
 # --- schema (issue 2) -----------------------------------------------------------
@@ -694,18 +705,19 @@ def emulator(port: int, seed_file: str | None, window_seconds: float) -> None:
 @handle_errors
 def schema(out: str | None) -> None:
     """Print the manifest's JSON Schema (what schemas/service.schema.json holds)."""
+    from reconciler.redaction import redact
     from reconciler.schema import render_schema
 
     text = render_schema()
     if out is None:
-        click.echo(text, nl=False)
+        _echo(text, nl=False)
         return
     try:
         with open(out, "w", encoding="utf-8") as handle:
-            handle.write(text)
+            handle.write(redact(text))
     except OSError as exc:
         _fail(f"error: cannot write {out}: {exc.strerror}")
-    click.echo(f"wrote {out}", err=True)
+    _echo(f"wrote {out}", err=True)
 
 
 # --- ci (issue 13): GitHub Actions steps, logic in reconciler/github.py --------------
@@ -760,7 +772,7 @@ def ci_decide(
     _ci_outputs(decision=decision.action, label=decision.label)
     if decision.action == "fail":
         _fail(f"::error::{decision.detail}")
-    click.echo(f"reconciler ci decide: {decision.label}")
+    _echo(f"reconciler ci decide: {decision.label}")
     if decision.action == "skip":
         text = plan_comment(
             environment=environment,
@@ -776,7 +788,7 @@ def ci_decide(
         with open(comment_file, "w", encoding="utf-8") as handle:
             handle.write(text)
         _ci_summary(text)
-        click.echo(f"::notice title=reconciler plan::{decision.label}")
+        _echo(f"::notice title=reconciler plan::{decision.label}")
 
 
 @ci.command("check-tip")
@@ -794,7 +806,7 @@ def ci_check_tip() -> None:
         raise
     finally:
         api.close()
-    click.echo(f"commit {tip.tip} is the tip of {tip.branch}")
+    _echo(f"commit {tip.tip} is the tip of {tip.branch}")
 
 
 @ci.command("compare")
@@ -833,11 +845,11 @@ def ci_compare(plan_file: str, environment: str) -> None:
     _ci_outputs(digest=digest, match=comparison.status, **{"pr-digest": comparison.pr_digest})
     _ci_summary(comparison.text + "\n")
     if comparison.status == "differs":
-        click.echo(
+        _echo(
             f"::warning title=plan differs from the pull request's::merge-time plan {digest}, "
             f"pull request plan {comparison.pr_digest}; see the job summary"
         )
-    click.echo(f"plan digest {digest}: {comparison.status}")
+    _echo(f"plan digest {digest}: {comparison.status}")
 
 
 @ci.command("comment")
@@ -934,7 +946,7 @@ def ci_plan_info(plan_file: str, expect_digest: str) -> None:
             "showed); nothing was applied: re-run all jobs to plan and approve again"
         )
     _ci_outputs(digest=digest, **{"has-changes": str(plan.has_changes).lower()})
-    click.echo(digest)
+    _echo(digest)
 
 
 # --- promote (issue 18) ---------------------------------------------------------
@@ -990,14 +1002,14 @@ def promote(
     except NothingToPromote as exc:
         _fail(str(exc), PROMOTE_NOTHING_TO_DO)
     for change in promotion.changes:
-        click.echo(change.diff(), nl=False)
+        _echo(change.diff(), nl=False)
     if not dry_run:
         write_promotion(promotion)
     for name in promotion.unchanged:
-        click.echo(f"'{name}': '{target}' already equals '{source}'; left as it is", err=True)
+        _echo(f"'{name}': '{target}' already equals '{source}'; left as it is", err=True)
     verb = "Would promote" if dry_run else "Promoted"
     names = ", ".join(promotion.promoted)
-    click.echo(
+    _echo(
         f"{verb} '{source}' to '{target}' for {names} in {len(promotion.changes)} file(s)",
         err=True,
     )
@@ -1093,7 +1105,7 @@ def verify(
         saved = load_plan(plan_file)
         pairs = targets_from_plan(saved)
         if not pairs:
-            click.echo(f"{plan_file} changes no version set: nothing to verify.", err=True)
+            _echo(f"{plan_file} changes no version set: nothing to verify.", err=True)
             return
     else:
         pairs = [(s, v) for s in services for v in version_sets]
@@ -1105,7 +1117,7 @@ def verify(
     targets = verify_targets(pairs, desired)
     cancel = threading.Event()
     restore = _verify_install_sigint(cancel)
-    client = connection.open(on_wait=lambda message: click.echo(message, err=True))
+    client = connection.open(on_wait=lambda message: _echo(message, err=True))
     try:
         if saved is not None:
             from reconciler.plan import check_plan_target
@@ -1118,7 +1130,7 @@ def verify(
             targets,
             timeout=timeout,
             poll_seconds=poll_seconds,
-            on_progress=lambda message: click.echo(message, err=True),
+            on_progress=lambda message: _echo(message, err=True),
             cancel=cancel,
         )
     finally:
@@ -1126,7 +1138,7 @@ def verify(
         client.close()
     from reconciler.render_verify import render_verification
 
-    click.echo(render_verification(result, fmt), nl=False)
+    _echo(render_verification(result, fmt), nl=False)
     if result.cancelled:
         sys.exit(130)
     if not result.passed:
@@ -1141,7 +1153,7 @@ def _verify_install_sigint(cancel: Any) -> Callable[[], None]:
         if cancel.is_set():
             raise KeyboardInterrupt
         cancel.set()
-        click.echo(
+        _echo(
             "\nCancelling: reporting what has finished; runs already started keep running "
             "(Ctrl-C again to stop at once).",
             err=True,

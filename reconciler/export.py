@@ -76,6 +76,7 @@ from reconciler.model import (
     UnitTest,
     VersionSet,
 )
+from reconciler.redaction import redact
 
 API_VERSION = "amigo.ai/v1"
 KIND = "Service"
@@ -575,7 +576,7 @@ def write_export(files: Sequence[ExportedFile], out_dir: Path, *, force: bool) -
         for file, path in zip(files, targets, strict=True):
             temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
             try:
-                temporary.write_text(file.text, encoding="utf-8", newline="\n")
+                temporary.write_text(redact(file.text), encoding="utf-8", newline="\n")
                 os.replace(temporary, path)
             finally:
                 temporary.unlink(missing_ok=True)
@@ -629,7 +630,7 @@ def write_seed_file(text: str, path: Path, *, force: bool) -> None:
         )
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        temporary.write_text(text, encoding="utf-8", newline="\n")
+        temporary.write_text(redact(text), encoding="utf-8", newline="\n")
         os.replace(temporary, path)
     except OSError as exc:
         raise UserError(

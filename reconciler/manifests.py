@@ -39,6 +39,7 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.resolver import Resolver
 
+from reconciler.api.config import ENV_API_KEY
 from reconciler.diagnostics import Diagnostic, Severity, SourcePos, UserError
 from reconciler.gcpause import fewer_collections
 from reconciler.limits import (
@@ -59,6 +60,11 @@ from reconciler.model import (
     DesiredState,
     LLMConfig,
     VersionSet,
+)
+from reconciler.redaction import (
+    CREDENTIAL_VARIABLES,
+    SECRET_VARIABLES,
+    api_key,
 )
 
 API_VERSION = "amigo.ai/v1"
@@ -420,6 +426,7 @@ class _DocumentBuilder:
         self.filled = filled
         self.diagnostics = diagnostics
         self.budget = MAX_NODES_PER_DOCUMENT
+        self.api_key = api_key(env)
 
     def error(self, node: Node, path: str, message: str) -> None:
         self.doc.reported.add(path)
@@ -607,6 +614,18 @@ class _DocumentBuilder:
                 )
                 out.append(token)
                 continue
+            if name in CREDENTIAL_VARIABLES:
+                what = "API key, a secret" if name in SECRET_VARIABLES else "credentials"
+                self.error_at(
+                    node,
+                    path,
+                    match.start(),
+                    f"${{{name}}} is the reconciler's own {what}; a manifest may not use it "
+                    "(its value would be sent to the API and shown in plans, comments and "
+                    "plan files); remove the reference",
+                )
+                out.append(token)
+                continue
             value = self.env.get(name)
             if value is None or (sep and value == ""):
                 if not sep:
@@ -620,10 +639,30 @@ class _DocumentBuilder:
                     out.append(token)
                     continue
                 value = default
+            if self.api_key is not None and self.api_key in value:
+                self.error_at(
+                    node,
+                    path,
+                    match.start(),
+                    f"the value of ${{{name}}} holds the API key ({ENV_API_KEY}); a manifest "
+                    "may not use it (it would be sent to the API and shown in plans); "
+                    f"use another variable, or unset {name}",
+                )
+                out.append(token)
+                continue
             self.filled.append(f"{name}={value}")
             out.append(value)
         out.append(text[last:])
-        return "".join(out)
+        filled = "".join(out)
+        if self.api_key is not None and path not in self.doc.reported and self.api_key in filled:
+            self.error(
+                node,
+                path,
+                f"the filled value holds the API key ({ENV_API_KEY}); a manifest may not "
+                "use it (it would be sent to the API and shown in plans)",
+            )
+            return text
+        return filled
 
     def error_at(self, node: Node, path: str, offset: int, message: str) -> None:
         """An error inside a string: exact column where the scalar is plain and on one line."""

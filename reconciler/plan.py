@@ -45,6 +45,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from reconciler.diagnostics import Diagnostic, Severity, SourcePos, UserError
 from reconciler.model import LiveService, LiveState
+from reconciler.redaction import redact
 
 FORMAT_VERSION = 1
 
@@ -312,8 +313,9 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
             service_id: [name, digest]
             for service_id, (name, digest) in sorted(plan.live_services.items())
         }
-    # Round-trip through JSON so the checksum covers exactly what is written.
-    data = json.loads(_canonical(data))
+    # Round-trip through JSON so the checksum covers exactly what is written, and through
+    # the one redaction of the API key, so no plan file or JSON output can carry it.
+    data = json.loads(redact(_canonical(data).decode("utf-8")))
     data["checksum"] = _checksum(data)
     return data
 

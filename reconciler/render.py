@@ -29,6 +29,7 @@ from reconciler.diagnostics import workflow_command
 from reconciler.diff import is_user_visible
 from reconciler.model import OWNERSHIP_TAG_KEY, OWNERSHIP_TAG_VALUE
 from reconciler.plan import Action, Kind, Operation, Plan, plan_digest, plan_to_json
+from reconciler.redaction import redact
 
 FORMATS = ("text", "markdown", "json", "github")
 GITHUB_COMMENT_LIMIT = 65_536
@@ -53,15 +54,18 @@ _COLOUR = {"+": "green", "~": "yellow", "-": "red"}
 
 
 def render_plan(plan: Plan, fmt: str, *, color: bool = False) -> str:
-    """The plan in one of FORMATS; `color` (text only) is for a TTY and the CLI decides it."""
+    """The plan in one of FORMATS; `color` (text only) is for a TTY and the CLI decides it.
+
+    Every format passes through the one redaction of the API key.
+    """
     if fmt == "text":
-        return render_text(plan, color=color)
+        return redact(render_text(plan, color=color))
     if fmt == "markdown":
-        return render_markdown(plan)
+        return redact(render_markdown(plan))
     if fmt == "json":
-        return plan_to_json(plan)
+        return redact(plan_to_json(plan))
     if fmt == "github":
-        return render_github(plan)
+        return redact(render_github(plan))
     raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
 
 

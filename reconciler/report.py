@@ -23,6 +23,7 @@ from reconciler.applier import (
     describe,
 )
 from reconciler.plan import Plan
+from reconciler.redaction import redact
 
 REPORT_FORMAT_VERSION = 1
 
@@ -60,7 +61,7 @@ def progress_line(result: OperationResult, index: int, total: int, *, color: boo
         line += f" ({format_duration(result.duration)})"
     if result.message:
         line += f": {result.message}"
-    return line
+    return redact(line)
 
 
 def render_apply_text(
@@ -102,7 +103,7 @@ def render_apply_text(
             )
             lines += [f"  {d}" for d in convergence.differences]
             lines.append("Run apply again to retry; fix what failed first if it keeps failing.")
-    return "\n".join(lines)
+    return redact("\n".join(lines))
 
 
 def apply_report_json(

@@ -26,6 +26,14 @@ ENV_USER_ID = "AMIGO_USER_ID"
 ENV_ORGANIZATION_ID = "AMIGO_ORGANIZATION_ID"
 ENV_BASE_URL = "AMIGO_BASE_URL"
 
+# What signs in. Only the key is a secret (it authenticates; output never shows it, see
+# reconciler/redaction.py). The key id and the user id identify: the API answers 401
+# without the key, so they may be shown. A manifest may use none of the three
+# (`${AMIGO_API_KEY_ID}` has no business in a service definition either); the
+# organization id and base URL are settings, not credentials, and may be used.
+CREDENTIAL_VARIABLES: tuple[str, ...] = (ENV_API_KEY, ENV_API_KEY_ID, ENV_USER_ID)
+SECRET_VARIABLES: tuple[str, ...] = (ENV_API_KEY,)
+
 # How a user supplies each setting: said in the "missing settings" message.
 HOW_TO_SET: Mapping[str, str] = {
     ENV_API_KEY: f"export {ENV_API_KEY}=... (environment only, never a flag, "
