@@ -1212,6 +1212,20 @@ def _duplicates(services: Sequence[DesiredService]) -> list[Diagnostic]:
 
 def _validate(doc: _Document, diagnostics: list[Diagnostic]) -> DesiredService | None:
     data = doc.data
+    if (
+        isinstance(data, dict)
+        and "format_version" in data
+        and "checksum" in data
+        and "apiVersion" not in data
+    ):
+        diagnostics.append(
+            Diagnostic(
+                "this is a saved plan (written by `reconciler plan --out`), not a manifest: "
+                f"apply it with `reconciler apply {doc.file}`",
+                pos=_pos(doc.file, doc.root),
+            )
+        )
+        return None
     if not isinstance(data, dict) or not _MANIFEST_KEYS.intersection(data):
         # Not a manifest at all: say so without repeating what the file holds.
         what = "a mapping without any of them" if isinstance(data, dict) else _kind_of(data)
@@ -1219,15 +1233,6 @@ def _validate(doc: _Document, diagnostics: list[Diagnostic]) -> DesiredService |
             Diagnostic(
                 f"not a service manifest: a manifest document is a mapping with apiVersion, "
                 f"kind, metadata and spec, not {what}",
-                pos=_pos(doc.file, doc.root),
-            )
-        )
-        return None
-    if "format_version" in data and "checksum" in data and "apiVersion" not in data:
-        diagnostics.append(
-            Diagnostic(
-                "this is a saved plan (written by `reconciler plan --out`), not a manifest: "
-                f"apply it with `reconciler apply {doc.file}`",
                 pos=_pos(doc.file, doc.root),
             )
         )
