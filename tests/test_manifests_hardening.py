@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from test_manifests_load import minimal, write
 
 from reconciler import manifests
 from reconciler.cli import main
@@ -20,35 +21,15 @@ from reconciler.diagnostics import Diagnostic, UserError
 from reconciler.manifests import load_manifests
 
 
-def minimal(extra_spec: str = "", name: str = "Svc") -> str:
-    return (
-        "apiVersion: amigo.ai/v1\n"
-        "kind: Service\n"
-        "metadata:\n"
-        f"  name: {name}\n"
-        "spec:\n"
-        "  description: A service\n"
-        "  agent: Concierge\n"
-        "  service_hierarchical_state_machine: Onboarding flow\n"
-        f"{extra_spec}"
-    )
-
-
 def with_params(params: str) -> str:
     return minimal(
-        "  version_sets:\n"
+        extra_spec="  version_sets:\n"
         "    release:\n"
         "      llm_model_preferences:\n"
         "        conversation:\n"
         "          llm_name: openai_gpt-4.1-2025-04-14\n"
         f"          params: {params}\n"
     )
-
-
-def write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    return path
 
 
 def errors_of(paths: list[Path | str], env: dict[str, str] | None = None) -> list[Diagnostic]:
@@ -153,7 +134,7 @@ def test_the_plan_shows_and_sends_5e_minus_1_as_a_number(tmp_path: Path) -> None
 def test_keys_equal_after_stripping_are_an_error_naming_both(
     tmp_path: Path, extra: str, first: str, second: str, line: int, column: int
 ) -> None:
-    path = write(tmp_path / "a.yaml", minimal(extra))
+    path = write(tmp_path / "a.yaml", minimal(extra_spec=extra))
     (error,) = errors_of([path])
     assert where(error) == ("a.yaml", line, column)
     assert repr(first) in error.message and repr(second) in error.message
@@ -162,7 +143,7 @@ def test_keys_equal_after_stripping_are_an_error_naming_both(
 
 def test_a_merged_key_that_collides_after_stripping_is_an_error(tmp_path: Path) -> None:
     extra = "  tags:\n    <<: {'team ': a}\n    team: b\n"
-    (error,) = errors_of([write(tmp_path / "a.yaml", minimal(extra))])
+    (error,) = errors_of([write(tmp_path / "a.yaml", minimal(extra_spec=extra))])
     assert "same key" in error.message
 
 
