@@ -194,7 +194,7 @@ def test_a_saved_plan_among_manifests_or_validated_says_what_it_is(tmp_path: Pat
     saved = tmp_path / "p.yml"
     assert run(["plan", EXAMPLES, "--emulator", SEED, "--out", str(saved)]).exit_code == 0
     mixed = CliRunner().invoke(cli.main, ["apply", str(saved), EXAMPLES, "--emulator", SEED])
-    assert mixed.exit_code == 2 and "is a saved plan" in mixed.output
+    assert mixed.exit_code == 64 and "is a saved plan" in mixed.output
     checked = CliRunner().invoke(cli.main, ["validate", str(saved)])
     assert checked.exit_code == 1
     assert "this is a saved plan" in checked.stderr and "unknown field" not in checked.stderr
