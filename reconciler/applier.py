@@ -559,7 +559,17 @@ def check_convergence(
 
     try:
         if desired is not None:
-            return convergence_from_plan(make_plan(client, desired, prune=prune, targets=targets))
+            # The plan's own services stay in scope under their new names: a target that
+            # named a service this apply renamed names nothing now.
+            scope = tuple(dict.fromkeys((*targets, *(op.service for op in plan.operations))))
+            fresh = make_plan(
+                client,
+                desired,
+                prune=prune,
+                targets=scope if targets else (),
+                check_targets=False,
+            )
+            return convergence_from_plan(fresh)
         differences = remaining_differences(client, plan, report)
         return Convergence(
             not differences,

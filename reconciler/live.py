@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from reconciler.model import Agent, DesiredService, DesiredState, LiveService, LiveState, UnitTest
-from reconciler.planner import match_services
+from reconciler.planner import in_target, match_services
 
 if TYPE_CHECKING:
     from reconciler.api.client import AmigoClient
@@ -85,7 +85,7 @@ def needed_references(
     # The planner's own matching: the live service each manifest will be compared with.
     for match in match_services(desired.services, services):
         want, live = match.desired, match.live
-        if wanted and want.name not in wanted:
+        if not in_target(match, wanted):
             continue
         # Moving either reference of an active service has the API check both records.
         moves = _changes_reference(want, live, "agent_id") or _changes_reference(

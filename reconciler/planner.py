@@ -322,6 +322,17 @@ def _check_tag_limit(b: _Builder, want: DesiredService, tags: Mapping[str, str |
     )
 
 
+def in_target(match: Match, wanted: set[str]) -> bool:
+    """A manifest is in scope when --target names it by its new or its live name.
+
+    A rename through a `metadata.id` pin is one operation on one service: targeting
+    either name must select it (targeting the old name used to select nothing).
+    """
+    if not wanted or match.desired.name in wanted:
+        return True
+    return match.live is not None and match.live.name in wanted
+
+
 def _check_targets(
     targets: Sequence[str], desired: DesiredState, services: Sequence[LiveService]
 ) -> None:
@@ -857,14 +868,17 @@ def plan_against(
     api_reads: Mapping[str, int] | None = None,
     created_at: str | None = None,
     read_unit_tests: Callable[[Sequence[str]], Sequence[UnitTest]] | None = None,
+    check_targets: bool = True,
 ) -> Plan:
     """The plan that takes `live` to `desired` (no I/O of its own).
 
     When `live.unit_tests` was not read, `read_unit_tests` (if given) is asked once,
     mid-plan, for the unit tests of the services where a deletion or deactivation
-    is planned: only the planning itself knows which those are.
+    is planned: only the planning itself knows which those are. `check_targets=False`
+    lets a target name nothing (a re-plan after an apply renamed the service it named).
     """
-    _check_targets(targets, desired, live.services)
+    if check_targets:
+        _check_targets(targets, desired, live.services)
     wanted = set(targets)
 
     def in_scope(name: str) -> bool:
@@ -875,7 +889,7 @@ def plan_against(
     claimed = {m.live.id for m in matches if m.live is not None}
     claimed |= {m.desired.id for m in matches if m.desired.id is not None}
     for match in sorted(matches, key=lambda m: (m.desired.name, m.desired.id or "")):
-        if in_scope(match.desired.name):
+        if in_target(match, wanted):
             _plan_service(b, match, live, prune=prune)
     _plan_absent_owned(b, live.services, claimed, prune=prune, scope=in_scope)
     _order_names(b, live.services, claimed)
@@ -925,6 +939,7 @@ def make_plan(
     *,
     prune: bool = False,
     targets: Sequence[str] = (),
+    check_targets: bool = True,
 ) -> Plan:
     """Read what the plan needs, plan, and check deletions against unit tests.
 
@@ -942,6 +957,7 @@ def make_plan(
         prune=prune,
         targets=targets,
         read_unit_tests=lambda service_ids: fetch_unit_tests(client, service_ids),
+        check_targets=check_targets,
     )
     after = client.request_counts
     reads = {
