@@ -9,8 +9,9 @@ planned (one call, once planning shows which).
 Every operation is one API call. Order comes from a dependency graph, not a
 fixed list: a name-freeing deactivation or rename runs before the create or
 activation that takes the name; an agent / state machine change runs before the
-upserts pinning the new versions; deletions and deactivations run last unless
-something depends on them. Anything the API would reject is turned into a plan
+upserts pinning the new versions; an activation runs after the same service's
+version-set upserts and deletions (the API checks the LLMs its sets use when it
+activates); deletions and deactivations run last unless something depends on them. Anything the API would reject is turned into a plan
 error that points at the manifest.
 """
 
@@ -532,6 +533,10 @@ def _plan_service(
         prune=prune,
     )
 
+    activating = "is_active" in changed and want.is_active
+    if activating and update_index is not None:
+        _activate_last(b, update_index, range(first_version_set_draft, len(b.drafts)))
+
     # Checks against the agent / state machine the service will use.
     upserted = {d.version_set: d for d in b.drafts[first_version_set_draft:] if d.version_set}
     sent = {
@@ -539,7 +544,6 @@ def _plan_service(
         for n, vs in want.version_sets.items()
         if n in upserted and upserted[n].action is Action.UPSERT_VERSION_SET
     }
-    activating = "is_active" in changed and want.is_active
     for ref, record, ref_changed in ((AGENT_REF, agent, agent_changed), (SM_REF, sm, sm_changed)):
         # After a move every declared pin names a version of the new agent / state
         # machine, sent or not; otherwise only the sets being sent can be new.
@@ -547,8 +551,15 @@ def _plan_service(
         if record is None:
             continue
         path = f"spec.{ref.name_field if getattr(want, ref.name_field) else ref.id_field}"
-        if ref_changed and record.latest_version is None:
-            b.errors.append(_error(want, path, f"{ref.label} {record.name!r} has no versions yet"))
+        if (ref_changed or activating) and record.latest_version is None:
+            b.errors.append(
+                _error(
+                    want,
+                    path,
+                    f"{ref.label} {record.name!r} has no versions yet; the API refuses to "
+                    + ("activate a service that uses it" if activating else "switch to it"),
+                )
+            )
         # The API checks both records when either reference of an active service moves.
         if record.deprecated and want.is_active and (activating or agent_changed or sm_changed):
             b.errors.append(
@@ -573,6 +584,45 @@ def _plan_service(
                         "this change; declare the version set to manage it",
                     )
                 )
+
+
+def _activate_last(b: _Builder, update_index: int, version_set_drafts: Iterable[int]) -> None:
+    """Activation waits for the service's version-set upserts and deletions.
+
+    The API checks, on activation, the LLMs its version sets use (update-service's
+    documented 400 for a deprecated one): a plan that fixes a version set and activates
+    must send the fix first. When the same update also moves the agent or state machine,
+    the upserts must follow the move (their pins name the new one's versions), so the
+    update is split: the field changes first, `is_active: true` alone last.
+    """
+    after = [i for i in version_set_drafts if b.drafts[i].service_id is not None]
+    if not after:
+        return
+    update = b.drafts[update_index]
+    if not any(update_index in b.drafts[i].deps for i in after):
+        update.deps.update(after)
+        return
+    fields = [c for c in update.changes if c.path != "is_active"]
+    update.request = {k: v for k, v in update.request.items() if k != "is_active"}
+    update.changes = tuple(fields)
+    update.kind = (
+        Kind.ADOPT if [c.path for c in fields] == [f"tags.{OWNERSHIP_TAG_KEY}"] else Kind.UPDATE
+    )
+    name, service_id = update.service, update.service_id
+    b.add(
+        _Draft(
+            Action.UPDATE_SERVICE,
+            Kind.ACTIVATE,
+            name,
+            service_id,
+            (name, service_id or "", 2, ""),
+            changes=(Change("is_active", False, True),),
+            request={"is_active": True},
+            source=update.source,
+            desired=update.desired,
+            deps={update_index, *after},
+        )
+    )
 
 
 def _plan_create(
@@ -713,8 +763,11 @@ def _order_names(b: _Builder, services: Sequence[LiveService], claimed: set[str]
                 continue
             taker_id, name = None, d.request["name"]
         elif d.action is Action.UPDATE_SERVICE and d.service_id is not None:
-            name, active = final[d.service_id]
+            # Only the call that leaves the service active under the name takes it (an
+            # activation may be split from the service's other field changes).
+            name = final[d.service_id][0]
             before = by_id[d.service_id]
+            active = d.request.get("is_active", before.is_active)
             if not active or (before.is_active and before.name == name):
                 continue
             taker_id = d.service_id

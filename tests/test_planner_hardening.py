@@ -44,3 +44,143 @@ def test_apply_with_target_old_name_converges_after_the_rename(make: Any, tmp_pa
     result = check_convergence(s.client, plan, report, desired, targets=["Old Name"])
     assert result.converged, (result.differences, result.error)
     assert [x["name"] for x in s.emulator.services()] == ["New Name"]
+
+
+# --- item 4: an activation runs after the version-set changes that make it legal ----------
+
+DEPRECATED_LLM = "azure_gpt-4.1-2025-04-14"
+CURRENT_LLM = "openai_gpt-5.1-2025-11-13"
+
+
+def _refuse_deprecated_llm_on_activation(emulator: Any) -> None:
+    """The API refuses to activate a service whose version sets use a deprecated LLM
+    (update-service's documented 400). Today's emulator cannot declare a deprecated LLM,
+    so this test adds that one documented rule in front of its update-service."""
+    import json
+
+    from reconciler.emulator import core
+
+    original = emulator._handlers["update-service"]
+
+    def update_service(self: Any, params: Any, query: Any, body: bytes, user: str) -> Any:
+        service = self._services.get(params["service_id"])
+        if service is not None and not service.is_active and json.loads(body).get("is_active"):
+            for name, version_set in service.version_sets.items():
+                for config in (version_set.get("llm_model_preferences") or {}).values():
+                    if config["llm_name"] == DEPRECATED_LLM:
+                        raise core._HttpError(
+                            400,
+                            f"Cannot activate: version set {name!r} uses the deprecated "
+                            f"LLM {DEPRECATED_LLM}.",
+                        )
+        return original(self, params, query, body, user)
+
+    emulator._handlers = {**emulator._handlers, "update-service": update_service}
+
+
+def _inactive_on_deprecated_llm(make: Any) -> Any:
+    s = make(
+        [
+            svc(
+                "Greeter",
+                id=ID_A,
+                is_active=False,
+                tags=OWNED,
+                version_sets={
+                    "canary": {
+                        "llm_model_preferences": {"conversation": {"llm_name": DEPRECATED_LLM}}
+                    },
+                    "old": {"llm_model_preferences": {"conversation": {"llm_name": DEPRECATED_LLM}}},
+                },
+            )
+        ]
+    )
+    _refuse_deprecated_llm_on_activation(s.emulator)
+    return s
+
+
+def _apply_once(s: Any, plan: Any) -> None:
+    from reconciler.applier import apply_plan
+
+    assert plan.errors == (), plan.errors
+    report = apply_plan(s.client, plan, max_workers=1)
+    assert report.ok, [(r.key, r.status, r.message) for r in report.results]
+
+
+def test_activation_runs_after_the_version_set_changes_of_its_service(make: Any) -> None:
+    s = _inactive_on_deprecated_llm(make)
+    doc = manifest(
+        "Greeter",
+        f"""
+        description: Greeter service
+        agent: Concierge
+        service_hierarchical_state_machine: Flow
+        version_sets:
+          canary:
+            llm_model_preferences:
+              conversation: {{llm_name: {CURRENT_LLM}}}
+        """,
+    )
+    # Without --prune the undeclared 'old' set (deprecated LLM) stays: activation is refused
+    # whatever the order, but the plan cannot know the LLM is deprecated (the API exposes no
+    # list); with --prune it is deleted first.
+    plan = s.plan(doc, prune=True)
+    assert ops(plan) == [
+        ("update", "Greeter", "canary"),
+        ("delete", "Greeter", "old"),
+        ("activate", "Greeter", None),
+    ]
+    activate = plan.operations[-1]
+    assert set(activate.depends_on) == {op.key for op in plan.operations[:2]}
+    _apply_once(s, plan)
+    assert s.emulator.request_counts.get("update-service") == 1
+    assert s.plan(doc, prune=True).operations == ()
+
+
+def test_activation_with_an_agent_move_is_split_around_the_version_set_changes(
+    make: Any,
+) -> None:
+    """Pins must follow the agent move (upserts after it) and the activation must follow
+    the upserts: the update is sent as two calls, fields first, activation last."""
+    s = _inactive_on_deprecated_llm(make)
+    doc = manifest(
+        "Greeter",
+        f"""
+        description: Greeter service
+        agent: Helper
+        service_hierarchical_state_machine: Flow
+        version_sets:
+          canary:
+            agent_version_number: 2
+            llm_model_preferences:
+              conversation: {{llm_name: {CURRENT_LLM}}}
+        """,
+    )
+    plan = s.plan(doc, prune=True)
+    assert ops(plan) == [
+        ("update", "Greeter", None),
+        ("update", "Greeter", "canary"),
+        ("delete", "Greeter", "old"),
+        ("activate", "Greeter", None),
+    ]
+    move, *_, activate = plan.operations
+    assert "is_active" not in move.request and "agent_id" in move.request
+    assert activate.request == {"is_active": True}
+    _apply_once(s, plan)
+    assert s.plan(doc, prune=True).operations == ()
+
+
+def test_activating_a_service_whose_agent_has_no_versions_is_a_plan_error(make: Any) -> None:
+    """Refused whatever the order (update-service: 'uses an invalid agent'): say so at plan
+    time, at the manifest, instead of a 400 mid-apply."""
+    s = make([svc("Greeter", is_active=False, tags=OWNED, agent="Helper")])
+    s.emulator.set_latest_version("Helper", None)  # its versions withdrawn since
+    plan = s.plan(
+        manifest(
+            "Greeter",
+            "description: Greeter service\nagent: Helper\nservice_hierarchical_state_machine: Flow",
+        )
+    )
+    (error,) = plan.errors
+    assert error.field == "spec.agent"
+    assert "'Helper' has no versions" in error.message and "activate" in error.message
