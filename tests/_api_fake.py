@@ -65,6 +65,31 @@ def json_response(
     return httpx.Response(status, json=body, headers=headers)
 
 
+def service_record(service_id: str, name: str, **fields: Any) -> dict[str, Any]:
+    """A `ServiceInstance` with every field the client checks (answers.py)."""
+    return {
+        "id": service_id,
+        "name": name,
+        "description": f"{name} service",
+        "is_active": True,
+        "agent_id": "a" * 24,
+        "service_hierarchical_state_machine_id": "f" * 24,
+        "tags": [],
+        "keyterms": [],
+        "version_sets": {},
+        **fields,
+    }
+
+
+def unit_test_record(test_id: str, service_id: str, version_set: str = "release") -> dict[str, Any]:
+    return {
+        "id": test_id,
+        "name": f"test {test_id[:4]}",
+        "service_id": service_id,
+        "service_version_set_name": version_set,
+    }
+
+
 @dataclass
 class FakeApi:
     clock: Callable[[], float]
@@ -198,7 +223,9 @@ class FakeApi:
         if operation_id == "create-service":
             body = json.loads(request.content)
             new_id = f"{len(self.services):024x}"
-            self.services.append({"id": new_id, "name": body["name"]})
+            self.services.append(
+                service_record(new_id, body["name"], is_active=body.get("is_active", True))
+            )
             return json_response(201, {"id": new_id})
         if operation_id == "update-service":
             return json_response(200, {})

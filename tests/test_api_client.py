@@ -7,7 +7,16 @@ from typing import Any
 
 import httpx
 import pytest
-from _api_fake import API_KEY, ORG, FakeApi, FakeClock, config, json_response
+from _api_fake import (
+    API_KEY,
+    ORG,
+    FakeApi,
+    FakeClock,
+    config,
+    json_response,
+    service_record,
+    unit_test_record,
+)
 
 from reconciler.api.client import AmigoClient
 from reconciler.api.errors import (
@@ -121,7 +130,7 @@ def test_sign_in_429_waits_and_says_so(api: FakeApi, clock: FakeClock) -> None:
 
 
 def test_list_services_reads_every_page_of_20(api: FakeApi, client: AmigoClient) -> None:
-    api.services = [{"id": f"{i:024x}", "name": f"svc {i}"} for i in range(45)]
+    api.services = [service_record(f"{i:024x}", f"svc {i}") for i in range(45)]
     services = client.list_services()
     assert [s["name"] for s in services] == [f"svc {i}" for i in range(45)]
     pages = api.requests_for("get-services")
@@ -154,9 +163,9 @@ def test_list_unit_tests_repeats_service_id_and_skips_when_empty(
 ) -> None:
     other = "b" * 24
     api.unit_tests = [
-        {"id": "1" * 24, "service_id": SID},
-        {"id": "2" * 24, "service_id": other},
-        {"id": "3" * 24, "service_id": "c" * 24},
+        unit_test_record("1" * 24, SID),
+        unit_test_record("2" * 24, other),
+        unit_test_record("3" * 24, "c" * 24),
     ]
     assert client.list_unit_tests([]) == []
     assert "get-simulation-unit-tests" not in client.request_counts

@@ -90,7 +90,9 @@ def _inactive_on_deprecated_llm(make: Any) -> Any:
                     "canary": {
                         "llm_model_preferences": {"conversation": {"llm_name": DEPRECATED_LLM}}
                     },
-                    "old": {"llm_model_preferences": {"conversation": {"llm_name": DEPRECATED_LLM}}},
+                    "old": {
+                        "llm_model_preferences": {"conversation": {"llm_name": DEPRECATED_LLM}}
+                    },
                 },
             )
         ]

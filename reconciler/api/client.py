@@ -28,6 +28,7 @@ from urllib.parse import quote
 
 import httpx
 
+from reconciler.api.answers import check_created, check_page, check_sign_in
 from reconciler.api.auth import TokenCache, parse_expires_at
 from reconciler.api.config import DEFAULT_BASE_URL, ApiConfig
 from reconciler.api.errors import (
@@ -342,15 +343,7 @@ class AmigoClient:
             expect=(201, 200),
         )
         payload = self._json(response, CREATE_SERVICE, service)
-        new_id = payload.get("id") if isinstance(payload, dict) else None
-        if not isinstance(new_id, str) or not new_id:
-            raise OutcomeUnknown(
-                CREATE_SERVICE,
-                status=response.status_code,
-                detail="the answer carried no service id",
-                service=service,
-            )
-        return new_id
+        return check_created(payload, response.status_code, service)
 
     def update_service(self, service_id: str, body: Mapping[str, Any], *, service: str) -> None:
         """POST update: only the fields sent change (None means unchanged)."""
@@ -436,18 +429,11 @@ class AmigoClient:
                 query.append(("continuation_token", str(token)))
             response = self._call(operation_id, "GET", path, params=query, expect=(200,))
             payload = self._json(response, operation_id, None)
-            items = payload.get(items_key) if isinstance(payload, dict) else None
-            if not isinstance(items, list):
-                raise ApiError(
-                    operation_id,
-                    status=response.status_code,
-                    detail=f"the answer had no {items_key!r} list",
-                )
-            yield from (item for item in items if isinstance(item, dict))
-            next_token = payload.get("continuation_token")
-            if not payload.get("has_more") or next_token is None:
+            items, next_token = check_page(operation_id, payload, response.status_code)
+            yield from items
+            if next_token is None:
                 return
-            if not isinstance(next_token, int) or next_token in seen_tokens:
+            if next_token in seen_tokens:
                 raise ApiError(
                     operation_id,
                     status=response.status_code,
@@ -497,12 +483,8 @@ class AmigoClient:
             expect=(200,),
         )
         payload = self._json(response, SIGN_IN, None)
-        token = payload.get("id_token") if isinstance(payload, dict) else None
-        if not isinstance(token, str) or not token:
-            raise ApiError(
-                SIGN_IN, status=response.status_code, detail="the answer had no id_token"
-            )
-        return token, parse_expires_at(payload.get("expires_at"), self._clock())
+        token, expires_at = check_sign_in(payload, response.status_code)
+        return token, parse_expires_at(expires_at, self._clock())
 
     def _call(
         self,

@@ -85,6 +85,16 @@ class TransportError(ApiError):
     """No answer: connection refused or dropped, timeout. For a GET/PUT/DELETE it was retried."""
 
 
+class MalformedAnswer(ApiError):
+    """A success answer lacks a field the reconciler relies on, or has it in the wrong type."""
+
+    hint = (
+        "the API, or a proxy in front of it, answered outside its documented shape; "
+        "nothing was done on the strength of this answer: run again, and report it to "
+        "the API's operators if it persists"
+    )
+
+
 class OutcomeUnknown(ApiError):
     """A non-idempotent POST may or may not have been applied (answer lost).
 

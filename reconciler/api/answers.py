@@ -1,0 +1,208 @@
+"""The shape of every API answer the client parses, checked before anything reads it.
+
+Each model lists only the fields the reconciler reads (lenient to extra fields,
+strict about the types of those it reads), after the OpenAPI document's
+response schemas. An answer that does not fit raises one `MalformedAnswer`
+naming the operation and the field (`services[3].name: missing`), instead of a
+KeyError deep in the planner, or a listing that silently ends early
+(`has_more: true` with no continuation token). Values are never echoed: an
+answer may carry anything.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from reconciler.api.errors import ApiError, MalformedAnswer, OutcomeUnknown
+from reconciler.api.operations import (
+    CREATE_SERVICE,
+    GET_AGENTS,
+    GET_SERVICES,
+    GET_STATE_MACHINES,
+    GET_UNIT_TESTS,
+    SIGN_IN,
+)
+
+# Errors listed in one message; the rest are counted.
+ERRORS_SHOWN = 3
+
+NonEmpty = Annotated[str, Field(min_length=1)]
+
+
+class _Answer(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
+
+
+class _Tag(_Answer):
+    key: str
+    value: str | None = None
+
+
+class _LLMConfig(_Answer):
+    llm_name: str
+    params: dict[str, Any] | None = None
+
+
+class _VersionSet(_Answer):
+    agent_version_number: int | None = None
+    service_hierarchical_state_machine_version_number: int | None = None
+    llm_model_preferences: dict[str, _LLMConfig] | None = None
+
+
+class _Service(_Answer):
+    """`ServiceInstance`: what `LiveService.from_api` reads."""
+
+    id: NonEmpty
+    name: str
+    description: str
+    is_active: bool
+    agent_id: str
+    service_hierarchical_state_machine_id: str
+    tags: list[_Tag] | None = None
+    keyterms: list[str] | None = None
+    version_sets: dict[str, _VersionSet] | None = None
+
+
+class _Versioned(_Answer):
+    """An agent or state machine instance."""
+
+    id: NonEmpty
+    name: str
+    deprecated: bool = False
+    latest_version: int | None = None
+
+
+class _UnitTest(_Answer):
+    id: NonEmpty
+    name: str
+    service_id: str
+    service_version_set_name: str
+    is_deleted: bool = False
+
+
+class _Page(_Answer):
+    """A page of a list endpoint: a token must come with `has_more: true`."""
+
+    has_more: bool
+    continuation_token: int | None = None
+
+    @model_validator(mode="after")
+    def _token_with_more(self) -> _Page:
+        if self.has_more and self.continuation_token is None:
+            raise ValueError(
+                "has_more is true but continuation_token is null (the rest of the list "
+                "cannot be read; stopping here would plan against part of it)"
+            )
+        return self
+
+
+class _ServicesPage(_Page):
+    services: list[_Service]
+
+
+class _AgentsPage(_Page):
+    agents: list[_Versioned]
+
+
+class _StateMachinesPage(_Page):
+    service_hierarchical_state_machines: list[_Versioned]
+
+
+class _UnitTestsPage(_Page):
+    simulation_unit_tests: list[_UnitTest]
+
+
+class _SignIn(_Answer):
+    id_token: NonEmpty
+    expires_at: Any = None
+
+
+class _Created(_Answer):
+    id: NonEmpty
+
+
+_PAGES: dict[str, tuple[type[_Page], str]] = {
+    GET_SERVICES: (_ServicesPage, "services"),
+    GET_AGENTS: (_AgentsPage, "agents"),
+    GET_STATE_MACHINES: (_StateMachinesPage, "service_hierarchical_state_machines"),
+    GET_UNIT_TESTS: (_UnitTestsPage, "simulation_unit_tests"),
+}
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _problems(exc: ValidationError) -> str:
+    """'services[3].name: missing; ...' — locations and reasons, never the values."""
+    rendered = []
+    for error in exc.errors(include_input=False, include_url=False):
+        where = _where(tuple(error["loc"]))
+        reason = "missing" if error["type"] == "missing" else error["msg"]
+        rendered.append(f"{where}: {reason}" if where else reason)
+    shown = "; ".join(rendered[:ERRORS_SHOWN])
+    more = len(rendered) - ERRORS_SHOWN
+    return shown + (f"; and {more} more" if more > 0 else "")
+
+
+def _check(
+    model: type[_Answer],
+    operation_id: str,
+    payload: Any,
+    status: int,
+    service: str | None,
+    error: type[ApiError] = MalformedAnswer,
+    hint: str | None = None,
+) -> _Answer:
+    try:
+        return model.model_validate(payload)
+    except ValidationError as exc:
+        raise error(
+            operation_id,
+            status=status,
+            detail=f"the answer is not in the documented shape: {_problems(exc)}",
+            service=service,
+            hint=hint,
+        ) from None
+
+
+def check_page(
+    operation_id: str, payload: Any, status: int
+) -> tuple[list[dict[str, Any]], int | None]:
+    """A list page's items (as the API sent them) and the next token (None: last page)."""
+    model, items_key = _PAGES[operation_id]
+    page = _check(model, operation_id, payload, status, None)
+    assert isinstance(page, _Page)  # for mypy: _PAGES holds pages only
+    items: list[dict[str, Any]] = payload[items_key]
+    return items, page.continuation_token if page.has_more else None
+
+
+def check_sign_in(payload: Any, status: int) -> tuple[str, Any]:
+    """(token, expires_at as sent) from a sign-in answer."""
+    answer = _check(_SignIn, SIGN_IN, payload, status, None)
+    assert isinstance(answer, _SignIn)
+    return answer.id_token, answer.expires_at
+
+
+def check_created(payload: Any, status: int, service: str) -> str:
+    """The new service's id from a create-service answer.
+
+    The create succeeded (2xx) but its id cannot be read: the outcome is known to the
+    API only, so the caller looks the service up, as after a lost answer.
+    """
+    answer = _check(
+        _Created,
+        CREATE_SERVICE,
+        payload,
+        status,
+        service,
+        OutcomeUnknown,
+        "the service was created but the answer did not say its id; look before re-sending",
+    )
+    assert isinstance(answer, _Created)
+    return answer.id
