@@ -32,7 +32,7 @@ from reconciler.diff import (
     service_fields,
 )
 from reconciler.gcpause import fewer_collections
-from reconciler.limits import MAX_TAGS
+from reconciler.limits import LLM_NAMES, MAX_TAGS
 from reconciler.model import (
     EDGE,
     OWNERSHIP_TAG_KEY,
@@ -798,6 +798,65 @@ def _order_names(b: _Builder, services: Sequence[LiveService], claimed: set[str]
                 b.errors.append(Diagnostic(message, service=d.service))
 
 
+def _check_llm_names(
+    b: _Builder, desired: Sequence[DesiredService], services: Sequence[LiveService]
+) -> set[tuple[str, str]]:
+    """Every `llm_name` the plan sends must be one the API accepts.
+
+    Returns the (service, field) of the names decided: refused here, or proven accepted
+    by a live service using them (their manifest warnings are then moot).
+
+    The OpenAPI document makes `LLMConfig-Input.llm_name` the closed enum `LLMType`: a
+    name outside it is a 422 at apply time, so it is a plan error here, with the names
+    that are accepted. The enum grows with new models and this release's copy
+    (`limits.LLM_NAMES`) may lag the live API, so a name some live service already
+    uses is accepted as well: the API took it. `validate`, which reads no live state,
+    can only warn; the plan decides, and its decision replaces that warning.
+    """
+    accepted = set(LLM_NAMES)
+    for service in services:
+        for version_set in service.version_sets.values():
+            accepted.update(c.llm_name for c in version_set.llm_model_preferences.values())
+    decided = {
+        (want.name, f"spec.version_sets.{set_name}.llm_model_preferences.{kind}.llm_name")
+        for want in desired
+        for set_name, version_set in want.version_sets.items()
+        for kind, config in version_set.llm_model_preferences.items()
+        if config.llm_name in accepted
+    }
+    for d in b.drafts:
+        want = d.desired
+        if want is None:
+            continue
+        if d.action is Action.UPSERT_VERSION_SET and d.version_set is not None:
+            names = [d.version_set]
+        elif d.action is Action.CREATE_SERVICE and "release_version_set" in d.request:
+            names = [RELEASE]
+        else:
+            continue
+        for set_name in names:
+            prefs = want.version_sets[set_name].llm_model_preferences
+            for interaction in sorted(prefs):
+                llm = prefs[interaction].llm_name
+                path = f"spec.version_sets.{set_name}.llm_model_preferences.{interaction}.llm_name"
+                if llm in accepted:
+                    continue
+                decided.add((want.name, path))
+                b.errors.append(
+                    _error(
+                        want,
+                        path,
+                        f"{llm!r} is not an LLM the API accepts: its llm_name list (LLMType) "
+                        "is closed and no service in the organization uses this name"
+                        + (
+                            did_you_mean(llm, LLM_NAMES)
+                            or "; the accepted names are " + ", ".join(map(repr, LLM_NAMES))
+                        ),
+                    )
+                )
+    return decided
+
+
 def _destructive_ids(b: _Builder) -> list[str]:
     """Services where a deletion or deactivation is planned (their unit tests matter)."""
     return sorted({d.service_id for d in b.drafts if d.kind in DESTRUCTIVE and d.service_id})
@@ -952,6 +1011,7 @@ def plan_against(
         if service_ids:
             unit_tests = read_unit_tests(service_ids)
     _check_unit_tests(b, unit_tests)
+    decided = _check_llm_names(b, desired.services, live.services)
     operations = _order(b)
     fingerprint, live_services = live_snapshot(live)
     return Plan(
@@ -964,7 +1024,8 @@ def plan_against(
         created_at=created_at or datetime.now(UTC).replace(microsecond=0).isoformat(),
         operations=tuple(operations),
         drift=tuple(sorted(b.drift, key=lambda d: (d.service, d.service_id, d.version_set or ""))),
-        warnings=tuple(desired.warnings) + tuple(b.warnings),
+        warnings=tuple(w for w in desired.warnings if (w.service, w.field) not in decided)
+        + tuple(b.warnings),
         errors=tuple(b.errors),
         prune=prune,
         targets=tuple(targets),

@@ -186,3 +186,120 @@ def test_activating_a_service_whose_agent_has_no_versions_is_a_plan_error(make: 
     (error,) = plan.errors
     assert error.field == "spec.agent"
     assert "'Helper' has no versions" in error.message and "activate" in error.message
+
+
+# --- item 11: an unknown llm_name is refused at plan time; a 422 names the user's field --------
+
+
+def test_an_llm_name_outside_the_apis_closed_list_is_a_plan_error(make: Any) -> None:
+    """The document makes llm_name the closed enum LLMType: the plan refuses a name outside
+    it (it warned "the API may reject it", then apply got a 422 blamed on the reconciler)."""
+    s = make([svc("Greeter", tags=OWNED)])
+    plan = s.plan(
+        manifest(
+            "Greeter",
+            """
+            description: Greeter service
+            agent: Concierge
+            service_hierarchical_state_machine: Flow
+            version_sets:
+              canary:
+                llm_model_preferences:
+                  conversation: {llm_name: openai_gpt-5.1-2025-11-31}
+            """,
+        )
+    )
+    (error,) = plan.errors
+    assert error.field == "spec.version_sets.canary.llm_model_preferences.conversation.llm_name"
+    assert error.pos is not None and error.pos.line > 1
+    assert "'openai_gpt-5.1-2025-11-31' is not an LLM the API accepts" in error.message
+    assert "did you mean 'openai_gpt-5.1-2025-11-13'" in error.message
+    assert not [w for w in plan.warnings if "may reject" in w.message]
+
+
+def test_with_nothing_close_the_error_lists_the_accepted_names(make: Any) -> None:
+    s = make()
+    plan = s.plan(
+        manifest(
+            "Greeter",
+            """
+            description: Greeter service
+            agent: Concierge
+            service_hierarchical_state_machine: Flow
+            version_sets:
+              release:
+                llm_model_preferences:
+                  conversation: {llm_name: zz}
+            """,
+        )
+    )
+    (error,) = plan.errors
+    assert error.field == "spec.version_sets.release.llm_model_preferences.conversation.llm_name"
+    assert "the accepted names are 'azure_gpt-4.1-2025-04-14'" in error.message
+
+
+def test_a_name_a_live_service_already_uses_is_accepted() -> None:
+    """The enum grows with new models: a name this release does not list, but that the API
+    already took for a live service, is accepted (and its manifest warning dropped)."""
+    from test_planner_order import live, plan, want
+
+    from reconciler.model import LLMConfig, VersionSet
+
+    newer = VersionSet(llm_model_preferences={"conversation": LLMConfig("openai_gpt-9")})
+    services = [
+        live(1, "Other", version_sets={"canary": newer}),
+        live(2, "Greeter"),
+    ]
+    result = plan([want("Greeter", version_sets={"canary": newer})], services)
+    assert result.errors == ()
+    assert [op.version_set for op in result.operations] == ["canary"]
+    refused = plan([want("Greeter", version_sets={"canary": newer})], services[1:])
+    assert len(refused.errors) == 1 and "'openai_gpt-9'" in refused.errors[0].message
+
+
+def test_a_422_on_a_manifest_field_names_it_and_does_not_blame_the_reconciler(
+    make: Any, allow_invalid_requests: None
+) -> None:
+    import pytest
+
+    from reconciler.api.errors import RequestInvalid
+
+    s = make([svc("Greeter", id=ID_A, tags=OWNED)])
+    with pytest.raises(RequestInvalid) as caught:
+        s.client.upsert_version_set(
+            ID_A,
+            "canary",
+            {
+                "agent_version_number": None,
+                "service_hierarchical_state_machine_version_number": None,
+                "llm_model_preferences": {"conversation": {"llm_name": "nope", "params": {}}},
+            },
+            service="Greeter",
+        )
+    message = str(caught.value)
+    assert "upsert-service-version-set for service 'Greeter' failed: HTTP 422" in message
+    assert "body.version_set.llm_model_preferences.conversation.llm_name" in message
+    assert "spec.version_sets.<set>.llm_model_preferences.conversation.llm_name" in message
+    assert "reconciler bug" not in message
+    assert "nope" not in message  # the refused value itself is never echoed
+
+
+def test_a_422_on_the_path_is_still_a_reconciler_bug() -> None:
+    from reconciler.api.failures import error_for_status
+
+    payload = {"detail": [{"loc": ["path", "service_id"], "msg": "bad id", "type": "x"}]}
+    error = error_for_status(
+        "update-service", 422, "path.service_id: bad id", service="G", payload=payload
+    )
+    assert "reconciler bug" in str(error)
+    missing = {
+        "detail": [
+            {
+                "loc": ["body", "version_set", "agent_version_number"],
+                "msg": "Field required",
+                "type": "missing",
+            }
+        ]
+    }
+    error = error_for_status("upsert-service-version-set", 422, "x", service="G", payload=missing)
+    assert "reconciler bug" in str(error) and "manifest" not in str(error)

@@ -570,9 +570,8 @@ class AmigoClient:
                 self._tokens.invalidate(token)
                 continue
 
-            detail = redact(
-                render_detail(self._safe_json(response), response.text), self._secrets()
-            )
+            payload = self._safe_json(response)
+            detail = redact(render_detail(payload, response.text), self._secrets())
             if status in RETRYABLE_STATUSES:
                 provably_not_acted = status == 429 or (status == 503 and retry_after is not None)
                 if not (op.idempotent or provably_not_acted):
@@ -611,7 +610,7 @@ class AmigoClient:
                     service=service,
                     hint="the request may or may not have been applied; look before re-sending",
                 )
-            raise error_for_status(operation_id, status, detail, service=service)
+            raise error_for_status(operation_id, status, detail, service=service, payload=payload)
 
     def _backoff(
         self, operation_id: str, failures: int, reason: str, *, delay: float | None = None

@@ -78,7 +78,45 @@ def redact(text: str | None, secrets: Iterable[str]) -> str | None:
     return text
 
 
-def _hint(operation_id: str, status: int) -> str | None:
+# Request-body fields and the manifest field each comes from (update-service and
+# create-service take a service's fields; the version-set PUT wraps one set).
+_MANIFEST_FIELD = {
+    "name": "metadata.name",
+    "release_version_set": "spec.version_sets.release",
+    "version_set": "spec.version_sets.<set>",
+}
+
+
+def _manifest_field(loc: Any) -> str | None:
+    """The manifest field a request-body error location points at, or None (not the body)."""
+    if not isinstance(loc, list) or len(loc) < 2 or loc[0] != "body":
+        return None
+    head, *rest = (str(part) for part in loc[1:])
+    base = _MANIFEST_FIELD.get(head, f"spec.{head}")
+    return ".".join([base, *rest])
+
+
+def user_fields(payload: Any) -> tuple[list[str], bool]:
+    """(manifest fields a 422's validation errors point at, whether other errors remain).
+
+    A value the API refused in the request body came from the manifest; a missing
+    body field, or an error in the path or query, is the reconciler's own doing.
+    """
+    detail = payload.get("detail") if isinstance(payload, dict) else None
+    if not isinstance(detail, list):
+        return [], True
+    fields: list[str] = []
+    others = False
+    for item in detail:
+        where = _manifest_field(item.get("loc")) if isinstance(item, dict) else None
+        if where is None or item.get("type") == "missing":
+            others = True
+        else:
+            fields.append(where)
+    return list(dict.fromkeys(fields)), others
+
+
+def _hint(operation_id: str, status: int, payload: Any = None) -> str | None:
     op = OPERATIONS.get(operation_id)
     if status == 403 and op is not None:
         return f"the user needs the permission {op.permission}"
@@ -87,7 +125,16 @@ def _hint(operation_id: str, status: int) -> str | None:
             return "check AMIGO_API_KEY, AMIGO_API_KEY_ID and AMIGO_USER_ID"
         return "the token was refused even after signing in again"
     if status == 422:
-        return "the request broke the API's schema; this is a reconciler bug, please report it"
+        fields, others = user_fields(payload)
+        bug = "the request broke the API's schema; this is a reconciler bug, please report it"
+        if not fields:
+            return bug
+        mine = (
+            "the API refused the value the manifest gives "
+            + ", ".join(fields)
+            + ": correct it there (the API's message says what it accepts)"
+        )
+        return mine + ("; the other errors: " + bug if others else "")
     if status == 404 and operation_id == SIGN_IN:
         return "check AMIGO_ORGANIZATION_ID / --organization"
     return None
@@ -100,13 +147,14 @@ def error_for_status(
     *,
     service: str | None,
     error_type: type[ApiError] | None = None,
+    payload: Any = None,
 ) -> ApiError:
-    """The exception for a final (not retried) HTTP error answer."""
+    """The exception for a final (not retried) HTTP error answer (`payload`: its JSON)."""
     cls = error_type or _ERROR_BY_STATUS.get(status) or (ServerError if status >= 500 else ApiError)
     return cls(
         operation_id,
         status=status,
         detail=detail,
         service=service,
-        hint=_hint(operation_id, status),
+        hint=_hint(operation_id, status, payload),
     )
