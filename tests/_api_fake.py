@@ -217,7 +217,8 @@ class FakeApi:
         if operation_id == "create-simulation-unit-test-set-run":
             return json_response(201, {"simulation_unit_test_set_run_id": "c" * 24})
         if operation_id == "get-agents":
-            return self._page([{"id": "a" * 24, "name": "Concierge"}], "agents", query)
+            agent = {"id": "a" * 24, "name": "Concierge", "deprecated": False, "latest_version": 1}
+            return self._page([agent], "agents", query)
         if operation_id == "get-service-hierarchical-state-machines":
             return self._page([], "service_hierarchical_state_machines", query)
         if operation_id == "create-service":

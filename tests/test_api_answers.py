@@ -171,6 +171,27 @@ def test_pages_after_the_first_are_checked_too(server: FakeServer, client: Amigo
             page("simulation_unit_tests", [{**unit_test_record("7" * 24, SID), "name": None}]),
             "simulation_unit_tests[0].name",
         ),
+        (
+            "/organization/agent",
+            "list_agents",
+            page("agents", [{"id": "a" * 24, "name": "Bot", "latest_version": 2}]),
+            "agents[0].deprecated: missing",
+        ),
+        (
+            "/service/",
+            "list_services",
+            page(
+                "services",
+                [service_record(SID, "a", version_sets={"release": {"llm_model_preferences": {}}})],
+            ),
+            "services[0].version_sets.release.agent_version_number: missing",
+        ),
+        (
+            "/service/",
+            "list_services",
+            page("services", [{k: v for k, v in service_record(SID, "a").items() if k != "tags"}]),
+            "services[0].tags: missing",
+        ),
         ("/service/", "list_services", {"services": "nope", "has_more": False}, "services"),
         ("/service/", "list_services", {"services": [None], "has_more": False}, "services[0]"),
         ("/service/", "list_services", {"services": []}, "has_more: missing"),

@@ -1,8 +1,8 @@
 """The shape of every API answer the client parses, checked before anything reads it.
 
 Each model lists only the fields the reconciler reads (lenient to extra fields,
-strict about the types of those it reads), after the OpenAPI document's
-response schemas. An answer that does not fit raises one `MalformedAnswer`
+strict about the types of those it reads, and requiring those whose absence
+would be misread as a default), after the OpenAPI document's response schemas. An answer that does not fit raises one `MalformedAnswer`
 naming the operation and the field (`services[3].name: missing`), instead of a
 KeyError deep in the planner, or a listing that silently ends early
 (`has_more: true` with no continuation token). Values are never echoed: an
@@ -46,9 +46,10 @@ class _LLMConfig(_Answer):
 
 
 class _VersionSet(_Answer):
-    agent_version_number: int | None = None
-    service_hierarchical_state_machine_version_number: int | None = None
-    llm_model_preferences: dict[str, _LLMConfig] | None = None
+    # Required though nullable: a missing number must not be read as "latest".
+    agent_version_number: int | None
+    service_hierarchical_state_machine_version_number: int | None
+    llm_model_preferences: dict[str, _LLMConfig]
 
 
 class _Service(_Answer):
@@ -60,9 +61,10 @@ class _Service(_Answer):
     is_active: bool
     agent_id: str
     service_hierarchical_state_machine_id: str
-    tags: list[_Tag] | None = None
-    keyterms: list[str] | None = None
-    version_sets: dict[str, _VersionSet] | None = None
+    # Required: a missing list must not be read as "none" (ownership, diffs, pruning).
+    tags: list[_Tag]
+    keyterms: list[str]
+    version_sets: dict[str, _VersionSet]
 
 
 class _Versioned(_Answer):
@@ -70,8 +72,9 @@ class _Versioned(_Answer):
 
     id: NonEmpty
     name: str
-    deprecated: bool = False
-    latest_version: int | None = None
+    # Required: the plan's deprecation and "no versions" checks read them.
+    deprecated: bool
+    latest_version: int | None
 
 
 class _UnitTest(_Answer):
