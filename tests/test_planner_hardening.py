@@ -109,6 +109,17 @@ def _apply_once(s: Any, plan: Any) -> None:
     assert report.ok, [(r.key, r.status, r.message) for r in report.results]
 
 
+def test_the_added_rule_refuses_an_activation_sent_first(make: Any) -> None:
+    """What the old order did: the activation first is a 400 (the rule above bites)."""
+    import pytest
+
+    from reconciler.api.errors import BadRequest
+
+    s = _inactive_on_deprecated_llm(make)
+    with pytest.raises(BadRequest, match="deprecated LLM"):
+        s.client.update_service(ID_A, {"is_active": True}, service="Greeter")
+
+
 def test_activation_runs_after_the_version_set_changes_of_its_service(make: Any) -> None:
     s = _inactive_on_deprecated_llm(make)
     doc = manifest(
