@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from test_planner_scenarios import ID_A, OWNED, make, manifest, ops, svc
 
 __all__ = ["make"]  # the fixture
@@ -111,8 +112,6 @@ def _apply_once(s: Any, plan: Any) -> None:
 
 def test_the_added_rule_refuses_an_activation_sent_first(make: Any) -> None:
     """What the old order did: the activation first is a 400 (the rule above bites)."""
-    import pytest
-
     from reconciler.api.errors import BadRequest
 
     s = _inactive_on_deprecated_llm(make)
@@ -202,51 +201,47 @@ def test_activating_a_service_whose_agent_has_no_versions_is_a_plan_error(make: 
 # --- item 11: an unknown llm_name is refused at plan time; a 422 names the user's field --------
 
 
-def test_an_llm_name_outside_the_apis_closed_list_is_a_plan_error(make: Any) -> None:
+@pytest.mark.parametrize(
+    ("services", "set_name", "llm", "hint"),
+    [
+        # an upsert on an existing service: the closest name is offered
+        (
+            [svc("Greeter", tags=OWNED)],
+            "canary",
+            "openai_gpt-5.1-2025-11-31",
+            "did you mean 'openai_gpt-5.1-2025-11-13'",
+        ),
+        # the release set inside a create: nothing close, the accepted names are listed
+        ([], "release", "zz", "the accepted names are 'azure_gpt-4.1-2025-04-14'"),
+    ],
+)
+def test_an_llm_name_outside_the_apis_closed_list_is_a_plan_error(
+    make: Any, services: list[Any], set_name: str, llm: str, hint: str
+) -> None:
     """The document makes llm_name the closed enum LLMType: the plan refuses a name outside
     it (it warned "the API may reject it", then apply got a 422 blamed on the reconciler)."""
-    s = make([svc("Greeter", tags=OWNED)])
+    s = make(services)
     plan = s.plan(
         manifest(
             "Greeter",
-            """
+            f"""
             description: Greeter service
             agent: Concierge
             service_hierarchical_state_machine: Flow
             version_sets:
-              canary:
+              {set_name}:
                 llm_model_preferences:
-                  conversation: {llm_name: openai_gpt-5.1-2025-11-31}
+                  conversation: {{llm_name: {llm}}}
             """,
         )
     )
     (error,) = plan.errors
-    assert error.field == "spec.version_sets.canary.llm_model_preferences.conversation.llm_name"
+    path = f"spec.version_sets.{set_name}.llm_model_preferences.conversation.llm_name"
+    assert error.field == path
     assert error.pos is not None and error.pos.line > 1
-    assert "'openai_gpt-5.1-2025-11-31' is not an LLM the API accepts" in error.message
-    assert "did you mean 'openai_gpt-5.1-2025-11-13'" in error.message
+    assert f"{llm!r} is not an LLM the API accepts" in error.message
+    assert hint in error.message
     assert not [w for w in plan.warnings if "may reject" in w.message]
-
-
-def test_with_nothing_close_the_error_lists_the_accepted_names(make: Any) -> None:
-    s = make()
-    plan = s.plan(
-        manifest(
-            "Greeter",
-            """
-            description: Greeter service
-            agent: Concierge
-            service_hierarchical_state_machine: Flow
-            version_sets:
-              release:
-                llm_model_preferences:
-                  conversation: {llm_name: zz}
-            """,
-        )
-    )
-    (error,) = plan.errors
-    assert error.field == "spec.version_sets.release.llm_model_preferences.conversation.llm_name"
-    assert "the accepted names are 'azure_gpt-4.1-2025-04-14'" in error.message
 
 
 def test_a_name_a_live_service_already_uses_is_accepted() -> None:
@@ -271,8 +266,6 @@ def test_a_name_a_live_service_already_uses_is_accepted() -> None:
 def test_a_422_on_a_manifest_field_names_it_and_does_not_blame_the_reconciler(
     make: Any, allow_invalid_requests: None
 ) -> None:
-    import pytest
-
     from reconciler.api.errors import RequestInvalid
 
     s = make([svc("Greeter", id=ID_A, tags=OWNED)])
