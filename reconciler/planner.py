@@ -285,6 +285,8 @@ class _Builder:
     errors: list[Diagnostic] = field(default_factory=list)
     warnings: list[Diagnostic] = field(default_factory=list)
     drift: list[Drift] = field(default_factory=list)
+    # (service, field) of the llm_names refused: their manifest warnings are moot.
+    refused_llms: set[tuple[str, str]] = field(default_factory=set)
 
     def add(self, draft: _Draft) -> int:
         self.drafts.append(draft)
@@ -536,6 +538,7 @@ def _plan_service(
     activating = "is_active" in changed and want.is_active
     if activating and update_index is not None:
         _activate_last(b, update_index, range(first_version_set_draft, len(b.drafts)))
+        _check_retired_llms(b, want, live, b.drafts[first_version_set_draft:])
 
     # Checks against the agent / state machine the service will use.
     upserted = {d.version_set: d for d in b.drafts[first_version_set_draft:] if d.version_set}
@@ -584,6 +587,48 @@ def _plan_service(
                         "this change; declare the version set to manage it",
                     )
                 )
+
+
+def _check_retired_llms(
+    b: _Builder, want: DesiredService, live: LiveService, version_set_drafts: Sequence[_Draft]
+) -> None:
+    """An activation the API would refuse whatever the order: a version set that stays
+    prefers an LLM outside the API's LLMType list (a retired LLM, so a deprecated one).
+
+    Sets this plan upserts are checked by `_check_llm_names`; deleted ones no longer
+    count. An LLM deprecated while still listed cannot be known: the API does not
+    publish which are.
+    """
+    touched = {d.version_set for d in version_set_drafts if d.version_set}
+    kept = {n: vs for n, vs in live.version_sets.items() if n not in touched}
+    for set_name in sorted(kept):
+        prefs = kept[set_name].llm_model_preferences
+        for interaction in sorted(prefs):
+            llm = prefs[interaction].llm_name
+            if llm in LLM_NAMES:
+                continue
+            declared = set_name in want.version_sets
+            path = (
+                f"spec.version_sets.{set_name}.llm_model_preferences.{interaction}.llm_name"
+                if declared
+                else "spec.is_active"
+            )
+            b.refused_llms.add((want.name, path))
+            b.errors.append(
+                _error(
+                    want,
+                    path,
+                    f"version set {set_name!r} prefers {llm!r} for {interaction!r}, an LLM the "
+                    "API no longer lists (retired): the API refuses to activate a service "
+                    "that uses it; "
+                    + (
+                        "declare the set with a current LLM"
+                        if declared
+                        else "declare the set with a current LLM, or remove it (--prune "
+                        "deletes a set no manifest declares)"
+                    ),
+                )
+            )
 
 
 def _activate_last(b: _Builder, update_index: int, version_set_drafts: Iterable[int]) -> None:
@@ -798,32 +843,17 @@ def _order_names(b: _Builder, services: Sequence[LiveService], claimed: set[str]
                 b.errors.append(Diagnostic(message, service=d.service))
 
 
-def _check_llm_names(
-    b: _Builder, desired: Sequence[DesiredService], services: Sequence[LiveService]
-) -> set[tuple[str, str]]:
+def _check_llm_names(b: _Builder) -> None:
     """Every `llm_name` the plan sends must be one the API accepts.
 
-    Returns the (service, field) of the names decided: refused here, or proven accepted
-    by a live service using them (their manifest warnings are then moot).
-
-    The OpenAPI document makes `LLMConfig-Input.llm_name` the closed enum `LLMType`: a
-    name outside it is a 422 at apply time, so it is a plan error here, with the names
-    that are accepted. The enum grows with new models and this release's copy
-    (`limits.LLM_NAMES`) may lag the live API, so a name some live service already
-    uses is accepted as well: the API took it. `validate`, which reads no live state,
-    can only warn; the plan decides, and its decision replaces that warning.
+    The OpenAPI document makes `LLMConfig-Input.llm_name` the closed enum `LLMType`
+    (`limits.LLM_NAMES`): a name outside it is a certain 422 at apply time, so it is a
+    plan error here, at the field, with the names that are accepted. A stored name the
+    enum no longer lists is a retired LLM, not a newer one (the emulator's reading,
+    `llm-outside-enum-is-deprecated`): a live service using it proves nothing. `validate`
+    reads only the manifests and warns; the plan's error replaces that warning.
     """
     accepted = set(LLM_NAMES)
-    for service in services:
-        for version_set in service.version_sets.values():
-            accepted.update(c.llm_name for c in version_set.llm_model_preferences.values())
-    decided = {
-        (want.name, f"spec.version_sets.{set_name}.llm_model_preferences.{kind}.llm_name")
-        for want in desired
-        for set_name, version_set in want.version_sets.items()
-        for kind, config in version_set.llm_model_preferences.items()
-        if config.llm_name in accepted
-    }
     for d in b.drafts:
         want = d.desired
         if want is None:
@@ -841,20 +871,19 @@ def _check_llm_names(
                 path = f"spec.version_sets.{set_name}.llm_model_preferences.{interaction}.llm_name"
                 if llm in accepted:
                     continue
-                decided.add((want.name, path))
+                b.refused_llms.add((want.name, path))
                 b.errors.append(
                     _error(
                         want,
                         path,
-                        f"{llm!r} is not an LLM the API accepts: its llm_name list (LLMType) "
-                        "is closed and no service in the organization uses this name"
+                        f"{llm!r} is not an LLM the API accepts (its llm_name list, LLMType, "
+                        "is closed)"
                         + (
                             did_you_mean(llm, LLM_NAMES)
                             or "; the accepted names are " + ", ".join(map(repr, LLM_NAMES))
                         ),
                     )
                 )
-    return decided
 
 
 def _destructive_ids(b: _Builder) -> list[str]:
@@ -1011,7 +1040,7 @@ def plan_against(
         if service_ids:
             unit_tests = read_unit_tests(service_ids)
     _check_unit_tests(b, unit_tests)
-    decided = _check_llm_names(b, desired.services, live.services)
+    _check_llm_names(b)
     operations = _order(b)
     fingerprint, live_services = live_snapshot(live)
     return Plan(
@@ -1024,7 +1053,7 @@ def plan_against(
         created_at=created_at or datetime.now(UTC).replace(microsecond=0).isoformat(),
         operations=tuple(operations),
         drift=tuple(sorted(b.drift, key=lambda d: (d.service, d.service_id, d.version_set or ""))),
-        warnings=tuple(w for w in desired.warnings if (w.service, w.field) not in decided)
+        warnings=tuple(w for w in desired.warnings if (w.service, w.field) not in b.refused_llms)
         + tuple(b.warnings),
         errors=tuple(b.errors),
         prune=prune,

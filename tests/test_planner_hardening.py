@@ -53,32 +53,6 @@ DEPRECATED_LLM = "azure_gpt-4.1-2025-04-14"
 CURRENT_LLM = "openai_gpt-5.1-2025-11-13"
 
 
-def _refuse_deprecated_llm_on_activation(emulator: Any) -> None:
-    """The API refuses to activate a service whose version sets use a deprecated LLM
-    (update-service's documented 400). Today's emulator cannot declare a deprecated LLM,
-    so this test adds that one documented rule in front of its update-service."""
-    import json
-
-    from reconciler.emulator import core
-
-    original = emulator._handlers["update-service"]
-
-    def update_service(self: Any, params: Any, query: Any, body: bytes, user: str) -> Any:
-        service = self._services.get(params["service_id"])
-        if service is not None and not service.is_active and json.loads(body).get("is_active"):
-            for name, version_set in service.version_sets.items():
-                for config in (version_set.get("llm_model_preferences") or {}).values():
-                    if config["llm_name"] == DEPRECATED_LLM:
-                        raise core._HttpError(
-                            400,
-                            f"Cannot activate: version set {name!r} uses the deprecated "
-                            f"LLM {DEPRECATED_LLM}.",
-                        )
-        return original(self, params, query, body, user)
-
-    emulator._handlers = {**emulator._handlers, "update-service": update_service}
-
-
 def _inactive_on_deprecated_llm(make: Any) -> Any:
     s = make(
         [
@@ -96,9 +70,9 @@ def _inactive_on_deprecated_llm(make: Any) -> Any:
                     },
                 },
             )
-        ]
+        ],
+        deprecated_llms=[DEPRECATED_LLM],  # still in LLMType, so no plan can know it
     )
-    _refuse_deprecated_llm_on_activation(s.emulator)
     return s
 
 
@@ -110,8 +84,8 @@ def _apply_once(s: Any, plan: Any) -> None:
     assert report.ok, [(r.key, r.status, r.message) for r in report.results]
 
 
-def test_the_added_rule_refuses_an_activation_sent_first(make: Any) -> None:
-    """What the old order did: the activation first is a 400 (the rule above bites)."""
+def test_the_emulator_refuses_an_activation_sent_first(make: Any) -> None:
+    """What the old order did: the activation first is a 400 (the emulator's documented rule)."""
     from reconciler.api.errors import BadRequest
 
     s = _inactive_on_deprecated_llm(make)
@@ -244,23 +218,57 @@ def test_an_llm_name_outside_the_apis_closed_list_is_a_plan_error(
     assert not [w for w in plan.warnings if "may reject" in w.message]
 
 
-def test_a_name_a_live_service_already_uses_is_accepted() -> None:
-    """The enum grows with new models: a name this release does not list, but that the API
-    already took for a live service, is accepted (and its manifest warning dropped)."""
-    from test_planner_order import live, plan, want
+RETIRED_LLM = "openai_gpt-4-0613"  # outside LLMType: a retired LLM (the emulator's reading)
 
-    from reconciler.model import LLMConfig, VersionSet
 
-    newer = VersionSet(llm_model_preferences={"conversation": LLMConfig("openai_gpt-9")})
-    services = [
-        live(1, "Other", version_sets={"canary": newer}),
-        live(2, "Greeter"),
-    ]
-    result = plan([want("Greeter", version_sets={"canary": newer})], services)
-    assert result.errors == ()
-    assert [op.version_set for op in result.operations] == ["canary"]
-    refused = plan([want("Greeter", version_sets={"canary": newer})], services[1:])
-    assert len(refused.errors) == 1 and "'openai_gpt-9'" in refused.errors[0].message
+def _on_retired_llm(make: Any) -> Any:
+    return make(
+        [
+            svc(
+                "Greeter",
+                id=ID_A,
+                is_active=False,
+                tags=OWNED,
+                version_sets={
+                    "old": {"llm_model_preferences": {"conversation": {"llm_name": RETIRED_LLM}}}
+                },
+            )
+        ],
+        deprecated_llms=[RETIRED_LLM],
+    )
+
+
+GREETER = "description: Greeter service\nagent: Concierge\nservice_hierarchical_state_machine: Flow"
+
+
+def test_a_retired_llm_a_live_service_still_uses_is_not_accepted_for_a_new_set(
+    make: Any,
+) -> None:
+    """A stored name the enum no longer lists proves nothing: sending it is a 422."""
+    s = _on_retired_llm(make)
+    doc = manifest(
+        "Greeter",
+        GREETER + f"\nis_active: false\nversion_sets:\n  canary:\n    llm_model_preferences:\n"
+        f"      conversation: {{llm_name: {RETIRED_LLM}}}",
+    )
+    (error,) = s.plan(doc).errors
+    assert error.field == "spec.version_sets.canary.llm_model_preferences.conversation.llm_name"
+    assert f"'{RETIRED_LLM}' is not an LLM the API accepts" in error.message
+
+
+def test_activating_a_service_that_keeps_a_retired_llm_is_a_plan_error(make: Any) -> None:
+    """Refused whatever the order (the set stays): a plan error at spec.is_active; with
+    --prune the set is deleted first and the activation goes through."""
+    s = _on_retired_llm(make)
+    doc = manifest("Greeter", GREETER)
+    (error,) = s.plan(doc).errors
+    assert error.field == "spec.is_active"
+    assert f"version set 'old' prefers '{RETIRED_LLM}'" in error.message
+    assert "refuses to activate" in error.message and "--prune" in error.message
+    plan = s.plan(doc, prune=True)
+    assert ops(plan) == [("delete", "Greeter", "old"), ("activate", "Greeter", None)]
+    _apply_once(s, plan)
+    assert s.plan(doc, prune=True).operations == ()
 
 
 def test_a_422_on_a_manifest_field_names_it_and_does_not_blame_the_reconciler(
