@@ -11,8 +11,9 @@ fixed list: a name-freeing deactivation or rename runs before the create or
 activation that takes the name; an agent / state machine change runs before the
 upserts pinning the new versions; an activation runs after the same service's
 version-set upserts and deletions (the API checks the LLMs its sets use when it
-activates); deletions and deactivations run last unless something depends on them. Anything the API would reject is turned into a plan
-error that points at the manifest.
+activates); deletions and deactivations run last unless something depends on
+them. Anything the API would reject is turned into a plan error that points at
+the manifest.
 """
 
 from __future__ import annotations

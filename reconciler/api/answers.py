@@ -1,12 +1,12 @@
 """The shape of every API answer the client parses, checked before anything reads it.
 
-Each model lists only the fields the reconciler reads (lenient to extra fields,
-strict about the types of those it reads, and requiring those whose absence
-would be misread as a default), after the OpenAPI document's response schemas. An answer that does not fit raises one `MalformedAnswer`
-naming the operation and the field (`services[3].name: missing`), instead of a
-KeyError deep in the planner, or a listing that silently ends early
-(`has_more: true` with no continuation token). Values are never echoed: an
-answer may carry anything.
+Each model lists only the fields the reconciler reads, after the OpenAPI
+document's response schemas: lenient to extra fields, strict about the types of
+those it reads, and requiring those whose absence would be misread as a default.
+An answer that does not fit raises one `MalformedAnswer` naming the operation
+and the field (`services[3].name: missing`), instead of a KeyError deep in the
+planner, or a listing that silently ends early (`has_more: true` with no
+continuation token). Values are never echoed: an answer may carry anything.
 """
 
 from __future__ import annotations
