@@ -315,3 +315,37 @@ def test_a_422_on_the_path_is_still_a_reconciler_bug() -> None:
     }
     error = error_for_status("upsert-service-version-set", 422, "x", service="G", payload=missing)
     assert "reconciler bug" in str(error) and "manifest" not in str(error)
+
+
+def test_a_split_activation_still_waits_for_the_name_it_takes(make: Any) -> None:
+    """Swap in a new version by pin: the inactive one moves agent, gets a set, is renamed
+    and activated; the active holder of the name is deactivated. The split activation
+    (not the field update) is the call that takes the name."""
+    from test_planner_scenarios import ID_B
+
+    s = make(
+        [
+            svc("Greeter", id=ID_A, tags=OWNED),
+            svc("Greeter next", id=ID_B, is_active=False, tags=OWNED),
+        ]
+    )
+    docs = (
+        manifest(
+            "Greeter",
+            "description: Greeter next service\nagent: Helper\n"
+            "service_hierarchical_state_machine: Flow\n"
+            "version_sets:\n  canary: {agent_version_number: 2}",
+            meta=f"id: {ID_B}",
+        ),
+        manifest("Greeter", GREETER + "\nis_active: false", meta=f"id: {ID_A}").replace(
+            "name: Greeter", "name: Greeter old"
+        ),
+    )
+    plan = s.plan(*docs)
+    assert plan.errors == ()
+    kinds = [(op.kind.value, op.service_id, op.version_set) for op in plan.operations]
+    activate = kinds.index(("activate", ID_B, None))
+    assert kinds.index(("deactivate", ID_A, None)) < activate
+    assert kinds.index(("create", ID_B, "canary")) < activate
+    _apply_once(s, plan)
+    assert s.plan(*docs).operations == ()
