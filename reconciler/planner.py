@@ -851,8 +851,10 @@ def _check_llm_names(b: _Builder) -> None:
     (`limits.LLM_NAMES`): a name outside it is a certain 422 at apply time, so it is a
     plan error here, at the field, with the names that are accepted. A stored name the
     enum no longer lists is a retired LLM, not a newer one (the emulator's reading,
-    `llm-outside-enum-is-deprecated`): a live service using it proves nothing. `validate`
-    reads only the manifests and warns; the plan's error replaces that warning.
+    `llm-outside-enum-is-deprecated`): a live service using it proves nothing.
+    `validate` only warns: whether a set is sent depends on the live state (a set
+    declared exactly as it is live is not, and the API never sees its names). The
+    plan's error replaces that warning.
     """
     accepted = set(LLM_NAMES)
     for d in b.drafts:

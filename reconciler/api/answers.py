@@ -7,6 +7,10 @@ An answer that does not fit raises one `MalformedAnswer` naming the operation
 and the field (`services[3].name: missing`), instead of a KeyError deep in the
 planner, or a listing that silently ends early (`has_more: true` with no
 continuation token). Values are never echoed: an answer may carry anything.
+
+Covered: the four lists (services, agents, state machines, unit tests), sign-in
+and create-service. The answers of update-service, the version-set PUT and
+DELETE are not read (their status says it all).
 """
 
 from __future__ import annotations
