@@ -349,3 +349,30 @@ def test_a_split_activation_still_waits_for_the_name_it_takes(make: Any) -> None
     assert kinds.index(("create", ID_B, "canary")) < activate
     _apply_once(s, plan)
     assert s.plan(*docs).operations == ()
+
+
+def test_a_retired_llm_declared_as_it_is_live_is_not_sent_and_not_an_error(make: Any) -> None:
+    """Why validate only warns: a set declared exactly as it is live is never sent, so the
+    API never sees its name (export writes such manifests for a service on a retired LLM)."""
+    s = make(
+        [
+            svc(
+                "Greeter",
+                tags=OWNED,
+                version_sets={
+                    "old": {"llm_model_preferences": {"conversation": {"llm_name": RETIRED_LLM}}}
+                },
+            )
+        ],
+        deprecated_llms=[RETIRED_LLM],
+    )
+    doc = manifest(
+        "Greeter",
+        GREETER + f"\nversion_sets:\n  old:\n    llm_model_preferences:\n"
+        f"      conversation: {{llm_name: {RETIRED_LLM}}}",
+    )
+    plan = s.plan(doc)
+    assert plan.errors == () and plan.operations == ()
+    assert [w.field for w in plan.warnings] == [
+        "spec.version_sets.old.llm_model_preferences.conversation.llm_name"
+    ]
