@@ -108,6 +108,17 @@ def client(server: FakeServer) -> Iterator[AmigoClient]:
         yield c
 
 
+# A unit test set run with every field verify reads (a malformed one changes one).
+RUN: dict[str, Any] = {
+    "id": "9" * 24,
+    "is_completed": True,
+    "failed_metrics": False,
+    "errored": False,
+    "unit_test_run_specs": [],
+    "unit_test_run_results": [],
+}
+
+
 def page(key: str, items: list[Any], *, more: bool = False, token: int | None = None) -> Any:
     return {key: items, "has_more": more, "continuation_token": token}
 
@@ -196,13 +207,47 @@ def test_pages_after_the_first_are_checked_too(server: FakeServer, client: Amigo
         ("/service/", "list_services", {"services": [None], "has_more": False}, "services[0]"),
         ("/service/", "list_services", {"services": []}, "has_more: missing"),
         ("/service/", "list_services", [], "documented shape"),
+        (
+            "/simulation/unit_test_set/",
+            "list_unit_test_sets",
+            page("simulation_unit_test_sets", [{"name": "Smoke", "unit_test_runs": []}]),
+            "simulation_unit_test_sets[0].id: missing",
+        ),
+        (
+            "/simulation/unit_test_set_run/",
+            "list_unit_test_set_runs",
+            page("simulation_unit_test_set_runs", [{**RUN, "errored": None}]),
+            "simulation_unit_test_set_runs[0].errored",
+        ),
+        (
+            "/simulation/unit_test_set_run/",
+            "list_unit_test_set_runs",
+            page(
+                "simulation_unit_test_set_runs",
+                [
+                    {
+                        **RUN,
+                        "unit_test_run_results": [
+                            {
+                                "unit_test_id": SID,
+                                "metric_evaluation_results": [
+                                    {"metric_id": "m", "results": [["e1", "yes"]]}
+                                ],
+                                "run_errors": [],
+                            }
+                        ],
+                    }
+                ],
+            ),
+            "unit_test_run_results[0].metric_evaluation_results[0].results[0][1]",
+        ),
     ],
 )
 def test_every_list_answer_is_checked(
     server: FakeServer, client: AmigoClient, path: str, call: str, body: Any, field: str
 ) -> None:
     server.answers[("GET", path)] = body
-    args = ([SID],) if call == "list_unit_tests" else ()
+    args = ([SID],) if call in ("list_unit_tests", "list_unit_test_set_runs") else ()
     with pytest.raises(MalformedAnswer) as caught:
         getattr(client, call)(*args)
     assert field in str(caught.value)
@@ -216,6 +261,14 @@ def test_a_create_answer_without_id_is_outcome_unknown_naming_the_field(
         client.create_service({"name": "x"}, service="x")
     assert "create-service for service 'x'" in str(caught.value)
     assert "id: missing" in str(caught.value)
+
+
+def test_a_run_start_answer_without_id_is_outcome_unknown(
+    server: FakeServer, client: AmigoClient
+) -> None:
+    server.answers[("POST", "/simulation/unit_test_set_run/")] = {"run_id": "9" * 24}
+    with pytest.raises(OutcomeUnknown, match="simulation_unit_test_set_run_id: missing"):
+        client.create_unit_test_set_run("8" * 24)
 
 
 def test_a_sign_in_answer_without_token_names_the_field(

@@ -8,8 +8,9 @@ and the field (`services[3].name: missing`), instead of a KeyError deep in the
 planner, or a listing that silently ends early (`has_more: true` with no
 continuation token). Values are never echoed: an answer may carry anything.
 
-Covered: the four lists (services, agents, state machines, unit tests), sign-in
-and create-service. The answers of update-service, the version-set PUT and
+Covered: every list the client reads (services, agents, state machines, unit
+tests, unit test sets and their runs), sign-in, create-service and the start of
+a unit test set run. The answers of update-service, the version-set PUT and
 DELETE are not read (their status says it all).
 """
 
@@ -22,9 +23,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from reconciler.api.errors import ApiError, MalformedAnswer, OutcomeUnknown
 from reconciler.api.operations import (
     CREATE_SERVICE,
+    CREATE_UNIT_TEST_SET_RUN,
     GET_AGENTS,
     GET_SERVICES,
     GET_STATE_MACHINES,
+    GET_UNIT_TEST_SET_RUNS,
+    GET_UNIT_TEST_SETS,
     GET_UNIT_TESTS,
     SIGN_IN,
 )
@@ -89,6 +93,49 @@ class _UnitTest(_Answer):
     is_deleted: bool = False
 
 
+class _TestRunDescriptor(_Answer):
+    unit_test_id: str
+
+
+class _UnitTestSet(_Answer):
+    id: NonEmpty
+    name: str
+    unit_test_runs: list[_TestRunDescriptor]
+
+
+class _MetricToEvaluate(_Answer):
+    metric_id: str
+    success_criterion_name: str
+
+
+class _RunSpec(_Answer):
+    unit_test_id: str
+    metrics_to_evaluate: list[_MetricToEvaluate]
+
+
+class _MetricResult(_Answer):
+    metric_id: str
+    # (evaluation id, passed) pairs; JSON has no tuples, so a two-item list is one.
+    results: list[Annotated[tuple[str, bool], Field(strict=False)]]
+
+
+class _RunResult(_Answer):
+    unit_test_id: str
+    metric_evaluation_results: list[_MetricResult]
+    run_errors: list[str | None]
+
+
+class _UnitTestSetRun(_Answer):
+    """Required flags: a run without `errored` or `failed_metrics` must not read as passed."""
+
+    id: NonEmpty
+    is_completed: bool
+    failed_metrics: bool
+    errored: bool
+    unit_test_run_specs: list[_RunSpec]
+    unit_test_run_results: list[_RunResult | None]
+
+
 class _Page(_Answer):
     """A page of a list endpoint: a token must come with `has_more: true`."""
 
@@ -121,6 +168,14 @@ class _UnitTestsPage(_Page):
     simulation_unit_tests: list[_UnitTest]
 
 
+class _UnitTestSetsPage(_Page):
+    simulation_unit_test_sets: list[_UnitTestSet]
+
+
+class _UnitTestSetRunsPage(_Page):
+    simulation_unit_test_set_runs: list[_UnitTestSetRun]
+
+
 class _SignIn(_Answer):
     id_token: NonEmpty
     expires_at: Any = None
@@ -130,11 +185,17 @@ class _Created(_Answer):
     id: NonEmpty
 
 
+class _RunCreated(_Answer):
+    simulation_unit_test_set_run_id: NonEmpty
+
+
 _PAGES: dict[str, tuple[type[_Page], str]] = {
     GET_SERVICES: (_ServicesPage, "services"),
     GET_AGENTS: (_AgentsPage, "agents"),
     GET_STATE_MACHINES: (_StateMachinesPage, "service_hierarchical_state_machines"),
     GET_UNIT_TESTS: (_UnitTestsPage, "simulation_unit_tests"),
+    GET_UNIT_TEST_SETS: (_UnitTestSetsPage, "simulation_unit_test_sets"),
+    GET_UNIT_TEST_SET_RUNS: (_UnitTestSetRunsPage, "simulation_unit_test_set_runs"),
 }
 
 
@@ -213,3 +274,19 @@ def check_created(payload: Any, status: int, service: str) -> str:
     )
     assert isinstance(answer, _Created)
     return answer.id
+
+
+def check_run_created(payload: Any, status: int) -> str:
+    """The new run's id from a create-simulation-unit-test-set-run answer (as for a create:
+    the run was started, so an unreadable id is an unknown outcome)."""
+    answer = _check(
+        _RunCreated,
+        CREATE_UNIT_TEST_SET_RUN,
+        payload,
+        status,
+        None,
+        OutcomeUnknown,
+        "the run was started but the answer did not say its id",
+    )
+    assert isinstance(answer, _RunCreated)
+    return answer.simulation_unit_test_set_run_id

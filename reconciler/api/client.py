@@ -28,7 +28,7 @@ from urllib.parse import quote
 
 import httpx
 
-from reconciler.api.answers import check_created, check_page, check_sign_in
+from reconciler.api.answers import check_created, check_page, check_run_created, check_sign_in
 from reconciler.api.auth import TokenCache, parse_expires_at
 from reconciler.api.config import DEFAULT_BASE_URL, ApiConfig
 from reconciler.api.errors import (
@@ -320,16 +320,7 @@ class AmigoClient:
             expect=(201, 200),
         )
         payload = self._json(response, CREATE_UNIT_TEST_SET_RUN, None)
-        run_id = (
-            payload.get("simulation_unit_test_set_run_id") if isinstance(payload, dict) else None
-        )
-        if not isinstance(run_id, str) or not run_id:
-            raise OutcomeUnknown(
-                CREATE_UNIT_TEST_SET_RUN,
-                status=response.status_code,
-                detail="the answer carried no run id",
-            )
-        return run_id
+        return check_run_created(payload, response.status_code)
 
     # --- writes ----------------------------------------------------------------
     def create_service(self, body: Mapping[str, Any], *, service: str) -> str:
