@@ -53,27 +53,26 @@ DEPRECATED_LLM = "azure_gpt-4.1-2025-04-14"
 CURRENT_LLM = "openai_gpt-5.1-2025-11-13"
 
 
-def _inactive_on_deprecated_llm(make: Any) -> Any:
-    s = make(
+def _greeter_on(make: Any, llm: str, sets: tuple[str, ...], *, active: bool = False) -> Any:
+    """Greeter (pinned id ID_A, owned) whose `sets` prefer `llm`, deprecated in the seed."""
+    prefs = {"llm_model_preferences": {"conversation": {"llm_name": llm}}}
+    return make(
         [
             svc(
                 "Greeter",
                 id=ID_A,
-                is_active=False,
+                is_active=active,
                 tags=OWNED,
-                version_sets={
-                    "canary": {
-                        "llm_model_preferences": {"conversation": {"llm_name": DEPRECATED_LLM}}
-                    },
-                    "old": {
-                        "llm_model_preferences": {"conversation": {"llm_name": DEPRECATED_LLM}}
-                    },
-                },
+                version_sets=dict.fromkeys(sets, prefs),
             )
         ],
-        deprecated_llms=[DEPRECATED_LLM],  # still in LLMType, so no plan can know it
+        deprecated_llms=[llm],
     )
-    return s
+
+
+def _inactive_on_deprecated_llm(make: Any) -> Any:
+    # Still in LLMType, so no plan can know it is deprecated.
+    return _greeter_on(make, DEPRECATED_LLM, ("canary", "old"))
 
 
 def _apply_once(s: Any, plan: Any) -> None:
@@ -222,20 +221,7 @@ RETIRED_LLM = "openai_gpt-4-0613"  # outside LLMType: a retired LLM (the emulato
 
 
 def _on_retired_llm(make: Any) -> Any:
-    return make(
-        [
-            svc(
-                "Greeter",
-                id=ID_A,
-                is_active=False,
-                tags=OWNED,
-                version_sets={
-                    "old": {"llm_model_preferences": {"conversation": {"llm_name": RETIRED_LLM}}}
-                },
-            )
-        ],
-        deprecated_llms=[RETIRED_LLM],
-    )
+    return _greeter_on(make, RETIRED_LLM, ("old",))
 
 
 GREETER = "description: Greeter service\nagent: Concierge\nservice_hierarchical_state_machine: Flow"
@@ -354,18 +340,7 @@ def test_a_split_activation_still_waits_for_the_name_it_takes(make: Any) -> None
 def test_a_retired_llm_declared_as_it_is_live_is_not_sent_and_not_an_error(make: Any) -> None:
     """Why validate only warns: a set declared exactly as it is live is never sent, so the
     API never sees its name (export writes such manifests for a service on a retired LLM)."""
-    s = make(
-        [
-            svc(
-                "Greeter",
-                tags=OWNED,
-                version_sets={
-                    "old": {"llm_model_preferences": {"conversation": {"llm_name": RETIRED_LLM}}}
-                },
-            )
-        ],
-        deprecated_llms=[RETIRED_LLM],
-    )
+    s = _greeter_on(make, RETIRED_LLM, ("old",), active=True)
     doc = manifest(
         "Greeter",
         GREETER + f"\nversion_sets:\n  old:\n    llm_model_preferences:\n"
