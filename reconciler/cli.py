@@ -190,6 +190,64 @@ class ReconcilerGroup(click.Group):
             raise
 
 
+# --- policy options (issue 17) --------------------------------------------------
+# validate, plan and apply check the manifests / plan against Rego policies.
+
+
+def policy_options(func: F) -> F:
+    """Add --policy (repeatable) and --namespace (repeatable); pass `policy`."""
+
+    @click.option(
+        "--policy",
+        "policy_paths",
+        multiple=True,
+        metavar="PATH",
+        help="Rego policy file or directory to check against (repeatable; docs/policy.md).",
+    )
+    @click.option(
+        "--namespace",
+        "namespaces",
+        multiple=True,
+        metavar="PACKAGE",
+        help="Rego package whose deny/violation/warn rules count (repeatable; default: main).",
+    )
+    @functools.wraps(func)
+    def wrapper(
+        *args: Any, policy_paths: tuple[str, ...], namespaces: tuple[str, ...], **kwargs: Any
+    ) -> Any:
+        if namespaces and not policy_paths:
+            raise click.UsageError("--namespace needs --policy")
+        kwargs["policy"] = PolicyOptions(policy_paths, namespaces or ("main",))
+        return func(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class PolicyOptions:
+    paths: tuple[str, ...]
+    namespaces: tuple[str, ...]
+
+    def load(self) -> Any:
+        """The policy modules, compiled once to fail fast (before any API call); None if none."""
+        if not self.paths:
+            return None
+        from reconciler.policy import load_modules
+        from reconciler.policy.engine import Engine
+
+        modules = load_modules(self.paths)
+        Engine(modules)
+        return modules
+
+    def check(self, modules: Any, document: Any) -> Any:
+        from reconciler.policy import evaluate
+
+        return None if modules is None else evaluate(modules, document, self.namespaces)
+
+
+# --- end policy options ---------------------------------------------------------
+
+
 @click.group(cls=ReconcilerGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="reconciler")
 def main() -> None:
@@ -218,12 +276,14 @@ def _echo_diagnostics(diagnostics: Any, fmt: str) -> None:
     show_default=True,
     help="github: print ::error annotations so problems show inline on a pull request.",
 )
+@policy_options
 @handle_errors
-def validate(paths: tuple[str, ...], fmt: str) -> None:
+def validate(paths: tuple[str, ...], fmt: str, policy: PolicyOptions) -> None:
     """Check manifests offline: exit 0 when valid, 1 with every problem found."""
     from reconciler.diagnostics import Severity, UserError
     from reconciler.manifests import load_manifests
 
+    modules = policy.load()
     try:
         desired = load_manifests(paths)
     except UserError as exc:
@@ -240,6 +300,15 @@ def validate(paths: tuple[str, ...], fmt: str) -> None:
         f"{services} service{'s' if services != 1 else ''} valid in "
         f"{files} file{'s' if files != 1 else ''}{warned}"
     )
+    if modules is not None:
+        from reconciler.policy import validate_input
+        from reconciler.policy.render import render
+
+        document = validate_input(desired, organization=os.environ.get("AMIGO_ORGANIZATION_ID"))
+        checked = policy.check(modules, document)
+        click.echo(render(checked, fmt), nl=False)
+        if checked.denied:
+            sys.exit(1)
 
 
 # --- plan (issue 4) -------------------------------------------------------------
@@ -275,6 +344,7 @@ def validate(paths: tuple[str, ...], fmt: str) -> None:
     is_flag=True,
     help="Exit 2 when the plan has changes (0: none, 1: error).",
 )
+@policy_options
 @connection_options
 @handle_errors
 def plan(
@@ -285,10 +355,11 @@ def plan(
     targets: tuple[str, ...],
     detailed_exitcode: bool,
     connection: ConnectionOptions,
+    policy: PolicyOptions,
 ) -> None:
     """Diff the manifests against live state and show the operations apply would run.
 
-    Exit 0 ok, 1 on any error (manifests, plan checks, API); with
+    Exit 0 ok, 1 on any error (manifests, plan checks, API, a policy deny); with
     --detailed-exitcode, 2 when there are changes.
     """
     from reconciler.diagnostics import UserError
@@ -297,6 +368,7 @@ def plan(
     from reconciler.planner import make_plan
     from reconciler.render import render_plan
 
+    modules = policy.load()
     try:  # manifests first: offline mistakes are reported before any connection
         desired = load_manifests(paths)
     except UserError as exc:
@@ -308,16 +380,45 @@ def plan(
         result = make_plan(client, desired, prune=prune, targets=targets)
     finally:
         client.close()
-    if out:
+    checked = None
+    if modules is not None:
+        from reconciler.policy import plan_input
+
+        checked = policy.check(modules, plan_input(result))
+    denied = checked is not None and bool(checked.denied)
+    if out and not denied:
         save_plan(result, out)
     color = fmt == "text" and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-    _echo(render_plan(result, fmt, color=color), nl=False)
-    if out:
+    _echo_plan_with_policy(result, checked, fmt, color)
+    if out and denied:
+        _echo(f"Plan not saved to {out}: a policy denies it.", err=True)
+    elif out:
         _echo(f"Plan saved to {out}; apply it with: reconciler apply {out}", err=True)
-    if result.errors:
+    if result.errors or denied:
         sys.exit(1)
     if detailed_exitcode and result.has_changes:
         sys.exit(2)
+
+
+def _echo_plan_with_policy(result: Any, checked: Any, fmt: str, color: bool) -> None:
+    """The plan, with the policy findings where each format's reader looks for them."""
+    from reconciler.render import GITHUB_COMMENT_LIMIT, render_markdown, render_plan
+
+    if checked is None:
+        click.echo(render_plan(result, fmt, color=color), nl=False)
+        return
+    from reconciler.policy.render import render
+
+    if fmt == "markdown":  # the policy section heads the pull-request comment
+        section = render(checked, "markdown")
+        limit = GITHUB_COMMENT_LIMIT - len(section) - 1
+        click.echo(section + "\n" + render_markdown(result, limit=limit), nl=False)
+    elif fmt == "json":  # stdout stays the plan file; findings go to stderr
+        click.echo(render_plan(result, fmt), nl=False)
+        click.echo(render(checked, "text"), err=True, nl=False)
+    else:
+        click.echo(render_plan(result, fmt, color=color), nl=False)
+        click.echo(render(checked, fmt), nl=False)
 
 
 # --- apply (issue 5) ------------------------------------------------------------
@@ -383,6 +484,7 @@ def _apply_install_sigint(cancel: Any) -> Callable[[], None]:
     show_default=True,
     help="json: a machine-readable apply report on stdout (progress goes to stderr).",
 )
+@policy_options
 @connection_options
 @handle_errors
 def apply(
@@ -392,11 +494,12 @@ def apply(
     targets: tuple[str, ...],
     fmt: str,
     connection: ConnectionOptions,
+    policy: PolicyOptions,
 ) -> None:
     """Plan from manifests (or load a saved PLANFILE), confirm, apply, and check convergence.
 
-    Exit 0 when live state converged, 1 when something failed or still differs,
-    130 when cancelled.
+    Exit 0 when live state converged, 1 when something failed or still differs
+    (or a policy denies the plan: nothing is written), 130 when cancelled.
     """
     import json
     import threading
@@ -428,6 +531,7 @@ def apply(
     color = not as_json and _apply_stream_is_terminal(err=False) and not os.environ.get("NO_COLOR")
     bar = _apply_stream_is_terminal(err=True)
     progress: ApplyProgress | None = None
+    modules = policy.load()
 
     def on_wait(message: str) -> None:
         if progress is not None:
@@ -454,6 +558,17 @@ def apply(
         if plan.errors:
             _echo(shown, err=True)
             _fail(f"Refusing to apply: the plan has {len(plan.errors)} error(s) (above).")
+        if modules is not None:
+            from reconciler.policy import plan_input
+            from reconciler.policy.render import render
+
+            checked = policy.check(modules, plan_input(plan))
+            if checked.denied:
+                click.echo(shown, err=True)
+                click.echo(render(checked, "text"), err=True, nl=False)
+                _fail("Refusing to apply: a policy denies this plan (above); nothing was changed.")
+            if checked.findings:
+                click.echo(render(checked, "text"), err=True, nl=False)
         if not plan.operations:
             if as_json:
                 _echo(json.dumps(apply_report_json(plan, None, Convergence(True)), indent=2))
@@ -690,6 +805,36 @@ def emulator(port: int, seed_file: str | None, window_seconds: float) -> None:
             server.wait()
         except KeyboardInterrupt:
             _echo("emulator stopped", err=True)
+
+
+# --- policy (issue 17) ----------------------------------------------------------
+
+
+@main.group("policy")
+def policy_group() -> None:
+    """Work with Rego policies (docs/policy.md)."""
+
+
+@policy_group.command("test")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
+@handle_errors
+def policy_test(paths: tuple[str, ...]) -> None:
+    """Run the policies' own `test_` rules (as `opa test` / `conftest verify`).
+
+    Exit 0 when every test passes, 1 when one fails or a policy is broken.
+    """
+    from reconciler.policy import load_modules, run_tests
+
+    results = run_tests(load_modules(paths, tests=True))
+    for result in results:
+        verdict = "PASS" if result.passed else "FAIL"
+        click.echo(f"{verdict}: {result.name} ({result.pos.file}:{result.pos.line})")
+    failed = sum(1 for r in results if not r.passed)
+    click.echo(f"{len(results) - failed} passed, {failed} failed")
+    if not results:
+        _fail("no test_ rules found (tests live in *_test.rego files)")
+    if failed:
+        sys.exit(1)
 
 
 # --- schema (issue 2) -----------------------------------------------------------

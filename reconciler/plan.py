@@ -28,6 +28,10 @@ JSON object, format_version 1:
   absent in plans from before it existed (those get the generic refusal);
 - `plan_digest`: `plan_digest(plan)`, the content digest of what the plan would do
   (see below); shown by every render format so a reviewer can tell two plans apart;
+- `environment` (string or null; null until environments exist) and `services`
+  (optional): every declared service as written, with its source position
+  (reconciler/declared.py). With these the plan file is also the policy input
+  document (docs/policy.md), so conftest reads it unchanged;
 - `checksum`: sha256 of the canonical JSON (sorted keys, no spaces) of every
   other key, so an edited file is refused on load.
 """
@@ -128,6 +132,10 @@ class Plan:
     # Service id -> (name, digest of its normalized record) as read at plan time; None
     # for a plan file from before it existed. Lets a stale-plan refusal name what changed.
     live_services: Mapping[str, tuple[str, str]] | None = None
+    # The declared services as written (reconciler/declared.py) and the environment
+    # planned for: what policies see besides the operations. None: not recorded.
+    services: tuple[Mapping[str, Any], ...] | None = None
+    environment: str | None = None
 
     @property
     def has_changes(self) -> bool:
@@ -307,7 +315,10 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "api_reads": dict(sorted(plan.api_reads.items())),
         "reference_names": dict(sorted(plan.reference_names.items())),
         "plan_digest": plan_digest(plan),
+        "environment": plan.environment,
     }
+    if plan.services is not None:
+        data["services"] = [dict(s) for s in plan.services]
     if plan.live_services is not None:
         data["live_services"] = {
             service_id: [name, digest]
@@ -451,6 +462,12 @@ def plan_from_dict(data: Any, *, name: str = "plan") -> Plan:
         ):
             raise _Shape("reference_names is not a map of id to name")
         live_services = _live_services_from(data.get("live_services"))
+        services = data.get("services")  # absent in plans from before it existed
+        if services is not None and not (
+            isinstance(services, list) and all(isinstance(s, dict) for s in services)
+        ):
+            raise _Shape("services is not a list of service documents")
+        environment = _get(data, "environment", (str, type(None)), "") if "environment" in data else None
         return Plan(
             organization=_get(data, "organization", str, ""),
             base_url=_get(data, "base_url", str, ""),
@@ -480,6 +497,8 @@ def plan_from_dict(data: Any, *, name: str = "plan") -> Plan:
             api_reads={str(k): int(v) for k, v in api_reads.items()},
             reference_names=dict(names),
             live_services=live_services,
+            services=None if services is None else tuple(services),
+            environment=environment,
         )
     except _Shape as exc:
         raise UserError(f"{name} is not a valid reconciler plan: {exc}") from None

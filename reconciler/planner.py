@@ -32,6 +32,7 @@ from reconciler.diff import (
     diff_version_set,
     service_fields,
 )
+from reconciler.declared import declared_services
 from reconciler.gcpause import fewer_collections
 from reconciler.limits import LLM_NAMES, MAX_TAGS
 from reconciler.model import (
@@ -1111,4 +1112,4 @@ def make_plan(
         for op in sorted(after)
         if op.startswith("get-") and after.get(op, 0) - before.get(op, 0) > 0
     }
-    return replace(plan, api_reads=reads)
+    return replace(plan, api_reads=reads, services=declared_services(desired))
