@@ -366,7 +366,6 @@ def plan(
     from reconciler.manifests import load_manifests
     from reconciler.plan import save_plan
     from reconciler.planner import make_plan
-    from reconciler.render import render_plan
 
     modules = policy.load()
     try:  # manifests first: offline mistakes are reported before any connection

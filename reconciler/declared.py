@@ -66,7 +66,9 @@ def declared_document(service: DesiredService) -> dict[str, Any]:
     }
 
 
-def declared_services(desired: DesiredState | Sequence[DesiredService]) -> tuple[dict[str, Any], ...]:
+def declared_services(
+    desired: DesiredState | Sequence[DesiredService],
+) -> tuple[dict[str, Any], ...]:
     """Every declared service, in manifest order."""
     services = desired.services if isinstance(desired, DesiredState) else desired
     return tuple(declared_document(s) for s in services)

@@ -467,7 +467,9 @@ def plan_from_dict(data: Any, *, name: str = "plan") -> Plan:
             isinstance(services, list) and all(isinstance(s, dict) for s in services)
         ):
             raise _Shape("services is not a list of service documents")
-        environment = _get(data, "environment", (str, type(None)), "") if "environment" in data else None
+        environment = (
+            _get(data, "environment", (str, type(None)), "") if "environment" in data else None
+        )
         return Plan(
             organization=_get(data, "organization", str, ""),
             base_url=_get(data, "base_url", str, ""),

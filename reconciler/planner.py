@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from reconciler.declared import declared_services
 from reconciler.diagnostics import Diagnostic, Severity, SourcePos, UserError
 from reconciler.diff import (
     changed_fields,
@@ -32,7 +33,6 @@ from reconciler.diff import (
     diff_version_set,
     service_fields,
 )
-from reconciler.declared import declared_services
 from reconciler.gcpause import fewer_collections
 from reconciler.limits import LLM_NAMES, MAX_TAGS
 from reconciler.model import (

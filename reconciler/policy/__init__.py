@@ -69,7 +69,10 @@ class Finding:
     def diagnostic(self) -> Diagnostic:
         severity = Severity.ERROR if self.level is Level.DENY else Severity.WARNING
         return Diagnostic(
-            f"policy {self.rule}: {self.message}", severity=severity, pos=self.pos, service=self.service
+            f"policy {self.rule}: {self.message}",
+            severity=severity,
+            pos=self.pos,
+            service=self.service,
         )
 
 
@@ -165,7 +168,9 @@ def _rules(
             continue
         for match in pattern.finditer(module.text):
             name = match.group(0)
-            found.setdefault((package, name), SourcePos(module.path, _line_of(module, match.start()), 1))
+            found.setdefault(
+                (package, name), SourcePos(module.path, _line_of(module, match.start()), 1)
+            )
     return [(package, name, pos) for (package, name), pos in found.items()]
 
 
@@ -201,7 +206,7 @@ def _finding(
             raise PolicyError(
                 Diagnostic(
                     f"policy: {rule} produced an object without a string `msg` "
-                    f"({sorted(message)}); a message is a string or {{\"msg\": ..., ...}}",
+                    f'({sorted(message)}); a message is a string or {{"msg": ..., ...}}',
                     pos=where,
                 )
             )

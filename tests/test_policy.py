@@ -1,0 +1,424 @@
+"""Policy checks (issue 17): Rego policies on validate, plan and apply, and `policy test`."""
+
+from __future__ import annotations
+
+import builtins
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from reconciler import cli
+from reconciler.api.client import AmigoClient
+from reconciler.emulator import Emulator
+
+pytest.importorskip("regopy")
+
+from reconciler.policy import (  # noqa: E402
+    Level,
+    evaluate,
+    load_modules,
+    plan_input,
+    run_tests,
+    validate_input,
+)
+from reconciler.policy.engine import INSTALL_HINT, Engine, Module, PolicyError  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+SEED = REPO / "examples" / "emulator-seed.yaml"
+SERVICES = REPO / "examples" / "services"
+POLICIES = REPO / "examples" / "policies"
+WRITES = (
+    "create-service",
+    "update-service",
+    "upsert-service-version-set",
+    "delete-service-version-set",
+)
+LLM_DENIAL = (
+    "Meet & Greet: version set release uses LLM openai_gpt-4.1-2025-04-14 for conversation, "
+    "which is not on the approved list (azure_gpt-4.1-2025-04-14, openai_gpt-5.1-2025-11-13)"
+)
+
+
+@pytest.fixture
+def emulator() -> Emulator:
+    return Emulator.from_seed(SEED, window_seconds=1.0)
+
+
+@pytest.fixture
+def run(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
+    def open_client(settings: Any, *, emulator_seed: Any = None, on_wait: Any = None) -> Any:
+        return AmigoClient(emulator.api_config(), transport=emulator.transport(), on_wait=on_wait)
+
+    monkeypatch.setattr("reconciler.connect.open_client", open_client)
+    monkeypatch.setenv("AMIGO_RECONCILER_DEBUG", "")
+    monkeypatch.delenv("AMIGO_ORGANIZATION_ID", raising=False)
+
+    def invoke(*args: str) -> Result:
+        return CliRunner().invoke(cli.main, list(args), catch_exceptions=False)
+
+    return invoke
+
+
+def writes(emulator: Emulator) -> int:
+    return sum(emulator.request_counts.get(op, 0) for op in WRITES)
+
+
+@pytest.fixture
+def services(tmp_path: Path) -> Path:
+    """A copy of examples/services to edit."""
+    return Path(shutil.copytree(SERVICES, tmp_path / "services"))
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new), encoding="utf-8")
+
+
+def only(policy: str, tmp_path: Path) -> Path:
+    """One example policy (with its tests) in a directory of its own."""
+    target = tmp_path / f"policy-{policy}"
+    target.mkdir()
+    for name in (f"{policy}.rego", f"{policy}_test.rego"):
+        shutil.copy(POLICIES / name, target / name)
+    return target
+
+
+# --- the example policies against the example manifests -------------------------------
+
+
+def test_example_policy_tests_pass(run: Callable[..., Result]) -> None:
+    result = run("policy", "test", str(POLICIES))
+    assert result.exit_code == 0, result.output
+    assert "13 passed, 0 failed" in result.output
+    for policy in ("release_pins", "llm_allowlist", "owner_tag", "removals"):
+        assert f"{policy}_test.rego" in result.output
+
+
+def test_llm_allowlist_denies_meet_and_greet_at_its_manifest_line(
+    run: Callable[..., Result],
+) -> None:
+    result = run("validate", str(SERVICES), "--policy", str(POLICIES))
+    assert result.exit_code == 1, result.output
+    where = f"{SERVICES / 'meet-and-greet.yaml'}:3:1"
+    assert f"{where}: error: policy main.deny: {LLM_DENIAL}" in result.output
+    assert "Policy checks failed: 1 denied, 0 warnings (4 policy files)." in result.output
+
+
+def test_llm_allowlist_passes_once_the_model_is_approved(
+    run: Callable[..., Result], services: Path
+) -> None:
+    edit(services / "meet-and-greet.yaml", "openai_gpt-4.1-2025-04-14", "openai_gpt-5.1-2025-11-13")
+    result = run("validate", str(services), "--policy", str(POLICIES))
+    assert result.exit_code == 0, result.output
+    assert "Policy checks passed (4 policy files)." in result.output
+
+
+def test_release_pins_pass_on_the_examples_and_deny_a_floating_release(
+    run: Callable[..., Result], services: Path, tmp_path: Path
+) -> None:
+    policy = only("release_pins", tmp_path)
+    assert run("validate", str(services), "--policy", str(policy)).exit_code == 0
+    edit(services / "billing-questions.yaml", "      agent_version_number: 2\n", "")
+    result = run("validate", str(services), "--policy", str(policy))
+    assert result.exit_code == 1, result.output
+    assert (
+        f"{services / 'billing-questions.yaml'}:2:1: error: policy main.deny: Billing Questions: "
+        "the release version set must pin agent_version_number" in result.output
+    )
+
+
+def test_owner_tag_passes_on_the_examples_and_denies_a_service_without_team(
+    run: Callable[..., Result], services: Path, tmp_path: Path
+) -> None:
+    policy = only("owner_tag", tmp_path)
+    assert run("validate", str(services), "--policy", str(policy)).exit_code == 0
+    edit(services / "front-desk.yaml", "  tags: {team: operations}\n", "")
+    result = run("validate", str(services), "--policy", str(policy))
+    assert result.exit_code == 1, result.output
+    assert (
+        f"{services / 'front-desk.yaml'}:3:1: error: policy main.deny: Front Desk has no owner"
+        in result.output
+    )
+    assert result.output.count("error: policy") == 1
+
+
+def test_removals_allow_one_deactivation_and_deny_two_unless_targeted(
+    run: Callable[..., Result], tmp_path: Path, emulator: Emulator
+) -> None:
+    policy = only("removals", tmp_path)
+    one = run("plan", str(SERVICES), "--policy", str(policy))
+    assert one.exit_code == 0, one.output
+    assert "warning: policy main.warn: After-hours Line will be deactivated" in one.output
+    assert "after-hours-line.yaml:4:1" in one.output
+
+    two = run("plan", str(SERVICES), "--policy", str(policy), "--prune")
+    assert two.exit_code == 1, two.output
+    assert (
+        "error: policy main.deny: this plan removes 2 things (deactivate After-hours Line, "
+        "delete version set experiment of Symptom Checker); at most 1 per plan" in two.output
+    )
+
+    targeted = run(
+        "plan", str(SERVICES), "--policy", str(policy), "--prune",
+        "--target", "After-hours Line", "--target", "Symptom Checker",
+    )  # fmt: skip
+    assert targeted.exit_code == 0, targeted.output
+    assert "main.deny" not in targeted.output
+    assert writes(emulator) == 0
+
+
+# --- a deny stops apply before any write ------------------------------------------------
+
+
+def test_apply_refuses_a_denied_plan_before_any_write(
+    run: Callable[..., Result], emulator: Emulator
+) -> None:
+    result = run("apply", str(SERVICES), "--auto-approve", "--policy", str(POLICIES))
+    assert result.exit_code == 1, result.output
+    assert "Refusing to apply: a policy denies this plan" in result.output
+    assert LLM_DENIAL in result.output
+    assert writes(emulator) == 0
+
+
+def test_apply_of_a_saved_plan_checks_it_and_refuses(
+    run: Callable[..., Result], emulator: Emulator, tmp_path: Path
+) -> None:
+    plan_file = tmp_path / "plan.json"
+    saved = run("plan", str(SERVICES), "--out", str(plan_file))
+    assert saved.exit_code == 0, saved.output
+    result = run("apply", str(plan_file), "--auto-approve", "--policy", str(POLICIES))
+    assert result.exit_code == 1, result.output
+    assert f"{SERVICES / 'meet-and-greet.yaml'}:3:1: error: policy main.deny" in result.output
+    assert writes(emulator) == 0
+
+
+def test_apply_with_passing_policies_applies(
+    run: Callable[..., Result], emulator: Emulator, tmp_path: Path
+) -> None:
+    result = run(
+        "apply", str(SERVICES), "--auto-approve", "--policy", str(only("removals", tmp_path))
+    )
+    assert result.exit_code == 0, result.output
+    assert "After-hours Line will be deactivated" in result.output
+    assert writes(emulator) > 0
+
+
+def test_a_denied_plan_is_not_saved(run: Callable[..., Result], tmp_path: Path) -> None:
+    plan_file = tmp_path / "plan.json"
+    result = run("plan", str(SERVICES), "--policy", str(POLICIES), "--out", str(plan_file))
+    assert result.exit_code == 1
+    assert not plan_file.exists()
+    assert "Plan not saved" in result.output
+
+
+# --- where people look: markdown, github -----------------------------------------------
+
+
+def test_markdown_puts_the_policy_section_at_the_top(run: Callable[..., Result]) -> None:
+    result = run("plan", str(SERVICES), "--policy", str(POLICIES), "--format", "markdown")
+    assert result.exit_code == 1
+    first, _, rest = result.output.partition("### Amigo reconciler plan")
+    assert first.startswith("#### Policy checks failed: 1 denied")
+    assert "`main.deny` service \"Meet &amp; Greet\"" in first
+    assert "meet-and-greet.yaml:3`" in first
+    assert rest
+
+
+def test_github_annotations_carry_file_and_line(run: Callable[..., Result]) -> None:
+    result = run("plan", str(SERVICES), "--policy", str(POLICIES), "--format", "github")
+    assert result.exit_code == 1
+    assert (
+        f"::error file={SERVICES / 'meet-and-greet.yaml'},line=3,col=1::policy main.deny: "
+        in result.output
+    )
+    assert "::notice title=reconciler policy::Policy checks failed" in result.output
+
+
+def test_json_stdout_stays_the_plan_file(run: Callable[..., Result]) -> None:
+    runner = CliRunner()
+    result = runner.invoke(
+        cli.main,
+        ["plan", str(SERVICES), "--policy", str(POLICIES), "--format", "json"],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["format_version"] == 1
+    assert "policy main.deny" in result.stderr
+
+
+# --- the input document: one shape in-process and under conftest -------------------------
+
+
+def _plan(run: Callable[..., Result], *args: str) -> dict[str, Any]:
+    result = run("plan", str(SERVICES), "--format", "json", *args)
+    assert result.exit_code == 0, result.output
+    data: dict[str, Any] = json.loads(result.output)
+    return data
+
+
+def test_plan_json_is_the_policy_input_and_gives_the_same_findings(
+    run: Callable[..., Result], emulator: Emulator
+) -> None:
+    """conftest reads `plan --format json` output as input: the same document we evaluate."""
+    from reconciler.manifests import load_manifests
+    from reconciler.planner import make_plan
+
+    on_disk = _plan(run, "--prune")
+    with AmigoClient(emulator.api_config(), transport=emulator.transport()) as client:
+        plan = make_plan(client, load_manifests([str(SERVICES)]), prune=True)
+    in_process = plan_input(plan)
+    ignore = {"created_at", "checksum"}
+    assert {k: v for k, v in in_process.items() if k not in ignore} == {
+        k: v for k, v in on_disk.items() if k not in ignore
+    }
+    modules = load_modules([str(POLICIES)])
+    assert evaluate(modules, on_disk).findings == evaluate(modules, in_process).findings
+
+
+def test_input_document_has_the_documented_shape(run: Callable[..., Result]) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads((REPO / "schemas" / "policy-input.schema.json").read_text("utf-8"))
+    from reconciler.manifests import load_manifests
+
+    plan_doc = _plan(run)
+    jsonschema.validate(plan_doc, schema)
+    validate_doc = validate_input(load_manifests([str(SERVICES)]))
+    jsonschema.validate(validate_doc, schema)
+    assert set(validate_doc) == {"format_version", "environment", "organization", "services"}
+    greet = next(s for s in plan_doc["services"] if s["metadata"]["name"] == "Meet & Greet")
+    assert greet["spec"]["version_sets"]["release"]["agent_version_number"] == 4
+    assert greet["source"] == {
+        "file": str(SERVICES / "meet-and-greet.yaml"),
+        "line": 3,
+        "column": 1,
+    }
+    assert plan_doc["environment"] is None
+    kinds = {op["kind"] for op in plan_doc["operations"]}
+    assert "deactivate" in kinds
+
+
+def test_the_docs_name_the_conftest_command() -> None:
+    doc = (REPO / "docs" / "policy.md").read_text("utf-8")
+    assert "conftest test --policy examples/policies --namespace main plan.json" in doc
+    assert "reconciler plan services/ --format json > plan.json" in doc
+
+
+# --- broken policies: a clear error at the policy's line, never a traceback ------------
+
+
+def test_a_syntax_error_is_reported_at_the_policy_line(
+    run: Callable[..., Result], tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.rego"
+    bad.write_text('package main\nimport rego.v1\n\ndeny contains msg if {\n  msg := "x" +\n}\n')
+    result = run("validate", str(SERVICES), "--policy", str(bad))
+    assert result.exit_code == 1
+    assert f"{bad}:5:14: error: policy: Invalid arithmetic operator" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_an_evaluation_error_names_the_rule_line(tmp_path: Path) -> None:
+    module = Module(
+        str(tmp_path / "conflict.rego"),
+        'package main\nimport rego.v1\n\nlimit := 1\nlimit := 2\n\ndeny contains "x" if {\n'
+        "  limit > 0\n}\n",
+    )
+    with pytest.raises(PolicyError) as caught:
+        evaluate([module], {"services": []})
+    (diag,) = caught.value.diagnostics
+    assert diag.pos is not None and (diag.pos.file, diag.pos.line) == (module.path, 7)
+    assert "evaluating data.main.deny failed" in diag.message
+
+
+def test_a_message_object_without_msg_is_an_error(tmp_path: Path) -> None:
+    module = Module(
+        str(tmp_path / "p.rego"), 'package main\nimport rego.v1\n\ndeny contains {"m": 1}\n'
+    )
+    with pytest.raises(PolicyError, match="without a string `msg`"):
+        evaluate([module], {})
+
+
+def test_the_engine_bug_with_whole_input_mocks_gets_a_workaround(tmp_path: Path) -> None:
+    module = Module(
+        str(tmp_path / "p_test.rego"),
+        "package main\nimport rego.v1\n\n"
+        'deny contains upper(s) if { some s in input.names }\n\n'
+        'test_x if {\n  count(deny) == 1 with input as {"names": ["a"]}\n}\n',
+    )
+    with pytest.raises(PolicyError) as caught:
+        run_tests([module])
+    (diag,) = caught.value.diagnostics
+    assert diag.pos is not None and diag.pos.line == 7
+    assert "with input.services as" in diag.message
+
+
+def test_hostile_strings_come_back_intact() -> None:
+    """rego-cpp's JSON output does not escape quotes: values are read from its node tree."""
+    engine = Engine([Module("p.rego", "package main\nimport rego.v1\n\nx := input.name\n")])
+    name = 'a "quoted" \\ name\n\x1b[31m'
+    engine.set_input({"name": name})
+    assert engine.query("data.main.x") == name
+    assert engine.query("data.main.missing") is None
+
+
+def test_policy_test_reports_a_failing_test(run: Callable[..., Result], tmp_path: Path) -> None:
+    (tmp_path / "p_test.rego").write_text(
+        "package main\nimport rego.v1\n\ntest_ok if { 1 == 1 }\n\ntest_bad if { 1 == 2 }\n"
+    )
+    result = run("policy", "test", str(tmp_path))
+    assert result.exit_code == 1
+    assert f"FAIL: data.main.test_bad ({tmp_path / 'p_test.rego'}:6)" in result.output
+    assert "1 passed, 1 failed" in result.output
+
+
+def test_test_files_are_not_loaded_for_checks() -> None:
+    modules = load_modules([str(POLICIES)])
+    assert modules and not any(m.path.endswith("_test.rego") for m in modules)
+
+
+def test_namespace_selects_the_package(tmp_path: Path) -> None:
+    module = Module(
+        str(tmp_path / "p.rego"),
+        'package team.rules\nimport rego.v1\n\ndeny_x contains "no"\n\nwarn contains "hm"\n',
+    )
+    assert evaluate([module], {}).findings == ()
+    found = evaluate([module], {}, ("team.rules",)).findings
+    assert [(f.level, f.rule, f.message) for f in found] == [
+        (Level.DENY, "team.rules.deny_x", "no"),
+        (Level.WARN, "team.rules.warn", "hm"),
+    ]
+
+
+def test_bad_policy_paths_are_clear_errors(run: Callable[..., Result], tmp_path: Path) -> None:
+    missing = run("validate", str(SERVICES), "--policy", str(tmp_path / "nope"))
+    assert missing.exit_code == 1
+    assert "no such file or directory" in missing.output
+    empty = run("validate", str(SERVICES), "--policy", str(tmp_path))
+    assert empty.exit_code == 1
+    assert "no policy files" in empty.output
+    orphan = run("validate", str(SERVICES), "--namespace", "x")
+    assert orphan.exit_code == 2
+    assert "--namespace needs --policy" in orphan.output
+
+
+def test_a_missing_engine_says_how_to_install_it(
+    run: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_import = builtins.__import__
+
+    def no_regopy(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == "regopy" or name.startswith("regopy."):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_regopy)
+    result = run("validate", str(SERVICES), "--policy", str(POLICIES))
+    assert result.exit_code == 1
+    assert "pip install 'amigo-reconciler[policy]'" in result.output
+    assert INSTALL_HINT in result.output
