@@ -381,9 +381,9 @@ def plan(
         client.close()
     checked = None
     if modules is not None:
-        from reconciler.policy import plan_input
+        from reconciler.policy import plan_input_json
 
-        checked = policy.check(modules, plan_input(result))
+        checked = policy.check(modules, plan_input_json(result))
     denied = checked is not None and bool(checked.denied)
     if out and not denied:
         save_plan(result, out)
@@ -558,10 +558,10 @@ def apply(
             _echo(shown, err=True)
             _fail(f"Refusing to apply: the plan has {len(plan.errors)} error(s) (above).")
         if modules is not None:
-            from reconciler.policy import plan_input
+            from reconciler.policy import plan_input_json
             from reconciler.policy.render import render
 
-            checked = policy.check(modules, plan_input(plan))
+            checked = policy.check(modules, plan_input_json(plan))
             if checked.denied:
                 click.echo(shown, err=True)
                 click.echo(render(checked, "text"), err=True, nl=False)

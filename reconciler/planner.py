@@ -1063,6 +1063,7 @@ def plan_against(
         prune=prune,
         targets=tuple(targets),
         api_reads=dict(api_reads or {}),
+        services=declared_services(desired),
     )
 
 
@@ -1112,4 +1113,4 @@ def make_plan(
         for op in sorted(after)
         if op.startswith("get-") and after.get(op, 0) - before.get(op, 0) > 0
     }
-    return replace(plan, api_reads=reads, services=declared_services(desired))
+    return replace(plan, api_reads=reads)

@@ -18,3 +18,7 @@ test_null_or_empty_owner_is_denied if {
 		{"metadata": {"name": "B"}, "spec": {"tags": {"team": ""}}},
 	]
 }
+
+test_whole_input_mock_as_conftest_writes_it if {
+	count(owner_denied) == 1 with input as {"services": [{"metadata": {"name": "A"}, "spec": {"tags": {"tier": "gold"}}}]}
+}
