@@ -18,7 +18,11 @@ import click
 from reconciler import __version__
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     from reconciler.api.client import AmigoClient
+    from reconciler.policy import JsonInput, PolicyResult
+    from reconciler.policy.engine import Module
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -228,7 +232,7 @@ class PolicyOptions:
     paths: tuple[str, ...]
     namespaces: tuple[str, ...]
 
-    def load(self) -> Any:
+    def load(self) -> list[Module] | None:
         """The policy modules, compiled once to fail fast (before any API call); None if none."""
         if not self.paths:
             return None
@@ -239,10 +243,12 @@ class PolicyOptions:
         Engine(modules)
         return modules
 
-    def check(self, modules: Any, document: Any) -> Any:
+    def check(
+        self, modules: Sequence[Module], document: Mapping[str, Any] | JsonInput
+    ) -> PolicyResult:
         from reconciler.policy import evaluate
 
-        return None if modules is None else evaluate(modules, document, self.namespaces)
+        return evaluate(modules, document, self.namespaces)
 
 
 # --- end policy options ---------------------------------------------------------
@@ -399,7 +405,9 @@ def plan(
         sys.exit(2)
 
 
-def _echo_plan_with_policy(result: Any, checked: Any, fmt: str, color: bool) -> None:
+def _echo_plan_with_policy(
+    result: Any, checked: PolicyResult | None, fmt: str, color: bool
+) -> None:
     """The plan, with the policy findings where each format's reader looks for them."""
     from reconciler.render import GITHUB_COMMENT_LIMIT, render_markdown, render_plan
 

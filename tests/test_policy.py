@@ -416,7 +416,7 @@ def test_bad_policy_paths_are_clear_errors(run: Callable[..., Result], tmp_path:
     assert empty.exit_code == 1
     assert "no policy files" in empty.output
     orphan = run("validate", str(SERVICES), "--namespace", "x")
-    assert orphan.exit_code == 2
+    assert orphan.exit_code == 64  # EX_USAGE
     assert "--namespace needs --policy" in orphan.output
 
 
