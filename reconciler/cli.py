@@ -419,7 +419,11 @@ def _echo_plan_with_policy(
     if fmt == "markdown":  # the policy section heads the pull-request comment
         section = render(checked, "markdown")
         limit = GITHUB_COMMENT_LIMIT - len(section) - 1
-        click.echo(section + "\n" + render_markdown(result, limit=limit), nl=False)
+        body = render_markdown(result, limit=limit)
+        marker, newline, rest = body.partition("\n")  # the hidden digest line stays first
+        if not marker.startswith("<!--"):
+            marker, newline, rest = "", "", body
+        click.echo(marker + newline + section + "\n" + rest, nl=False)
     elif fmt == "json":  # stdout stays the plan file; findings go to stderr
         click.echo(render_plan(result, fmt), nl=False)
         click.echo(render(checked, "text"), err=True, nl=False)

@@ -221,8 +221,9 @@ def test_a_denied_plan_is_not_saved(run: Callable[..., Result], tmp_path: Path) 
 def test_markdown_puts_the_policy_section_at_the_top(run: Callable[..., Result]) -> None:
     result = run("plan", str(SERVICES), "--policy", str(POLICIES), "--format", "markdown")
     assert result.exit_code == 1
+    assert result.output.startswith("<!-- amigo-reconciler plan-digest: sha256:")
     first, _, rest = result.output.partition("### Amigo reconciler plan")
-    assert first.startswith("#### Policy checks failed: 1 denied")
+    assert first.splitlines()[1].startswith("#### Policy checks failed: 1 denied")
     assert '`main.deny` service "Meet &amp; Greet"' in first
     assert "meet-and-greet.yaml:3`" in first
     assert rest
