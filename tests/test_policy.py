@@ -381,6 +381,12 @@ def test_hostile_strings_come_back_intact() -> None:
     assert engine.query("data.main.missing") is None
 
 
+def test_control_characters_in_messages_are_escaped() -> None:
+    module = Module("p.rego", "package main\nimport rego.v1\n\ndeny contains input.name\n")
+    (finding,) = evaluate([module], {"name": "evil\x1b[2J\nname"}).findings
+    assert finding.message == "evil\\x1b[2J\\x0aname"
+
+
 def test_policy_test_reports_a_failing_test(run: Callable[..., Result], tmp_path: Path) -> None:
     (tmp_path / "p_test.rego").write_text(
         "package main\nimport rego.v1\n\ntest_ok if { 1 == 1 }\n\ntest_bad if { 1 == 2 }\n"

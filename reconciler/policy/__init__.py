@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -212,7 +212,26 @@ def _service_positions(services: Iterable[Mapping[str, Any]]) -> dict[str, Sourc
     return positions
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _printable(text: str) -> str:
+    """Control characters (terminal escapes, newlines) from manifests or policies, escaped."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
 def _finding(
+    level: Level, rule: str, message: Any, positions: Mapping[str, SourcePos], where: SourcePos
+) -> Finding:
+    finding = _raw_finding(level, rule, message, positions, where)
+    return replace(
+        finding,
+        message=_printable(finding.message),
+        service=None if finding.service is None else _printable(finding.service),
+    )
+
+
+def _raw_finding(
     level: Level, rule: str, message: Any, positions: Mapping[str, SourcePos], where: SourcePos
 ) -> Finding:
     if isinstance(message, dict):
