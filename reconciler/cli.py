@@ -312,7 +312,7 @@ def validate(paths: tuple[str, ...], fmt: str, policy: PolicyOptions) -> None:
 
         document = validate_input(desired, organization=os.environ.get("AMIGO_ORGANIZATION_ID"))
         checked = policy.check(modules, document)
-        click.echo(render(checked, fmt), nl=False)
+        _echo(render(checked, fmt), nl=False)
         if checked.denied:
             sys.exit(1)
 
@@ -412,7 +412,7 @@ def _echo_plan_with_policy(
     from reconciler.render import GITHUB_COMMENT_LIMIT, render_markdown, render_plan
 
     if checked is None:
-        click.echo(render_plan(result, fmt, color=color), nl=False)
+        _echo(render_plan(result, fmt, color=color), nl=False)
         return
     from reconciler.policy.render import render
 
@@ -423,13 +423,13 @@ def _echo_plan_with_policy(
         marker, newline, rest = body.partition("\n")  # the hidden digest line stays first
         if not marker.startswith("<!--"):
             marker, newline, rest = "", "", body
-        click.echo(marker + newline + section + "\n" + rest, nl=False)
+        _echo(marker + newline + section + "\n" + rest, nl=False)
     elif fmt == "json":  # stdout stays the plan file; findings go to stderr
-        click.echo(render_plan(result, fmt), nl=False)
-        click.echo(render(checked, "text"), err=True, nl=False)
+        _echo(render_plan(result, fmt), nl=False)
+        _echo(render(checked, "text"), err=True, nl=False)
     else:
-        click.echo(render_plan(result, fmt, color=color), nl=False)
-        click.echo(render(checked, fmt), nl=False)
+        _echo(render_plan(result, fmt, color=color), nl=False)
+        _echo(render(checked, fmt), nl=False)
 
 
 # --- apply (issue 5) ------------------------------------------------------------
@@ -575,11 +575,11 @@ def apply(
 
             checked = policy.check(modules, plan_input_json(plan))
             if checked.denied:
-                click.echo(shown, err=True)
-                click.echo(render(checked, "text"), err=True, nl=False)
+                _echo(shown, err=True)
+                _echo(render(checked, "text"), err=True, nl=False)
                 _fail("Refusing to apply: a policy denies this plan (above); nothing was changed.")
             if checked.findings:
-                click.echo(render(checked, "text"), err=True, nl=False)
+                _echo(render(checked, "text"), err=True, nl=False)
         if not plan.operations:
             if as_json:
                 _echo(json.dumps(apply_report_json(plan, None, Convergence(True)), indent=2))
@@ -839,9 +839,9 @@ def policy_test(paths: tuple[str, ...]) -> None:
     results = run_tests(load_modules(paths, tests=True))
     for result in results:
         verdict = "PASS" if result.passed else "FAIL"
-        click.echo(f"{verdict}: {result.name} ({result.pos.file}:{result.pos.line})")
+        _echo(f"{verdict}: {result.name} ({result.pos.file}:{result.pos.line})")
     failed = sum(1 for r in results if not r.passed)
-    click.echo(f"{len(results) - failed} passed, {failed} failed")
+    _echo(f"{len(results) - failed} passed, {failed} failed")
     if not results:
         _fail("no test_ rules found (tests live in *_test.rego files)")
     if failed:
