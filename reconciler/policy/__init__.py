@@ -24,6 +24,7 @@ from typing import Any
 
 from reconciler.declared import declared_services
 from reconciler.diagnostics import Diagnostic, Severity, SourcePos, UserError
+from reconciler.gcpause import fewer_collections
 from reconciler.model import DesiredState
 from reconciler.plan import FORMAT_VERSION, Plan, plan_to_canonical_json, plan_to_dict
 from reconciler.policy.engine import Engine, Module, PolicyError
@@ -120,6 +121,7 @@ class JsonInput:
     services: Sequence[Mapping[str, Any]] = ()
 
 
+@fewer_collections()
 def plan_input_json(plan: Plan) -> JsonInput:
     """`plan_input` as JSON text: the same document, at a third of the cost (serialized once)."""
     return JsonInput(plan_to_canonical_json(plan), plan.services or ())
