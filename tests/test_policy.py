@@ -432,13 +432,37 @@ def test_a_missing_engine_says_how_to_install_it(
 ) -> None:
     real_import = builtins.__import__
 
-    def no_regopy(name: str, *args: Any, **kwargs: Any) -> Any:
+    def no_engine(name: str, *args: Any, **kwargs: Any) -> Any:
         if name == "regorus" or name.startswith("regorus."):
             raise ImportError(name)
         return real_import(name, *args, **kwargs)
 
-    monkeypatch.setattr(builtins, "__import__", no_regopy)
+    monkeypatch.setattr(builtins, "__import__", no_engine)
     result = run("validate", str(SERVICES), "--policy", str(POLICIES))
     assert result.exit_code == 1
     assert "pip install 'amigo-reconciler[policy]'" in result.output
     assert INSTALL_HINT in result.output
+
+
+def test_the_policy_benchmark_runs() -> None:
+    """benchmarks/bench_policy.py (figures in RESULTS.md) keeps working on a tiny workload."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "bench_policy.py"),
+            "--count",
+            "40",
+            "--repeat",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "findings: 26 denied, 0 warnings" in done.stdout
+    assert "policy / (validate + plan):" in done.stdout

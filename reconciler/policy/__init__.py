@@ -9,7 +9,7 @@
 - `*_test.rego` files hold `test_` rules: `run_tests` runs them (`reconciler policy
   test`); validate/plan/apply do not load them.
 
-The engine (regopy) is imported only by reconciler.policy.engine, and only when
+The engine (regorus) is imported only by reconciler.policy.engine, and only when
 policies are actually given.
 """
 
