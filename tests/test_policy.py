@@ -328,6 +328,17 @@ def test_a_syntax_error_is_reported_at_the_policy_line(
     assert "Traceback" not in result.output
 
 
+def test_a_broken_policy_stops_plan_before_any_api_call(
+    run: Callable[..., Result], emulator: Emulator, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.rego"
+    bad.write_text("package main\n\ndeny contains msg if {\n")
+    result = run("plan", str(SERVICES), "--policy", str(bad))
+    assert result.exit_code == 1
+    assert f"{bad}:" in result.output and "Traceback" not in result.output
+    assert sum(emulator.request_counts.values()) == 0
+
+
 def test_conflicting_rule_values_are_reported_at_the_rule(tmp_path: Path) -> None:
     module = Module(
         str(tmp_path / "conflict.rego"),
