@@ -273,7 +273,8 @@ def test_apply_workflow_has_two_stages_and_applies_the_reviewed_plan_file() -> N
     names = [s["name"] for s in stage2["steps"]]
     download = step(workflow, "Download stage 1's plan")
     assert download["uses"].startswith("actions/download-artifact@")
-    assert download["with"]["name"] == artifact
+    assert artifact == "${{ env.ARTIFACT_NAME }}"
+    assert download["with"]["name"] == "${{ needs.plan.outputs.artifact-name }}"
     assert "--expect-digest" in step(workflow, "Check that it is the plan the approver saw")["run"]
     apply = step(workflow, "Apply the reviewed plan")
     assert apply["with"]["command"] == "apply"
@@ -501,3 +502,42 @@ def test_ci_doc_draws_the_flow_and_says_what_to_do_when_a_stage_refuses() -> Non
         assert refusal in text
     assert "Re-run all jobs" in text
     assert '"Re-run jobs" button' not in text  # the old advice re-applied an old commit
+
+
+# --- re-runs and the stage-2 tip guard (review of issue 13) ---------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(REUSABLE))
+def test_every_artifact_name_is_unique_per_attempt(name: str) -> None:
+    """upload-artifact v4 never overwrites: a fixed name makes "Re-run all jobs" fail (409)."""
+    for job in jobs(name).values():
+        for s in job["steps"]:
+            if str(s.get("uses", "")).startswith("actions/upload-artifact@"):
+                assert s["with"]["name"] == "${{ env.ARTIFACT_NAME }}", s["name"]
+                assert "${{ github.run_attempt }}" in job["env"]["ARTIFACT_NAME"], s["name"]
+                assert s["with"].get("overwrite") in (None, False)
+
+
+def test_stage_two_downloads_the_artifact_stage_one_names() -> None:
+    stage1, stage2 = jobs("apply")["plan"], jobs("apply")["apply"]
+    assert stage1["outputs"]["artifact-name"] == "${{ env.ARTIFACT_NAME }}"
+    download = stage2["steps"][
+        step_index(stage2, lambda s: str(s.get("uses", "")).startswith("actions/download-artifact@"))
+    ]
+    # Not recomputed from github.run_attempt: "Re-run failed jobs" re-runs stage 2 alone.
+    assert download["with"]["name"] == "${{ needs.plan.outputs.artifact-name }}"
+
+
+@pytest.mark.parametrize(
+    ("job_id", "name"),
+    [
+        ("plan", "Refuse unless this commit is the tip of the default branch"),
+        ("apply", "Refuse unless this commit is still the tip of the default branch"),
+    ],
+)
+def test_each_stage_runs_the_tip_guard_unconditionally(job_id: str, name: str) -> None:
+    job = jobs("apply")[job_id]
+    guard = job["steps"][step_index(job, lambda s: s.get("name") == name)]
+    assert guard["run"] == "reconciler ci check-tip"
+    assert "if" not in guard and "continue-on-error" not in guard
+    assert "continue-on-error" not in job
