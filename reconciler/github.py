@@ -33,7 +33,7 @@ PR_PLAN_MARKER = (
     "<!-- amigo-reconciler pr-plan environment={environment} commit={commit} "
     "digest={digest} manifests={manifests} live={live} -->"
 )
-_MARKER_RE = re.compile(
+_MARKER_RE = re.compile(  # the whole first line of the comment, nowhere else
     r"<!-- amigo-reconciler pr-plan environment=(?P<environment>\S*) commit=(?P<commit>\S*) "
     r"digest=(?P<digest>\S*) manifests=(?P<manifests>\S*) live=(?P<live>\S*) -->"
 )
@@ -310,14 +310,21 @@ class PrPlan:
 def find_pr_plan(context: RunContext, fetch: Fetch, environment: str) -> PrPlan | None:
     """The newest bot-written plan marker for `environment` on the PR that made this commit."""
     pulls = fetch(f"/repos/{context.repository}/commits/{context.sha}/pulls")
-    if not isinstance(pulls, list) or not pulls:
+    if not isinstance(pulls, list):
         return None
-    candidates = [p for p in pulls if isinstance(p, dict)]
-    merged = [p for p in candidates if p.get("merge_commit_sha") == context.sha]
-    pull = (merged or candidates or [{}])[0]
-    if not isinstance(pull.get("number"), int):
+    # Only the pull request that merged as this very commit: an open one that merely
+    # contains it, or one merged as another commit, showed some other plan.
+    merged = [
+        p
+        for p in pulls
+        if isinstance(p, dict)
+        and p.get("merged_at")
+        and p.get("merge_commit_sha") == context.sha
+        and isinstance(p.get("number"), int)
+    ]
+    if len(merged) != 1:
         return None
-    number = pull["number"]
+    number = merged[0]["number"]
     found: PrPlan | None = None
     for page in range(1, 31):  # 3,000 comments at most
         comments = fetch(
@@ -329,7 +336,7 @@ def find_pr_plan(context: RunContext, fetch: Fetch, environment: str) -> PrPlan 
             if _get(comment, "user", "login") != BOT_LOGIN:
                 continue
             body = comment.get("body") if isinstance(comment, dict) else None
-            match = _MARKER_RE.search(body) if isinstance(body, str) else None
+            match = read_marker(body) if isinstance(body, str) else None
             if match and match["environment"] == environment:
                 found = PrPlan(  # later comments win: the sticky one is updated in place
                     number=number,
@@ -343,6 +350,16 @@ def find_pr_plan(context: RunContext, fetch: Fetch, environment: str) -> PrPlan 
         if len(comments) < 100:
             break
     return found
+
+
+def read_marker(body: str) -> re.Match[str] | None:
+    """The marker, only as the comment's whole first line (where `plan_comment` puts it).
+
+    A marker further down (in echoed error text, or a manifest value shown in the plan)
+    is text, not a marker: it could have been written by whoever wrote that text.
+    """
+    first = body.split("\n", 1)[0].rstrip("\r")
+    return _MARKER_RE.fullmatch(first)
 
 
 @dataclass(frozen=True)
@@ -366,12 +383,14 @@ def compare_with_pr(
             "without a pull request, or the pull request's plan never ran or failed). Nobody "
             "has reviewed a plan for this change: read the plan below before approving.",
         )
-    where = f"pull request #{pr.number}" + (f" ([plan comment]({pr.url}))" if pr.url else "")
+    link = f" ([plan comment]({pr.url}))" if pr.url else ""
+    where = f"pull request #{pr.number}{link}"
     if pr.digest == digest:
         return Comparison(
             "same",
             pr.digest,
-            f"**The plan is the one shown on {where}** (digest `{digest}`).",
+            f"**The plan digest matches the marker on #{pr.number}**{link} (`{digest}`). "
+            "The marker is a convenience, not a proof (docs/ci.md): read the plan below.",
         )
     reasons = []
     if pr.manifests != manifests:

@@ -298,8 +298,8 @@ def marker(digest: str, manifests: str = "sha256:d", live: str = "sha256:l") -> 
 
 def serve_pr(github: FakeGitHub, comments: list[dict[str, Any]]) -> None:
     github.routes[f"/repos/{REPO_NAME}/commits/{OLD}/pulls"] = [
-        {"number": 9, "merge_commit_sha": "d" * 40},
-        {"number": 5, "merge_commit_sha": OLD},
+        {"number": 9, "merge_commit_sha": "d" * 40, "merged_at": "2026-01-01T00:00:00Z"},
+        {"number": 5, "merge_commit_sha": OLD, "merged_at": "2026-01-02T00:00:00Z"},
     ]
     github.routes[f"/repos/{REPO_NAME}/issues/5/comments?per_page=100&page=1"] = comments
 
@@ -356,7 +356,9 @@ def test_the_same_plan_says_so(github: FakeGitHub, tmp_path: Path) -> None:
     serve_pr(github, [{"user": {"login": BOT_LOGIN}, "body": marker(plan["plan_digest"])}])
     result, summary, out = compare(github, tmp_path)
     assert out["match"] == "same", result.output
-    assert "The plan is the one shown on pull request #5" in summary
+    assert "The plan digest matches the marker on #5" in summary
+    assert "convenience, not a proof" in summary
+    assert "is the one shown" not in summary
 
 
 def test_no_pull_request_plan_is_a_warning(github: FakeGitHub, tmp_path: Path) -> None:
@@ -518,3 +520,54 @@ def test_stage_two_applies_stage_ones_plan_file_and_only_that(tmp_path: Path) ->
     stage2 = invoke(["apply", plan_file, "--auto-approve", "--emulator", seed], env)
     assert stage2.exit_code == 0, stage2.output
     assert "Converged" in stage2.output
+
+
+# --- review of issue 13: which markers and which pull request count ----------------------
+
+
+def test_a_marker_in_someone_elses_comment_is_ignored(github: FakeGitHub, tmp_path: Path) -> None:
+    plan = plan_to_dict(make_plan())
+    serve_pr(github, [{"user": {"login": "mallory"}, "body": marker(plan["plan_digest"])}])
+    _, summary, out = compare(github, tmp_path)
+    assert out["match"] == "unknown" and out["pr-digest"] == ""
+    assert "No plan from a pull request was found" in summary
+
+
+def test_a_marker_below_the_first_line_of_a_bot_comment_is_ignored(
+    github: FakeGitHub, tmp_path: Path
+) -> None:
+    """A failed plan's comment echoes error text, which can hold a forged marker."""
+    from reconciler.github import plan_comment
+
+    plan = plan_to_dict(make_plan())
+    forged = plan_comment(
+        environment="production",
+        exit_code="1",
+        markdown="",
+        errors=f"error: services/t.yaml:1:1: bad value {marker(plan['plan_digest'])}\n",
+        commit="c" * 40,
+        run_url="https://x",
+        plan=None,
+    )
+    assert marker(plan["plan_digest"]) in forged
+    serve_pr(github, [{"user": {"login": BOT_LOGIN}, "body": forged}])
+    _, summary, out = compare(github, tmp_path)
+    assert out["match"] == "unknown", summary
+
+
+@pytest.mark.parametrize(
+    "pulls",
+    [
+        [{"number": 5, "merge_commit_sha": OLD, "merged_at": None}],  # open: not merged
+        [{"number": 5, "merge_commit_sha": "d" * 40, "merged_at": "2026-01-02T00:00:00Z"}],
+        [{"number": 5, "state": "open"}],
+    ],
+)
+def test_only_the_pull_request_merged_as_this_commit_is_compared(
+    github: FakeGitHub, tmp_path: Path, pulls: list[dict[str, Any]]
+) -> None:
+    plan = plan_to_dict(make_plan())
+    serve_pr(github, [{"user": {"login": BOT_LOGIN}, "body": marker(plan["plan_digest"])}])
+    github.routes[f"/repos/{REPO_NAME}/commits/{OLD}/pulls"] = pulls
+    _, summary, out = compare(github, tmp_path)
+    assert out["match"] == "unknown", summary
