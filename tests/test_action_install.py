@@ -176,3 +176,74 @@ def test_the_run_step_saves_the_plan_and_reads_its_digest(tmp_path: Path) -> Non
     assert values["plan-file"] == "plan.json" and values["digest"] == "sha256:abc"
     assert "--out plan.json" in (tmp_path / "plan.md").read_text(encoding="utf-8")
     assert (tmp_path / "plan.err").read_text(encoding="utf-8") == "to stderr\n"
+
+
+# --- install.sh, for real: nothing in the working directory is imported ------------------
+
+FAKE_PYTHON = """#!/usr/bin/env bash
+# Stands in for setup-python's interpreter and the venv's: logs its arguments, makes the
+# venv and skips pip (no network), and runs everything else with the real test Python.
+echo "$*" >> "$CALLS"
+case " $* " in
+  *" -m venv "*) mkdir -p "${@: -1}/bin"; cp "$0" "${@: -1}/bin/python"; exit 0 ;;
+  *" -m pip "*) exit 0 ;;
+  *" -c "*) echo "$SITE"; exit 0 ;;
+esac
+exec "$REAL_PYTHON" "$@"
+"""
+
+HOSTILE = "import pathlib\npathlib.Path({sentinel!r}).write_text('{name} was imported')\n"
+
+
+def test_install_sh_and_its_wrapper_never_import_from_the_working_directory(
+    tmp_path: Path,
+) -> None:
+    """The working directory is the manifests checkout: a yaml.py there must stay text."""
+    import sys
+
+    checkout = tmp_path / "manifests"
+    checkout.mkdir()
+    sentinel = tmp_path / "pwned"
+    for name in ("yaml", "click", "pydantic", "httpx", "sysconfig"):
+        (checkout / f"{name}.py").write_text(
+            HOSTILE.format(sentinel=str(sentinel), name=name), encoding="utf-8"
+        )
+    (checkout / "services").mkdir()
+    (checkout / "services" / "a.yaml").write_text("name: [\n", encoding="utf-8")
+    fake = tmp_path / "setup-python"
+    fake.write_text(FAKE_PYTHON, encoding="utf-8")
+    fake.chmod(0o755)
+    (tmp_path / "site").mkdir()
+    env = {
+        **os.environ,
+        "GITHUB_ACTION_PATH": str(REPO),
+        "RUNNER_TEMP": str(tmp_path / "runner-temp"),
+        "GITHUB_PATH": str(tmp_path / "github-path"),
+        "PYTHON": str(fake),
+        "REAL_PYTHON": sys.executable,
+        "CALLS": str(tmp_path / "calls"),
+        "SITE": str(tmp_path / "site"),
+    }
+    installed = subprocess.run(
+        ["bash", str(REPO / ".github" / "actions" / "install.sh")],
+        cwd=checkout,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert installed.returncode == 0, installed.stderr
+    calls = (tmp_path / "calls").read_text(encoding="utf-8").splitlines()
+    assert len(calls) >= 4  # venv, pip, purelib, reconciler --version
+    assert all(call.startswith("-I ") for call in calls), calls
+    wrapper = tmp_path / "runner-temp" / "amigo-reconciler-venv" / "bin" / "reconciler"
+    result = subprocess.run(
+        [str(wrapper), "validate", "services"],
+        cwd=checkout,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert not sentinel.exists(), sentinel.read_text(encoding="utf-8")
+    assert result.returncode == 1 and "services/a.yaml" in result.stderr, result.stderr
