@@ -23,7 +23,7 @@ LOCK_COMMAND = (
     "uv pip compile pyproject.toml --generate-hashes --universal --python-version 3.11 "
     "-o requirements.lock"
 )
-PINNED = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+) \\$")
+PINNED = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;]+)(?: ; .*)? \\$")
 
 
 def lock_entries() -> dict[str, dict[str, Any]]:
@@ -247,3 +247,65 @@ def test_install_sh_and_its_wrapper_never_import_from_the_working_directory(
     )
     assert not sentinel.exists(), sentinel.read_text(encoding="utf-8")
     assert result.returncode == 1 and "services/a.yaml" in result.stderr, result.stderr
+
+
+# --- the lock is complete: every requirement of every locked package is locked -----------
+
+TARGETS = [
+    {
+        "python_version": version,
+        "python_full_version": f"{version}.0",
+        "implementation_name": "cpython",
+        "platform_python_implementation": "CPython",
+        "os_name": "posix",
+        "sys_platform": "linux",
+        "platform_system": "Linux",
+        "platform_machine": machine,
+    }
+    for version in ("3.11", "3.12", "3.13")
+    for machine in ("x86_64", "aarch64")
+]
+
+
+def applies(requirement: Requirement, extras: set[str]) -> bool:
+    """Whether the requirement holds on some supported Linux/Python, with these extras."""
+    if requirement.marker is None:
+        return True
+    return any(
+        requirement.marker.evaluate({**target, "extra": extra})
+        for target in TARGETS
+        for extra in extras | {""}
+    )
+
+
+def test_the_lock_holds_every_requirement_of_every_locked_package() -> None:
+    """Walk from pyproject.toml through each locked package's Requires-Dist (its installed
+    metadata), with the extras actually requested: each must be locked within range."""
+    from importlib import metadata
+
+    entries = lock_entries()
+    wanted: dict[str, set[str]] = {}
+    queue = [(r, "pyproject.toml") for r in project_dependencies()]
+    while queue:
+        requirement, parent = queue.pop()
+        name = canonicalize_name(requirement.name)
+        assert name in entries, f"{parent} requires {requirement}; requirements.lock lacks {name}"
+        version = entries[name]["version"]
+        assert requirement.specifier.contains(version, prereleases=True), (
+            f"{parent} requires {requirement}; requirements.lock pins {name}=={version}"
+        )
+        extras = set(requirement.extras)
+        if name in wanted and extras <= wanted[name]:
+            continue
+        wanted[name] = wanted.get(name, set()) | extras
+        installed = metadata.version(name)
+        if installed != version:
+            pytest.skip(
+                f"the test environment has {name}=={installed}, the lock {version}: install "
+                "the lock (.ci/run does) to check what that version requires"
+            )
+        for text in metadata.requires(name) or []:
+            child = Requirement(text)
+            if applies(child, wanted[name]):
+                queue.append((child, f"{name}=={version}"))
+    assert {"pydantic-core", "idna", "h11"} <= set(wanted)  # the walk reached the leaves
