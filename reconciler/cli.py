@@ -1086,17 +1086,22 @@ def ci_apply_report(environment: str, exit_code: str, log_file: str) -> None:
 @click.option(
     "--expect-digest",
     metavar="DIGEST",
-    default="",
-    help="Exit 1 unless the plan has this digest (the one the approver saw).",
+    default=None,
+    help="Exit 1 unless the plan has this digest (the one the approver saw); empty: exit 1.",
 )
 @handle_errors
-def ci_plan_info(plan_file: str, expect_digest: str) -> None:
+def ci_plan_info(plan_file: str, expect_digest: str | None) -> None:
     """Print the plan's digest; set outputs `digest` and `has-changes`."""
     from reconciler.plan import load_plan, plan_digest
 
+    if expect_digest is not None and not expect_digest.strip():
+        _fail(
+            "::error::--expect-digest is empty: stage 1 reported no digest, so nothing shows "
+            "which plan the approver saw; nothing was applied: re-run all jobs"
+        )
     plan = load_plan(plan_file)
     digest = plan_digest(plan)
-    if expect_digest and digest != expect_digest:
+    if expect_digest is not None and digest != expect_digest:
         _fail(
             f"::error::{plan_file} has digest {digest}, not {expect_digest} (the plan stage 1 "
             "showed); nothing was applied: re-run all jobs to plan and approve again"

@@ -106,7 +106,8 @@ def run_action(tmp_path: Path, exit_code: int, command: str, ok: str, **extra: s
     fake = bin_dir / "reconciler"
     fake.write_text(
         "#!/bin/sh\n"
-        'if [ "$1" = ci ]; then echo "digest=sha256:abc" >> "$GITHUB_OUTPUT"; '
+        'if [ "$1" = ci ]; then [ "${PLAN_INFO_EXIT:-0}" = 0 ] || exit "$PLAN_INFO_EXIT"; '
+        'echo "digest=sha256:abc" >> "$GITHUB_OUTPUT"; '
         'echo "has-changes=true" >> "$GITHUB_OUTPUT"; exit 0; fi\n'
         'echo "args: $*"\necho "to stderr" >&2\n'
         f"exit {exit_code}\n",
@@ -309,3 +310,19 @@ def test_the_lock_holds_every_requirement_of_every_locked_package() -> None:
             if applies(child, wanted[name]):
                 queue.append((child, f"{name}=={version}"))
     assert {"pydantic-core", "idna", "h11"} <= set(wanted)  # the walk reached the leaves
+
+
+@pytest.mark.parametrize("code", [0, 2])
+@pytest.mark.parametrize("plan_file", ["unreadable", "missing"])
+def test_a_plan_whose_file_cannot_be_read_fails_the_step(
+    tmp_path: Path, code: int, plan_file: str
+) -> None:
+    """Without a digest and has-changes, stage 2 would be skipped: nothing applied, silently."""
+    if plan_file == "unreadable":
+        (tmp_path / "plan.json").write_text("{}", encoding="utf-8")
+    result, values = run_action(
+        tmp_path, code, "plan", "0 2", PLAN_FILE="plan.json", PLAN_INFO_EXIT="1"
+    )
+    assert result.returncode == 1
+    assert "plan.json cannot be read" in result.stdout
+    assert "digest" not in values and "has-changes" not in values

@@ -516,6 +516,10 @@ def test_stage_two_applies_stage_ones_plan_file_and_only_that(tmp_path: Path) ->
     assert wrong.exit_code == 1 and "nothing was applied" in wrong.output
     same = invoke(["ci", "plan-info", plan_file, "--expect-digest", digest], env)
     assert same.exit_code == 0
+    # Stage 1 reported no digest (its output empty): refuse, never skip the check.
+    for empty in ("", " "):
+        unknown = invoke(["ci", "plan-info", plan_file, "--expect-digest", empty], env)
+        assert unknown.exit_code == 1 and "--expect-digest is empty" in unknown.output
 
     stage2 = invoke(["apply", plan_file, "--auto-approve", "--emulator", seed], env)
     assert stage2.exit_code == 0, stage2.output

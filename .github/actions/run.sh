@@ -12,9 +12,14 @@ reconciler "${command[@]}" "${args[@]}" > "$out" 2> >(tee "$err" >&2)
 code=$?
 wait  # for tee
 echo "exit-code=$code" >> "$GITHUB_OUTPUT"
-if [ -n "$PLAN_FILE" ] && [ -f "$PLAN_FILE" ] && [ "${command[0]}" = plan ]; then
+if [ -n "$PLAN_FILE" ] && [ "${command[0]}" = plan ] && { [ "$code" = 0 ] || [ "$code" = 2 ]; }; then
+  # The digest and has-changes come from the saved plan; without them stage 2 would be
+  # skipped as "no changes", so a plan that cannot be read fails the step.
+  if [ ! -f "$PLAN_FILE" ] || ! reconciler ci plan-info "$PLAN_FILE"; then
+    echo "::error::reconciler plan exited ${code} but ${PLAN_FILE} cannot be read: nothing can be applied from it"
+    exit 1
+  fi
   echo "plan-file=$PLAN_FILE" >> "$GITHUB_OUTPUT"
-  reconciler ci plan-info "$PLAN_FILE" || echo "::warning::could not read $PLAN_FILE"
 elif [ "$code" = 2 ]; then
   echo "has-changes=true" >> "$GITHUB_OUTPUT"
 elif [ "$code" = 0 ] && [ "${command[0]}" = plan ]; then
