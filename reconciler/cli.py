@@ -902,6 +902,11 @@ def _ci_summary(text: str) -> None:
     append_file(os.environ.get("GITHUB_STEP_SUMMARY"), text.rstrip("\n") + "\n")
 
 
+def _ci_run_url(context: Any) -> str:
+    server = os.environ.get("GITHUB_SERVER_URL", "https://github.com")
+    return f"{server}/{context.repository}/actions/runs/{os.environ.get('GITHUB_RUN_ID', '')}"
+
+
 @ci.command("decide")
 @click.argument("paths", nargs=-1, required=True)
 @click.option("--environment", default="default", show_default=True, help="Environment name.")
@@ -917,7 +922,13 @@ def ci_decide(
     paths: tuple[str, ...], environment: str, has_credentials: bool, comment_file: str
 ) -> None:
     """Plan, or skip with a label (no manifest changes; no credentials): output `decision`."""
-    from reconciler.github import changed_files, decide_plan, diff_base, plan_comment
+    from reconciler.github import (
+        changed_files,
+        decide_plan,
+        diff_base,
+        failure_comment,
+        plan_comment,
+    )
 
     context = _ci_context()
     base = diff_base(context)
@@ -927,6 +938,17 @@ def ci_decide(
     )
     _ci_outputs(decision=decision.action, label=decision.label)
     if decision.action == "fail":
+        text = failure_comment(
+            environment=environment,
+            label=decision.label,
+            detail=decision.detail + " Nothing was planned.",
+            errors="",
+            commit=context.pull_request.get("head", {}).get("sha", context.sha),
+            run_url=_ci_run_url(context),
+        )
+        with open(comment_file, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        _ci_summary(text)
         _fail(f"::error::{decision.detail}")
     _echo(f"reconciler ci decide: {decision.label}")
     if decision.action == "skip":
@@ -936,8 +958,7 @@ def ci_decide(
             markdown="",
             errors="",
             commit=context.pull_request.get("head", {}).get("sha", context.sha),
-            run_url=f"{os.environ.get('GITHUB_SERVER_URL', 'https://github.com')}/"
-            f"{context.repository}/actions/runs/{os.environ.get('GITHUB_RUN_ID', '')}",
+            run_url=_ci_run_url(context),
             plan=None,
             skipped=decision,
         )
@@ -1009,8 +1030,19 @@ def ci_compare(plan_file: str, environment: str) -> None:
 
 
 @ci.command("comment")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=str))
 @click.option("--environment", default="default", show_default=True, help="Environment name.")
-@click.option("--exit-code", required=True, help="The plan step's exit code.")
+@click.option(
+    "--exit-code", required=True, help="The plan step's exit code (empty: the plan did not run)."
+)
+@click.option(
+    "--validation",
+    default="",
+    metavar="OUTCOME",
+    help="The validate step's outcome; `failure` writes a 'validation failed' comment "
+    "with the errors of validating PATHS.",
+)
+@click.option("--artifact", default="", metavar="NAME", help="The plan artifact's name.")
 @click.option("--commit", required=True, help="The commit planned (the pull request's head).")
 @click.option("--run-url", required=True, help="Link to the workflow run.")
 @click.option("--plan-file", default="plan.json", show_default=True, metavar="FILE")
@@ -1019,8 +1051,11 @@ def ci_compare(plan_file: str, environment: str) -> None:
 @click.option("--out", "out", default="comment.md", show_default=True, metavar="FILE")
 @handle_errors
 def ci_comment(
+    paths: tuple[str, ...],
     environment: str,
     exit_code: str,
+    validation: str,
+    artifact: str,
     commit: str,
     run_url: str,
     plan_file: str,
@@ -1028,15 +1063,44 @@ def ci_comment(
     errors_file: str,
     out: str,
 ) -> None:
-    """Write the sticky plan comment (with the hidden digest marker) and the job summary."""
+    """Write the sticky comment and the job summary: the plan (with the hidden digest
+    marker), or why there is none, so an older plan never stays up looking current."""
     import json
     from pathlib import Path
 
-    from reconciler.github import plan_comment
+    from reconciler.diagnostics import UserError
+    from reconciler.github import VALIDATION_FAILED, failure_comment, plan_comment
+    from reconciler.manifests import load_manifests
 
     def read(name: str) -> str:
         path = Path(name)
         return path.read_text(encoding="utf-8") if path.is_file() else ""
+
+    if not exit_code.strip() or exit_code == "unknown":  # the plan did not run
+        if validation == "failure":
+            try:
+                load_manifests(paths)
+                errors = "(validating again found no error: see the workflow run's log)"
+            except UserError as exc:
+                errors = "\n".join(str(diag) for diag in exc.diagnostics)
+            label = VALIDATION_FAILED
+            detail = "The manifests have errors, so nothing was planned. Fix them and push."
+        elif Path(out).is_file():
+            return  # `ci decide` wrote it and the summary (a labelled skip, or a failure)
+        else:
+            label, errors = "the check failed before planning", ""
+            detail = "Nothing was planned: the workflow run's log says which step failed."
+        text = failure_comment(
+            environment=environment,
+            label=label,
+            detail=detail,
+            errors=errors,
+            commit=commit,
+            run_url=run_url,
+        )
+        Path(out).write_text(text, encoding="utf-8")
+        _ci_summary(text)
+        return
 
     try:
         saved = json.loads(read(plan_file) or "null")
@@ -1050,6 +1114,7 @@ def ci_comment(
         commit=commit,
         run_url=run_url,
         plan=saved if isinstance(saved, dict) else None,
+        artifact=artifact,
     )
     Path(out).write_text(text, encoding="utf-8")
     _ci_summary(text)

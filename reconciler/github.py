@@ -430,6 +430,29 @@ def _cut(body: str, room: int, notice: str) -> str:
     return body[: cut if cut > 0 else max(room - len(notice), 0)].rstrip() + notice
 
 
+def _fenced(text: str) -> str:
+    """A code block no line of `text` can close (echoed input may hold backticks)."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}\n{text}\n{fence}"
+
+
+VALIDATION_FAILED = "validation failed"
+
+
+def failure_comment(
+    *, environment: str, label: str, detail: str, errors: str, commit: str, run_url: str
+) -> str:
+    """The sticky comment when the check failed before planning: no digest marker, so
+    stage 1 never compares with it, and no older plan stays up looking current."""
+    body = (
+        f"**amigo-reconciler · `{environment}`** · **{label[0].upper()}{label[1:]}.**\n\n{detail}"
+    )
+    if errors.strip():
+        body += "\n\n" + _fenced(_cut(errors.strip(), COMMENT_LIMIT - len(body) - 500, "\n[...]"))
+    return body + f"\n\n<sub>Commit {commit[:12]} · [workflow run]({run_url})</sub>\n"
+
+
 def plan_comment(
     *,
     environment: str,
@@ -440,12 +463,14 @@ def plan_comment(
     run_url: str,
     plan: Mapping[str, Any] | None,
     skipped: PlanDecision | None = None,
+    artifact: str = "",
 ) -> str:
     """The sticky pull-request comment (also the job summary), with the digest marker."""
+    artifact = artifact or f"reconciler-plan-{environment}"
     head_line = f"**amigo-reconciler · `{environment}`** · "
     footer = (
         f"\n\n<sub>Commit {commit[:12]} · [workflow run]({run_url}) · "
-        f"full plan in the run's `reconciler-plan-{environment}` artifact</sub>\n"
+        f"full plan in the run's `{artifact}` artifact</sub>\n"
     )
     if skipped is not None:
         return f"{head_line}**{skipped.label[0].upper()}{skipped.label[1:]}.**\n\n{skipped.detail}{footer}"
@@ -472,11 +497,11 @@ def plan_comment(
         )
     body = markdown.strip()
     if exit_code not in ("0", "2") and errors.strip():
-        body = (body + "\n\n" if body else "") + "```\n" + errors.strip() + "\n```"
+        body = (body + "\n\n" if body else "") + _fenced(errors.strip())
     head = f"{marker}{head_line}{status}\n\n"
     notice = (
         "\n\n> **The plan is too long for a comment and was cut here.** The full plan is in "
-        f"the `reconciler-plan-{environment}` artifact of [this run]({run_url})."
+        f"the `{artifact}` artifact of [this run]({run_url})."
     )
     return head + _cut(body, COMMENT_LIMIT - len(head) - len(footer), notice) + footer
 

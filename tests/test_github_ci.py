@@ -575,3 +575,68 @@ def test_only_the_pull_request_merged_as_this_commit_is_compared(
     github.routes[f"/repos/{REPO_NAME}/commits/{OLD}/pulls"] = pulls
     _, summary, out = compare(github, tmp_path)
     assert out["match"] == "unknown", summary
+
+
+# --- review of issue 13: no stale plan comment after a failure before planning ------------
+
+
+def comment_args(*extra: str) -> list[str]:
+    return [
+        "ci",
+        "comment",
+        *extra,
+        "--environment",
+        "production",
+        "--commit",
+        "c" * 40,
+        "--run-url",
+        "https://github.example/run",
+    ]
+
+
+def test_failed_validation_writes_a_comment_with_the_errors_and_no_marker(tmp_path: Path) -> None:
+    (tmp_path / "services").mkdir()
+    # The error echoes the file's text: a forged marker and a code fence in it stay inert.
+    (tmp_path / "services" / "a.yaml").write_text(
+        "name: Triage\nagent: '```\n" + marker("sha256:" + "0" * 64) + "'\nbogus: 1\n",
+        encoding="utf-8",
+    )
+    env = run_env(tmp_path, "pull_request", pr_event())
+    result = invoke(
+        comment_args("services", "--exit-code", "", "--validation", "failure"), env, cwd=tmp_path
+    )
+    assert result.exit_code == 0, result.output
+    comment = (tmp_path / "comment.md").read_text(encoding="utf-8")
+    assert comment.startswith("**amigo-reconciler · `production`** · **Validation failed.**")
+    assert "services/a.yaml:" in comment and "nothing was planned" in comment
+    assert "\n````\n" in comment  # the fence outlasts the backticks echoed from the file
+    assert "pr-plan" not in comment.splitlines()[0]
+    from reconciler.github import read_marker
+
+    assert read_marker(comment) is None
+    assert (tmp_path / "summary.md").read_text(encoding="utf-8").strip() == comment.strip()
+
+
+def test_a_failure_before_planning_replaces_the_old_plan_comment(tmp_path: Path) -> None:
+    env = run_env(tmp_path, "pull_request", pr_event())
+    result = invoke(comment_args("services", "--exit-code", ""), env, cwd=tmp_path)
+    assert result.exit_code == 0, result.output
+    comment = (tmp_path / "comment.md").read_text(encoding="utf-8")
+    assert "The check failed before planning" in comment and "pr-plan" not in comment
+
+
+def test_a_labelled_skip_comment_is_kept(tmp_path: Path) -> None:
+    (tmp_path / "comment.md").write_text("skipped, labelled\n", encoding="utf-8")
+    env = run_env(tmp_path, "pull_request", pr_event())
+    result = invoke(comment_args("services", "--exit-code", ""), env, cwd=tmp_path)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "comment.md").read_text(encoding="utf-8") == "skipped, labelled\n"
+
+
+def test_decide_failing_writes_the_failure_comment(tmp_path: Path) -> None:
+    env = run_env(tmp_path, "pull_request", pr_event())
+    result = invoke(["ci", "decide", "services", "--no-credentials"], env, cwd=tmp_path)
+    assert result.exit_code == 1
+    comment = (tmp_path / "comment.md").read_text(encoding="utf-8")
+    assert "**Credentials missing.**" in comment and "AMIGO_API_KEY is not set" in comment
+    assert "pr-plan" not in comment

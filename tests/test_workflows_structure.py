@@ -522,7 +522,9 @@ def test_stage_two_downloads_the_artifact_stage_one_names() -> None:
     stage1, stage2 = jobs("apply")["plan"], jobs("apply")["apply"]
     assert stage1["outputs"]["artifact-name"] == "${{ env.ARTIFACT_NAME }}"
     download = stage2["steps"][
-        step_index(stage2, lambda s: str(s.get("uses", "")).startswith("actions/download-artifact@"))
+        step_index(
+            stage2, lambda s: str(s.get("uses", "")).startswith("actions/download-artifact@")
+        )
     ]
     # Not recomputed from github.run_attempt: "Re-run failed jobs" re-runs stage 2 alone.
     assert download["with"]["name"] == "${{ needs.plan.outputs.artifact-name }}"
@@ -541,3 +543,14 @@ def test_each_stage_runs_the_tip_guard_unconditionally(job_id: str, name: str) -
     assert guard["run"] == "reconciler ci check-tip"
     assert "if" not in guard and "continue-on-error" not in guard
     assert "continue-on-error" not in job
+
+
+def test_the_plan_comment_is_written_after_any_failure_but_a_cancel() -> None:
+    """Decide or validation failing must replace an older plan comment, never leave it up."""
+    workflow = load(REUSABLE["plan"])
+    comment = step(workflow, "Write the plan comment")
+    assert comment["if"] == "${{ !cancelled() }}"
+    assert comment["env"]["VALIDATION"] == "${{ steps.validate.outcome }}"
+    assert step(workflow, "Validate manifests")["id"] == "validate"
+    assert '--validation "$VALIDATION"' in comment["run"]
+    assert 'reconciler ci comment "${paths[@]}"' in comment["run"]
