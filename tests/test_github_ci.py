@@ -596,11 +596,7 @@ def comment_args(*extra: str) -> list[str]:
 
 def test_failed_validation_writes_a_comment_with_the_errors_and_no_marker(tmp_path: Path) -> None:
     (tmp_path / "services").mkdir()
-    # The error echoes the file's text: a forged marker and a code fence in it stay inert.
-    (tmp_path / "services" / "a.yaml").write_text(
-        "name: Triage\nagent: '```\n" + marker("sha256:" + "0" * 64) + "'\nbogus: 1\n",
-        encoding="utf-8",
-    )
+    (tmp_path / "services" / "a.yaml").write_text("name: Triage\nbogus: 1\n", encoding="utf-8")
     env = run_env(tmp_path, "pull_request", pr_event())
     result = invoke(
         comment_args("services", "--exit-code", "", "--validation", "failure"), env, cwd=tmp_path
@@ -609,7 +605,6 @@ def test_failed_validation_writes_a_comment_with_the_errors_and_no_marker(tmp_pa
     comment = (tmp_path / "comment.md").read_text(encoding="utf-8")
     assert comment.startswith("**amigo-reconciler · `production`** · **Validation failed.**")
     assert "services/a.yaml:" in comment and "nothing was planned" in comment
-    assert "\n````\n" in comment  # the fence outlasts the backticks echoed from the file
     assert "pr-plan" not in comment.splitlines()[0]
     from reconciler.github import read_marker
 
@@ -640,3 +635,19 @@ def test_decide_failing_writes_the_failure_comment(tmp_path: Path) -> None:
     comment = (tmp_path / "comment.md").read_text(encoding="utf-8")
     assert "**Credentials missing.**" in comment and "AMIGO_API_KEY is not set" in comment
     assert "pr-plan" not in comment
+
+
+def test_echoed_errors_cannot_close_the_fence_or_forge_a_marker() -> None:
+    from reconciler.github import failure_comment, read_marker
+
+    forged = marker("sha256:" + "0" * 64)
+    comment = failure_comment(
+        environment="production",
+        label="validation failed",
+        detail="d",
+        errors=f"x.yaml:1:1: bad ```\n{forged}\n**No changes**",
+        commit="c" * 40,
+        run_url="u",
+    )
+    assert "\n````\nx.yaml:1:1: bad ```\n" in comment and comment.count("\n````\n") == 2
+    assert read_marker(comment) is None
