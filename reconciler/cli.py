@@ -1175,6 +1175,51 @@ def ci_plan_info(plan_file: str, expect_digest: str | None) -> None:
     _echo(digest)
 
 
+@ci.command("export-vars")
+@click.option("--environment", default="default", show_default=True, help="Environment name.")
+@handle_errors
+def ci_export_vars(environment: str) -> None:
+    """Export the configuration variables VARIABLE_NAMES lists (from CONFIGURATION_VARIABLES,
+    i.e. toJSON(vars)) to GITHUB_ENV for ${VAR} in the manifests, one line each."""
+    from reconciler.github import append_file, manifest_vars
+
+    found = manifest_vars(
+        os.environ.get("VARIABLE_NAMES", ""),
+        os.environ.get("CONFIGURATION_VARIABLES", ""),
+        environment,
+    )
+    for warning in found.warnings:
+        _echo(f"::warning::{warning}")
+    append_file(os.environ.get("GITHUB_ENV"), "".join(line + "\n" for line in found.env_lines))
+    _echo(f"exported {len(found.env_lines)} manifest variable(s)")
+
+
+@ci.command("drift-report")
+@click.option("--environment", default="default", show_default=True, help="Environment name.")
+@click.option("--exit-code", required=True, help="The plan step's exit code.")
+@click.option("--markdown", "markdown_file", default="plan.md", show_default=True, metavar="FILE")
+@click.option("--errors", "errors_file", default="plan.err", show_default=True, metavar="FILE")
+@handle_errors
+def ci_drift_report(environment: str, exit_code: str, markdown_file: str, errors_file: str) -> None:
+    """Write the drift check's job summary (no drift, the drift, or why the check failed)."""
+    from pathlib import Path
+
+    from reconciler.github import drift_summary
+
+    def read(name: str) -> str:
+        path = Path(name)
+        return path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
+
+    _ci_summary(
+        drift_summary(
+            environment=environment,
+            exit_code=exit_code,
+            plan=read(markdown_file),
+            errors=read(errors_file),
+        )
+    )
+
+
 # --- promote (issue 18) ---------------------------------------------------------
 
 # Exit code when there is nothing to promote (0 written, 1 error, 64 usage error; 2 means

@@ -559,3 +559,70 @@ def append_file(path: str | None, text: str) -> None:
         return
     with open(path, "a", encoding="utf-8") as handle:
         handle.write(text)
+
+
+# --- manifest variables and the drift report -------------------------------------------
+
+_VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@dataclass(frozen=True)
+class ManifestVars:
+    """`NAME=value` lines for GITHUB_ENV, and a warning per name that is not set."""
+
+    env_lines: tuple[str, ...]
+    warnings: tuple[str, ...]
+
+
+def manifest_vars(names: str, configuration: str, environment: str) -> ManifestVars:
+    """The configuration variables `names` lists (spaces or newlines), one line each.
+
+    `configuration` is `toJSON(vars)`. A name that is not a variable name, or a value
+    with a line break (which would add lines of its own to GITHUB_ENV), is refused.
+    """
+    try:
+        available = json.loads(configuration or "{}")
+    except ValueError:
+        raise GitHubError("CONFIGURATION_VARIABLES is not JSON (pass toJSON(vars))") from None
+    if not isinstance(available, dict):
+        raise GitHubError("CONFIGURATION_VARIABLES is not a JSON object (pass toJSON(vars))")
+    lines: list[str] = []
+    warnings: list[str] = []
+    for name in names.split():
+        if not _VARIABLE_NAME.fullmatch(name):
+            raise GitHubError(f"manifest-vars: {name!r} is not a variable name")
+        if name not in available:
+            warnings.append(
+                f"configuration variable {name} is not set for environment {environment}; "
+                f"${{{name}}} in the manifests keeps its default, if it has one"
+            )
+            continue
+        value = str(available[name])
+        if "\n" in value or "\r" in value:
+            raise GitHubError(
+                f"configuration variable {name} holds a line break; manifest values must "
+                "be one line"
+            )
+        lines.append(f"{name}={value}")
+    return ManifestVars(tuple(lines), tuple(warnings))
+
+
+def drift_summary(*, environment: str, exit_code: str, plan: str, errors: str) -> str:
+    """The drift check's job summary: no drift, the drift (the plan), or the failure."""
+    lines = [f"### amigo-reconciler drift check: `{environment}`", ""]
+    if exit_code == "0":
+        lines.append("No drift: the live state matches the manifests.")
+    elif exit_code == "2":
+        lines += [
+            "**Drift found.** The live state differs from the manifests; applying the"
+            " manifests would make these changes (or change the manifests to match):",
+            "",
+            plan.strip(),
+        ]
+    else:
+        lines += [
+            f"**The drift check failed** (exit code {exit_code or 'unknown'}):",
+            "",
+            _fenced(errors.strip()),
+        ]
+    return "\n".join(lines) + "\n"

@@ -651,3 +651,73 @@ def test_echoed_errors_cannot_close_the_fence_or_forge_a_marker() -> None:
     )
     assert "\n````\nx.yaml:1:1: bad ```\n" in comment and comment.count("\n````\n") == 2
     assert read_marker(comment) is None
+
+
+# --- review of issue 13: the manifest-vars exporter and the drift report, out of YAML ------
+
+
+def test_manifest_vars_are_exported_one_line_each(tmp_path: Path) -> None:
+    github_env = tmp_path / "github_env"
+    env = run_env(
+        tmp_path,
+        "push",
+        PUSH_EVENT,
+        VARIABLE_NAMES="CONCIERGE_AGENT\nREGION  MISSING",
+        CONFIGURATION_VARIABLES=json.dumps(
+            {"CONCIERGE_AGENT": "Concierge EU", "REGION": "eu", "OTHER": "x"}
+        ),
+        GITHUB_ENV=str(github_env),
+    )
+    result = invoke(["ci", "export-vars", "--environment", "staging"], env)
+    assert result.exit_code == 0, result.output
+    assert github_env.read_text(encoding="utf-8") == "CONCIERGE_AGENT=Concierge EU\nREGION=eu\n"
+    assert "::warning::configuration variable MISSING is not set for environment staging" in (
+        result.output
+    )
+
+
+@pytest.mark.parametrize(
+    ("names", "variables", "message"),
+    [
+        ("CONCIERGE_AGENT", {"CONCIERGE_AGENT": "a\nEVIL=1"}, "holds a line break"),
+        ("CONCIERGE_AGENT", {"CONCIERGE_AGENT": "a\rEVIL=1"}, "holds a line break"),
+        ("EVIL=1", {}, "'EVIL=1' is not a variable name"),
+    ],
+)
+def test_manifest_vars_refuse_what_would_add_lines_to_github_env(
+    tmp_path: Path, names: str, variables: dict[str, str], message: str
+) -> None:
+    github_env = tmp_path / "github_env"
+    env = run_env(
+        tmp_path,
+        "push",
+        PUSH_EVENT,
+        VARIABLE_NAMES=names,
+        CONFIGURATION_VARIABLES=json.dumps(variables),
+        GITHUB_ENV=str(github_env),
+    )
+    result = invoke(["ci", "export-vars"], env)
+    assert result.exit_code == 1 and message in result.output
+    assert "Traceback" not in result.output
+    assert "EVIL" not in (github_env.read_text("utf-8") if github_env.exists() else "")
+
+
+@pytest.mark.parametrize(
+    ("exit_code", "expected"),
+    [("0", "No drift"), ("2", "Drift found"), ("1", "drift check failed"), ("", "unknown")],
+)
+def test_drift_report_says_what_happened(exit_code: str, expected: str, tmp_path: Path) -> None:
+    (tmp_path / "plan.md").write_text("| update | `Triage` | agent changed |\n", "utf-8")
+    (tmp_path / "plan.err").write_text("error: HTTP 503\n", encoding="utf-8")
+    env = run_env(tmp_path, "schedule", PUSH_EVENT)
+    result = invoke(
+        ["ci", "drift-report", "--environment", "production", "--exit-code", exit_code],
+        env,
+        cwd=tmp_path,
+    )
+    assert result.exit_code == 0, result.output
+    summary = (tmp_path / "summary.md").read_text(encoding="utf-8")
+    assert summary.startswith("### amigo-reconciler drift check: `production`")
+    assert expected in summary
+    assert ("agent changed" in summary) == (exit_code == "2")
+    assert ("HTTP 503" in summary) == (exit_code not in ("0", "2"))

@@ -5,14 +5,8 @@ inline Python steps)."""
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import io
-import json
-import os
 import re
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -187,15 +181,19 @@ def test_reusable_workflows_share_one_interface(name: str) -> None:
         assert job["runs-on"] == "${{ inputs.runs-on }}"
         # The reconciler comes from this repository at the commit the caller pinned,
         # installed by the composite action (hash-locked), never from a second pin.
-        locate = job["steps"][step_index(job, lambda s: s.get("id") == "locate")]
-        assert locate["env"]["WORKFLOW_FILE"] == REUSABLE[name].name
         checkout = job["steps"][
             step_index(job, lambda s: s.get("name", "").startswith("Check out the reconciler"))
         ]
-        assert checkout["with"]["ref"] == "${{ steps.locate.outputs.sha }}"
+        # The job context names this workflow's own commit; empty, the checkout fails
+        # (an invalid name) instead of fetching the caller's repository.
+        assert checkout["with"]["repository"] == (
+            "${{ job.workflow_repository || 'job.workflow_repository-is-not-set/x' }}"
+        )
+        assert checkout["with"]["ref"] == "${{ job.workflow_sha || 'job.workflow_sha-is-not-set' }}"
         assert checkout["with"]["path"] == ".amigo-reconciler"
         assert any(s.get("uses") == ACTION for s in job["steps"])
-        assert job["permissions"].get("actions") == "read"
+        assert "actions" not in job["permissions"]  # nothing reads the Actions API any more
+        assert not any(s.get("shell") == "python" for s in job["steps"])  # logic is in `ci`
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
@@ -219,11 +217,7 @@ def test_a_cancelled_run_never_reports_a_failure(path: Path) -> None:
 def test_plan_workflow_decides_then_validates_plans_comments_and_uploads() -> None:
     workflow = load(REUSABLE["plan"])
     (job,) = workflow["jobs"].values()
-    assert job["permissions"] == {
-        "contents": "read",
-        "actions": "read",
-        "pull-requests": "write",
-    }
+    assert job["permissions"] == {"contents": "read", "pull-requests": "write"}
     decide = step(workflow, "Plan or skip")
     assert "reconciler ci decide" in decide["run"]  # forks, Dependabot, no manifest changes
     assert "secrets.AMIGO_API_KEY" in decide["env"]["HAS_CREDENTIALS"]
@@ -349,133 +343,17 @@ def test_pre_commit_and_workflow_lint_are_wired_into_ci_run() -> None:
     assert "examples/github/*.yml" in script and ".github/workflows/*.yml" in script
 
 
-# --- the inline Python steps, run for real ---------------------------------------------
-
-
-@dataclass
-class StepResult:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-def run_python_step(workflow: Path, name: str, env: dict[str, str], cwd: Path) -> StepResult:
-    """Run a `shell: python` step's script in-process, as the runner would (env and cwd)."""
-    script = step(load(workflow), name)
-    assert script.get("shell") == "python"
-    code = compile(script["run"], f"{workflow.name}:{name}", "exec")
-    saved_env, saved_cwd = dict(os.environ), Path.cwd()
-    out, err = io.StringIO(), io.StringIO()
-    returncode = 0
-    os.environ.update(env)
-    os.chdir(cwd)
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                exec(code, {"__name__": "__main__"})
-            except SystemExit as exc:  # raise SystemExit("msg") prints msg, exits 1
-                if isinstance(exc.code, str):
-                    print(exc.code, file=sys.stderr)
-                    returncode = 1
-                else:
-                    returncode = exc.code or 0
-    finally:
-        os.chdir(saved_cwd)
-        os.environ.clear()
-        os.environ.update(saved_env)
-    return StepResult(returncode, out.getvalue(), err.getvalue())
-
-
 @pytest.mark.parametrize("name", sorted(REUSABLE))
-def test_manifest_vars_are_exported_one_line_each(name: str, tmp_path: Path) -> None:
-    github_env = tmp_path / "github_env"
-    env = {
-        "VARIABLE_NAMES": "CONCIERGE_AGENT\nREGION  MISSING",
-        "CONFIGURATION_VARIABLES": json.dumps(
-            {"CONCIERGE_AGENT": "Concierge EU", "REGION": "eu", "OTHER": "x"}
-        ),
-        "GITHUB_ENV": str(github_env),
-        "ENVIRONMENT_NAME": "staging",
+def test_manifest_vars_and_the_drift_report_are_ci_subcommands(name: str) -> None:
+    export = step(load(REUSABLE[name]), "Export manifest variables")
+    assert export["run"] == 'reconciler ci export-vars --environment "$ENVIRONMENT_NAME"'
+    assert export["env"] == {
+        "VARIABLE_NAMES": "${{ inputs.manifest-vars }}",
+        "CONFIGURATION_VARIABLES": "${{ toJSON(vars) }}",
     }
-    result = run_python_step(REUSABLE[name], "Export manifest variables", env, tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert github_env.read_text(encoding="utf-8") == "CONCIERGE_AGENT=Concierge EU\nREGION=eu\n"
-    assert "::warning::configuration variable MISSING" in result.stdout
-
-    github_env.unlink()
-    env["CONFIGURATION_VARIABLES"] = json.dumps({"CONCIERGE_AGENT": "a\nEVIL=1"})
-    env["VARIABLE_NAMES"] = "CONCIERGE_AGENT"
-    refused = run_python_step(REUSABLE[name], "Export manifest variables", env, tmp_path)
-    assert refused.returncode != 0
-    assert "line break" in refused.stderr
-    assert "EVIL" not in (github_env.read_text("utf-8") if github_env.exists() else "")
-
-
-@pytest.mark.parametrize(
-    ("exit_code", "expected"),
-    [("0", "No drift"), ("2", "Drift found"), ("1", "drift check failed")],
-)
-def test_drift_summary_says_what_happened(exit_code: str, expected: str, tmp_path: Path) -> None:
-    (tmp_path / "plan.md").write_text("| update | `Triage` | agent changed |\n", "utf-8")
-    (tmp_path / "plan.err").write_text("error: HTTP 503\n", encoding="utf-8")
-    env = {
-        "EXIT_CODE": exit_code,
-        "ENVIRONMENT_NAME": "production",
-        "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"),
-    }
-    result = run_python_step(REUSABLE["drift"], "Summarize", env, tmp_path)
-    assert result.returncode == 0, result.stderr
-    summary = (tmp_path / "summary.md").read_text(encoding="utf-8")
-    assert expected in summary
-    assert ("agent changed" in summary) == (exit_code == "2")
-
-
-@pytest.mark.parametrize("name", sorted(REUSABLE))
-def test_the_reconciler_commit_is_read_from_the_run(name: str, tmp_path: Path) -> None:
-    """The caller's one `uses:` pin decides the reconciler: the run names its commit."""
-    from _github_fake import FakeGitHub
-
-    github = FakeGitHub()
-    try:
-        run_path = "/repos/acme/manifests/actions/runs/7"
-        sha = "e" * 40
-        github.routes[run_path] = {
-            "referenced_workflows": [
-                {"path": "octo/other/.github/workflows/x.yml@v1", "sha": "f" * 40},
-                {
-                    "path": f"octo/amigo-reconciler/.github/workflows/{REUSABLE[name].name}@v1.2.0",
-                    "sha": sha,
-                    "ref": "refs/tags/v1.2.0",
-                },
-            ]
-        }
-        env = {
-            "GITHUB_API_URL": github.url,
-            "GITHUB_REPOSITORY": "acme/manifests",
-            "GITHUB_RUN_ID": "7",
-            "GITHUB_TOKEN": "ghs_fake",
-            "GITHUB_OUTPUT": str(tmp_path / "output"),
-            "WORKFLOW_FILE": REUSABLE[name].name,
-        }
-        result = run_python_step(
-            REUSABLE[name], "Find the reconciler commit this workflow was called at", env, tmp_path
-        )
-        assert result.returncode == 0, result.stderr
-        assert (tmp_path / "output").read_text() == f"repository=octo/amigo-reconciler\nsha={sha}\n"
-        assert github.seen == [(run_path, "Bearer ghs_fake")]
-
-        github.routes[run_path]["referenced_workflows"].append(
-            {
-                "path": f"octo/amigo-reconciler/.github/workflows/{REUSABLE[name].name}@main",
-                "sha": "d" * 40,
-            }
-        )
-        two = run_python_step(
-            REUSABLE[name], "Find the reconciler commit this workflow was called at", env, tmp_path
-        )
-        assert two.returncode == 1 and "cannot tell which amigo-reconciler commit" in two.stderr
-    finally:
-        github.close()
+    if name == "drift":
+        summary = step(load(REUSABLE[name]), "Summarize")
+        assert summary["run"].startswith("reconciler ci drift-report ")
 
 
 @pytest.mark.parametrize("doc", [REPO / "README.md", REPO / "docs" / "ci.md"], ids=lambda p: p.name)
