@@ -988,16 +988,33 @@ def ci_check_tip() -> None:
 
 @ci.command("compare")
 @click.argument("plan_file", type=click.Path(dir_okay=False, path_type=str))
-@click.option("--environment", default="default", show_default=True, help="Environment name.")
+@click.option(
+    "--environment",
+    default="default",
+    show_default=True,
+    help="The environment whose pull-request plan to compare with.",
+)
+@click.option(
+    "--apply-environment",
+    default="",
+    metavar="NAME",
+    help="The environment stage 2 applies in (its reviewers approve); default: --environment.",
+)
+@click.option("--markdown", "markdown_file", default="plan.md", show_default=True, metavar="FILE")
 @handle_errors
-def ci_compare(plan_file: str, environment: str) -> None:
-    """Compare the plan's digest with the one on the pull request; say how they differ."""
+def ci_compare(
+    plan_file: str, environment: str, apply_environment: str, markdown_file: str
+) -> None:
+    """Compare the plan's digest with the one on the pull request; write stage 1's summary."""
+    from pathlib import Path
+
     from reconciler.github import (
         Comparison,
         GitHubApi,
         GitHubError,
         compare_with_pr,
         find_pr_plan,
+        stage1_summary,
     )
     from reconciler.plan import load_plan, plan_digest
 
@@ -1020,7 +1037,15 @@ def ci_compare(plan_file: str, environment: str) -> None:
     finally:
         api.close()
     _ci_outputs(digest=digest, match=comparison.status, **{"pr-digest": comparison.pr_digest})
-    _ci_summary(comparison.text + "\n")
+    markdown = Path(markdown_file)
+    _ci_summary(
+        stage1_summary(
+            apply_environment=apply_environment or environment,
+            comparison=comparison,
+            markdown=markdown.read_text(encoding="utf-8") if markdown.is_file() else "",
+            has_changes=plan.has_changes,
+        )
+    )
     if comparison.status == "differs":
         _echo(
             f"::warning title=plan differs from the pull request's::merge-time plan {digest}, "

@@ -626,3 +626,24 @@ def drift_summary(*, environment: str, exit_code: str, plan: str, errors: str) -
             _fenced(errors.strip()),
         ]
     return "\n".join(lines) + "\n"
+
+
+def stage1_summary(
+    *, apply_environment: str, comparison: Comparison, markdown: str, has_changes: bool
+) -> str:
+    """Stage 1's job summary: what the approver reads, and what stage 2 will do with it."""
+    if has_changes:
+        next_step = (
+            "Stage 2 applies exactly this plan file (`reconciler apply plan.json`) once a "
+            f"reviewer of `{apply_environment}` approves; it refuses, applying nothing, if the "
+            "organization changes first."
+        )
+    else:
+        next_step = (
+            "**Nothing to apply:** the live state already matches the manifests, so stage 2 "
+            "is skipped and nobody is asked to approve."
+        )
+    return (
+        f"### amigo-reconciler: the plan to approve for `{apply_environment}`\n\n"
+        f"{comparison.text}\n\n{markdown.strip()}\n\n{next_step}\n"
+    )

@@ -304,8 +304,10 @@ def serve_pr(github: FakeGitHub, comments: list[dict[str, Any]]) -> None:
     github.routes[f"/repos/{REPO_NAME}/issues/5/comments?per_page=100&page=1"] = comments
 
 
-def compare(github: FakeGitHub, tmp_path: Path) -> tuple[Any, str, dict[str, str]]:
-    plan = make_plan()
+def compare(
+    github: FakeGitHub, tmp_path: Path, plan: Any = None
+) -> tuple[Any, str, dict[str, str]]:
+    plan = plan or make_plan()
     save_plan(plan, tmp_path / "plan.json")
     env = run_env(tmp_path, "push", PUSH_EVENT, GITHUB_API_URL=github.url)
     result = invoke(
@@ -721,3 +723,32 @@ def test_drift_report_says_what_happened(exit_code: str, expected: str, tmp_path
     assert expected in summary
     assert ("agent changed" in summary) == (exit_code == "2")
     assert ("HTTP 503" in summary) == (exit_code not in ("0", "2"))
+
+
+@pytest.mark.parametrize("description", ["new", "old"])
+def test_stage_one_says_what_stage_two_will_do(
+    github: FakeGitHub, tmp_path: Path, description: str
+) -> None:
+    """A plan with no changes is not "applied once approved": stage 2 is skipped."""
+    plan = make_plan(description=description)
+    assert bool(plan.operations) == (description == "new")
+    (tmp_path / "plan.md").write_text("PLAN TABLE\n", encoding="utf-8")
+    github.routes[f"/repos/{REPO_NAME}/commits/{OLD}/pulls"] = []
+    save_plan(plan, tmp_path / "plan.json")
+    env = run_env(tmp_path, "push", PUSH_EVENT, GITHUB_API_URL=github.url)
+    result = invoke(
+        ["ci", "compare", "plan.json", "--environment", "production-plan",
+         "--apply-environment", "production"],
+        env,
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = (tmp_path / "summary.md").read_text(encoding="utf-8")
+    assert summary.startswith("### amigo-reconciler: the plan to approve for `production`")
+    assert "PLAN TABLE" in summary
+    if plan.operations:
+        assert "Stage 2 applies exactly this plan file" in summary
+        assert "Nothing to apply" not in summary
+    else:
+        assert "Nothing to apply" in summary and "stage 2 is skipped" in summary
+        assert "Stage 2 applies" not in summary

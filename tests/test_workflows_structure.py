@@ -259,7 +259,10 @@ def test_apply_workflow_has_two_stages_and_applies_the_reviewed_plan_file() -> N
     assert plan["with"]["command"] == "plan" and plan["with"]["plan-file"] == "plan.json"
     assert "--auto-approve" not in str(plan)
     compare = step(workflow, "Compare with the plan shown on the pull request")["run"]
-    assert "reconciler ci compare plan.json" in compare and "GITHUB_STEP_SUMMARY" in compare
+    assert compare.split() == [
+        "reconciler", "ci", "compare", "plan.json", "--markdown", "plan.md",
+        "--environment", '"$PR_ENVIRONMENT"', "--apply-environment", '"$ENVIRONMENT_NAME"',
+    ]  # fmt: skip
     upload = step(workflow, "Upload the plan for stage 2")
     artifact = upload["with"]["name"]
     assert "plan.json" in upload["with"]["path"]
