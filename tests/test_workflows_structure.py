@@ -435,3 +435,19 @@ def test_the_plan_comment_is_written_after_any_failure_but_a_cancel() -> None:
     assert step(workflow, "Validate manifests")["id"] == "validate"
     assert '--validation "$VALIDATION"' in comment["run"]
     assert 'reconciler ci comment "${paths[@]}"' in comment["run"]
+
+
+def test_the_docs_say_what_a_runner_needs_and_what_dependabot_gets() -> None:
+    """One statement of a self-hosted runner's needs (nothing runs curl; git runs `ci
+    decide`'s diff and the checkouts; setup-python's Python makes the venv)."""
+    descriptions = {reusable_interface(n)[0]["runs-on"]["description"] for n in REUSABLE}
+    (description,) = descriptions
+    needs = description.split("(a self-hosted runner ", 1)[1].rstrip(").")
+    assert "curl" not in needs and "bash and git" in needs
+    docs = (REPO / "docs" / "ci.md").read_text(encoding="utf-8")
+    assert f"(a self-hosted runner {needs})" in docs
+    readme = " ".join((REPO / "README.md").read_text(encoding="utf-8").split())
+    assert "plan check then exercises" not in readme
+    assert "Dependabot's pull requests no repository secrets, so its plan check is labelled" in (
+        readme
+    )
