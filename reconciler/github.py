@@ -37,6 +37,9 @@ _MARKER_RE = re.compile(  # the whole first line of the comment, nowhere else
     r"<!-- amigo-reconciler pr-plan environment=(?P<environment>\S*) commit=(?P<commit>\S*) "
     r"digest=(?P<digest>\S*) manifests=(?P<manifests>\S*) live=(?P<live>\S*) -->"
 )
+# marocchino/sticky-pull-request-comment keys its comment with this line (appended in
+# current versions, prepended in older ones).
+_STICKY_HEADER_RE = re.compile(r"<!-- Sticky Pull Request Comment[^\n]*? -->")
 BOT_LOGIN = "github-actions[bot]"
 DEPENDABOT_LOGIN = "dependabot[bot]"
 COMMENT_LIMIT = 60_000  # GitHub refuses comments over 65,536 characters; room for the rest
@@ -358,8 +361,10 @@ def read_marker(body: str) -> re.Match[str] | None:
     A marker further down (in echoed error text, or a manifest value shown in the plan)
     is text, not a marker: it could have been written by whoever wrote that text.
     """
-    first = body.split("\n", 1)[0].rstrip("\r")
-    return _MARKER_RE.fullmatch(first)
+    lines = body.split("\n", 2)
+    if len(lines) > 1 and _STICKY_HEADER_RE.fullmatch(lines[0].rstrip("\r")):
+        lines = lines[1:]  # the sticky-comment action's own key, if it puts it first
+    return _MARKER_RE.fullmatch(lines[0].rstrip("\r"))
 
 
 @dataclass(frozen=True)

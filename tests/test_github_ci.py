@@ -752,3 +752,20 @@ def test_stage_one_says_what_stage_two_will_do(
     else:
         assert "Nothing to apply" in summary and "stage 2 is skipped" in summary
         assert "Stage 2 applies" not in summary
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        ("", "\n<!-- Sticky Pull Request Commentamigo-reconciler-plan-production -->"),
+        ("<!-- Sticky Pull Request Commentamigo-reconciler-plan-production -->\n", ""),
+    ],
+)
+def test_the_marker_is_read_wherever_the_sticky_action_puts_its_key(
+    github: FakeGitHub, tmp_path: Path, before: str, after: str
+) -> None:
+    plan = plan_to_dict(make_plan())
+    body = f"{before}{marker(plan['plan_digest'])}\n**amigo-reconciler** plan{after}"
+    serve_pr(github, [{"user": {"login": BOT_LOGIN}, "body": body}])
+    _, _, out = compare(github, tmp_path)
+    assert out["match"] == "same"
