@@ -134,6 +134,10 @@ class Fault(StrEnum):
     DROP_BEFORE = "drop_before"  # close the connection without acting or answering
     DROP_AFTER = "drop_after"  # act, then close the connection without answering
     SLOW = "slow"  # act, then answer only after `slow_seconds`
+    # The server is still working after the client gave up: nothing happens for
+    # `slow_seconds`, then the request is acted on (even if the client has
+    # disconnected meanwhile) and answered. A look-up made in between finds nothing.
+    COMMIT_LATE = "commit_late"
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +148,9 @@ class EmulatorResponse:
     drop: bool = False  # close the connection instead of answering
     delay: float = 0.0  # answer only after this many seconds
     interpretation: str | None = None  # a refusal resting only on this reading (see docs)
+    # Run after `delay` to act and produce the real answer (Fault.COMMIT_LATE); the
+    # server runs it whether or not the client is still connected.
+    deferred: Callable[[], EmulatorResponse] | None = field(default=None, repr=False)
 
     def json(self) -> Any:
         return json.loads(self.body) if self.body else None
@@ -307,6 +314,8 @@ class Emulator:
         self._tokens: dict[str, _Token] = {}
         self._buckets: dict[tuple[str, str], tuple[float, int]] = {}
         self._faults: list[_FaultRule] = []
+        self._late = threading.Condition()  # guards _late_pending
+        self._late_pending = 0
         self._counts: Counter[str] = Counter()
         self._rate_limited = 0
         self._next_index = {"services": len(seed.services), "unit_tests": len(seed.unit_tests)}
@@ -408,6 +417,17 @@ class Emulator:
     def pending_faults(self) -> int:
         with self._lock:
             return sum(rule.remaining for rule in self._faults)
+
+    @property
+    def late_commits_pending(self) -> int:
+        """Requests held by Fault.COMMIT_LATE that have not been acted on yet."""
+        with self._late:
+            return self._late_pending
+
+    def settle(self, timeout: float = 30.0) -> bool:
+        """Wait until every late commit (Fault.COMMIT_LATE) has happened; False on timeout."""
+        with self._late:
+            return self._late.wait_for(lambda: self._late_pending == 0, timeout)
 
     @property
     def request_counts(self) -> dict[str, int]:
@@ -610,20 +630,39 @@ class Emulator:
                 self._counts[operation] += 1
                 fault = self._take_fault(operation, params, body)
             response = self._answer(operation, params, query, lowered, body, fault)
-        exchange = Exchange(
-            operation_id=operation,
-            method=method,
-            path=path,
-            path_params=params,
-            query=query,
-            headers=lowered,
-            body=body,
-            response=response,
-            fault=fault,
+            if response.deferred is not None:
+                # Observers see the real answer once it exists.
+                act = response.deferred
+
+                def act_then_observe() -> EmulatorResponse:
+                    answer = act()
+                    self._observe(
+                        Exchange(
+                            operation, method, path, params, query, lowered, body, answer, fault
+                        )
+                    )
+                    return answer
+
+                return replace(response, deferred=act_then_observe)
+        self._observe(
+            Exchange(
+                operation_id=operation,
+                method=method,
+                path=path,
+                path_params=params,
+                query=query,
+                headers=lowered,
+                body=body,
+                response=response,
+                fault=fault,
+            )
         )
+        return response
+
+    @staticmethod
+    def _observe(exchange: Exchange) -> None:
         for observer in tuple(EXCHANGE_OBSERVERS):
             observer(exchange)
-        return response
 
     def _unrouted(
         self, method: str, path: str, segments: list[str], path_known: bool
@@ -675,6 +714,14 @@ class Emulator:
     ) -> EmulatorResponse:
         if fault is Fault.DROP_BEFORE:
             return EmulatorResponse(0, drop=True)
+        if fault is Fault.COMMIT_LATE:
+            with self._late:
+                self._late_pending += 1
+
+            def commit() -> EmulatorResponse:
+                return self._commit_late(operation, params, query, headers, body)
+
+            return EmulatorResponse(0, delay=self.slow_seconds, deferred=commit)
         if fault is not None and fault.value.startswith("status_"):
             return self._fault_response(operation, headers, fault)
         response = self._dispatch(operation, params, query, headers, body)
@@ -683,6 +730,22 @@ class Emulator:
         if fault is Fault.SLOW:
             return replace(response, delay=self.slow_seconds)
         return response
+
+    def _commit_late(
+        self,
+        operation: str,
+        params: Mapping[str, str],
+        query: tuple[tuple[str, str], ...],
+        headers: Mapping[str, str],
+        body: bytes,
+    ) -> EmulatorResponse:
+        """Act on a request held by Fault.COMMIT_LATE (the pending count drops either way)."""
+        try:
+            return self._dispatch(operation, params, query, headers, body)
+        finally:
+            with self._late:
+                self._late_pending -= 1
+                self._late.notify_all()
 
     def _fault_response(
         self, operation: str, headers: Mapping[str, str], fault: Fault

@@ -4,7 +4,8 @@ Both hand requests to `Emulator.handle` and act out its directives the way a
 network would: a dropped answer is a connection closed without a response
 (`httpx.RemoteProtocolError` in-process); a slow answer arrives late, so a
 client whose read timeout is shorter times out (`httpx.ReadTimeout`
-in-process, after waiting that timeout).
+in-process, after waiting that timeout). A late commit (Fault.COMMIT_LATE)
+is acted on after its delay even when the client has already given up.
 """
 
 from __future__ import annotations
@@ -32,9 +33,14 @@ def make_transport(emulator: Emulator) -> httpx.MockTransport:
             timeouts: dict[str, Any] = request.extensions.get("timeout") or {}
             read_timeout = timeouts.get("read")
             if read_timeout is not None and response.delay >= read_timeout:
+                deferred = response.deferred
+                if deferred is not None:  # the server acts later, the client long gone
+                    threading.Timer(response.delay, deferred).start()
                 time.sleep(read_timeout)
                 raise httpx.ReadTimeout("The read operation timed out", request=request)
             time.sleep(response.delay)
+        if response.deferred is not None:
+            response = response.deferred()
         if response.drop:
             raise httpx.RemoteProtocolError(
                 "Server disconnected without sending a response.", request=request
@@ -83,6 +89,9 @@ class _Handler(BaseHTTPRequestHandler):
         response = self.server.emulator.handle(self.command, path, query, headers, body)
         if response.delay:
             self.server.stopping.wait(response.delay)
+        if response.deferred is not None:
+            # Acted on whether or not the client is still there (it may have timed out).
+            response = response.deferred()
         if response.drop or self.server.stopping.is_set():
             self.close_connection = True  # the socket closes with no answer written
             return
