@@ -10,36 +10,38 @@ endpoint gets a fair share of the workers; ready work is started in order of
 how much other work it unblocks, then in plan order.
 
 Failures. A failed operation marks everything that (transitively) depends on it
-`skipped`, naming the failed operation; independent work goes on. The core
-never prints: progress goes to `on_event`, called on the calling thread once
-per operation as it reaches its final state.
+`skipped`, naming the failed operation; independent work goes on. `failed`
+means the operation did not take effect; one whose answer was lost and whose
+effect no look-up could confirm is `outcome_unknown` (it may have), and its
+dependents are skipped the same way. The core never prints: progress goes to
+`on_event`, called on the calling thread once per operation as it reaches its
+final state.
 
-Cancelling. When `cancel` is set no new operation starts; operations already
-sent finish; the rest are reported `not_started`.
+Cancelling. When `cancel` is set no new operation starts and the client sends
+nothing new (a call waiting for its rate-limit slot ends unsent); requests
+already on the wire finish; the rest are reported `not_started`. When `abort`
+is set too (a second Ctrl-C) the apply returns at once: operations still on
+the wire are reported `outcome_unknown`.
 
-Idempotency, action by action (why re-running, and the recovery below, never
-duplicate or lose anything):
+Re-sending, action by action (docs/safety.md has the per-operation table; the
+client re-sends by itself whatever provably never reached the server):
 
 - `create_service` (POST, not idempotent: a second send makes a second
-  service). When its answer is lost (`OutcomeUnknown`: timeout or dropped
-  connection after sending) the applier first looks for the service: services
-  carrying the ownership tag, with the request's name and `is_active`, that are
-  not already known to this plan (ids the plan works on, its drift, services
-  this run created). The planner only plans a create when no service of that
-  name matched, so such a service is the one just created: it is taken as done
-  with that id. If none is found the request never took effect and is sent once
-  more (and looked for again if that answer is lost too). If the lookup finds
-  several candidates, nothing is re-sent and the operation fails: a re-run plans
-  against what is there, never a duplicate.
-- `update_service` (POST, idempotent in effect: it sets fields to values). On a
+  service, and the API has no idempotency key). When its answer is lost
+  (`OutcomeUnknown`) the applier looks once for the service: services carrying
+  the ownership tag, with the request's name and `is_active`, not already known
+  to this plan (ids the plan works on, its drift, services this run created).
+  One found is the one just created: done, with that id. None found proves
+  nothing (the server may still be working on it), so nothing is re-sent: the
+  operation is `outcome_unknown`, its dependents are skipped, and the next run
+  re-plans against what is there. Several found, or a failed look-up: also
+  `outcome_unknown`.
+- `update_service` (POST, but it sets fields to values: twice is once). On a
   lost answer the service is re-read; if every requested field already holds it
   is done, otherwise the same body is sent once more.
-- `upsert_version_set` (PUT, idempotent: it replaces the set whole). The client
-  retries it on its own; a lost answer is simply sent again once.
-- `delete_version_set` (DELETE, idempotent in effect). A 404 may mean that an
-  earlier attempt whose answer was lost already deleted it: the service is
-  re-read, and if it exists without that version set the deletion is done.
-  Otherwise (the service itself is gone) it fails with the API's message.
+- `upsert_version_set` (PUT, replaces the set whole) and `delete_version_set`
+  (DELETE): the client re-sends them itself; a 404 on a delete is checked
+  against a fresh read (already absent means done).
 """
 
 from __future__ import annotations
@@ -52,9 +54,9 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from reconciler.api.errors import ApiError, NotFound, OutcomeUnknown
+from reconciler.api.errors import ApiError, NotFound, OutcomeUnknown, RequestCancelled
 from reconciler.diagnostics import Diagnostic, UserError
 from reconciler.limits import RATE_LIMITS
 from reconciler.model import OWNERSHIP_TAG_KEY, OWNERSHIP_TAG_VALUE, DesiredState, VersionSet
@@ -62,6 +64,8 @@ from reconciler.plan import Action, Kind, Operation, Plan
 
 if TYPE_CHECKING:
     from reconciler.api.client import AmigoClient
+
+_T = TypeVar("_T")
 
 OWNERSHIP_TAG_FILTER = f"{OWNERSHIP_TAG_KEY}:{OWNERSHIP_TAG_VALUE}"
 
@@ -101,8 +105,11 @@ class ApplyClient(Protocol):
 class Status(StrEnum):
     DONE = "done"
     FAILED = "failed"
-    SKIPPED = "skipped"  # a dependency failed (or could not run)
-    NOT_STARTED = "not_started"  # cancelled before it started
+    # Sent, its answer lost, and no look-up could tell whether it took effect: it
+    # may have. Never re-sent blindly; the next run re-plans from what is there.
+    OUTCOME_UNKNOWN = "outcome_unknown"
+    SKIPPED = "skipped"  # a dependency failed, or its outcome is unknown (or could not run)
+    NOT_STARTED = "not_started"  # cancelled before its request was sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,6 +322,23 @@ class _Run:
         duration = time.monotonic() - started
         try:
             outcome = future.result()
+        except RequestCancelled as exc:
+            self._finish(key, Status.NOT_STARTED, message=f"cancelled before it was sent ({exc})")
+            self._skip_dependents(key, "was not started")
+            return
+        except OutcomeUnknown as exc:
+            self._finish(
+                key,
+                Status.OUTCOME_UNKNOWN,
+                duration=duration,
+                service_id=self._service_id(op),
+                error_class=type(exc).__name__,
+                api_status=exc.status,
+                detail=exc.detail,
+                message=str(exc),
+            )
+            self._skip_dependents(key, "may or may not have taken effect")
+            return
         except ApiError as exc:
             self._finish(
                 key,
@@ -347,7 +371,7 @@ class _Run:
             key, Status.DONE, duration=duration, service_id=outcome.service_id, message=outcome.note
         )
 
-    def _skip_dependents(self, failed_key: str) -> None:
+    def _skip_dependents(self, failed_key: str, how: str = "failed") -> None:
         failed = self.ops[failed_key]
         what = describe(failed)
         stack = list(self.dependents[failed_key])
@@ -356,9 +380,9 @@ class _Run:
             if key in self.results:
                 continue
             reason = (
-                f"{failed_key} ({what}) failed"
+                f"{failed_key} ({what}) {how}"
                 if failed_key in dependencies(self.ops[key])
-                else f"depends on {failed_key} ({what}), which failed"
+                else f"depends on {failed_key} ({what}), which {how}"
             )
             self._finish_skipped(key, reason)
             stack.extend(self.dependents[key])
@@ -407,22 +431,39 @@ class _Run:
         return self._delete(op, service_id)
 
     def _create(self, op: Operation) -> _Outcome:
+        """Send once. A lost answer is resolved by one look-up, never by a second send.
+
+        The API has no idempotency key, and a server may still be working on the
+        create when the client gives up: a look-up that finds nothing proves
+        nothing, and a re-send could commit a second service. (Failures that
+        prove the request never reached the server are re-sent by the client.)
+        """
         try:
             return _Outcome(self.client.create_service(op.request, service=op.service))
-        except OutcomeUnknown:
-            found = self._find_created(op)
+        except OutcomeUnknown as lost:
+            found = self._look_up(lost, op, lambda: self._find_created(op))
             if found:
                 return _Outcome(found, "answer lost; found the created service by name and tag")
+            raise _unknown(
+                lost,
+                "the answer was lost and the service is not there (yet): the API may still "
+                "be creating it, so it was not sent again",
+                "run plan again once the API has settled (a minute): it finds the service "
+                "if it was created, and creates it otherwise",
+            ) from None
+
+    def _look_up(self, lost: OutcomeUnknown, op: Operation, read: Callable[[], _T]) -> _T:
+        """Run a look-up after a lost answer; when it fails the outcome stays unknown."""
         try:
-            return _Outcome(
-                self.client.create_service(op.request, service=op.service),
-                "answer lost and not created; sent again",
-            )
+            return read()
         except OutcomeUnknown:
-            found = self._find_created(op)
-            if found:
-                return _Outcome(found, "answer lost twice; found the created service")
             raise
+        except ApiError as exc:
+            raise _unknown(
+                lost,
+                f"the answer was lost and the look-up that would tell failed ({exc})",
+                "run plan again: it shows whether the change landed",
+            ) from None
 
     def _find_created(self, op: Operation) -> str | None:
         """The service a lost create made, if it exists; raises if that cannot be told apart."""
@@ -462,42 +503,46 @@ class _Run:
         return str(candidates[0]["id"]) if candidates else None
 
     def _update(self, op: Operation, service_id: str) -> _Outcome:
+        """An update sets fields to values: sending it twice leaves what sending it once does.
+
+        So after a lost answer it is re-read, and re-sent once if it does not hold yet
+        (a late commit of the first send then writes the same values again).
+        """
         try:
             self.client.update_service(service_id, op.request, service=op.service)
             return _Outcome(service_id)
-        except OutcomeUnknown:
-            live = self.client.list_services(ids=[service_id])
+        except OutcomeUnknown as lost:
+            live = self._look_up(lost, op, lambda: self.client.list_services(ids=[service_id]))
             if live and update_holds(live[0], op.request):
                 return _Outcome(service_id, "answer lost; the update had taken effect")
         self.client.update_service(service_id, op.request, service=op.service)
         return _Outcome(service_id, "answer lost; sent again")
 
     def _upsert(self, op: Operation, service_id: str) -> _Outcome:
+        """A PUT: the client re-sends it on lost answers by itself (it replaces the set whole)."""
         assert op.version_set is not None
-        try:
-            self.client.upsert_version_set(
-                service_id, op.version_set, op.request, service=op.service
-            )
-            return _Outcome(service_id)
-        except OutcomeUnknown:
-            pass
         self.client.upsert_version_set(service_id, op.version_set, op.request, service=op.service)
-        return _Outcome(service_id, "answer lost; sent again")
+        return _Outcome(service_id)
 
     def _delete(self, op: Operation, service_id: str) -> _Outcome:
+        """A DELETE: re-sent by the client; a 404 is checked against a fresh read."""
         assert op.version_set is not None
         try:
-            try:
-                self.client.delete_version_set(service_id, op.version_set, service=op.service)
-                return _Outcome(service_id)
-            except OutcomeUnknown:
-                self.client.delete_version_set(service_id, op.version_set, service=op.service)
-                return _Outcome(service_id, "answer lost; sent again")
+            self.client.delete_version_set(service_id, op.version_set, service=op.service)
+            return _Outcome(service_id)
         except NotFound:
             live = self.client.list_services(ids=[service_id])
             if live and op.version_set not in (live[0].get("version_sets") or {}):
                 return _Outcome(service_id, "already absent (an earlier attempt deleted it)")
             raise
+
+
+def _unknown(lost: OutcomeUnknown, detail: str, hint: str) -> OutcomeUnknown:
+    """The operation's outcome stays unknown: say why, keep what the API said."""
+    said = f"{detail} ({lost.detail})" if lost.detail else detail
+    return OutcomeUnknown(
+        lost.operation, status=lost.status, detail=said, service=lost.service, hint=hint
+    )
 
 
 def update_holds(live: Mapping[str, Any], request: Mapping[str, Any]) -> bool:
@@ -558,6 +603,7 @@ def check_convergence(
     from reconciler.planner import make_plan
 
     try:
+        duplicates = duplicate_services(client, plan)
         if desired is not None:
             # The plan's own services stay in scope under their new names: a target that
             # named a service this apply renamed names nothing now.
@@ -569,8 +615,9 @@ def check_convergence(
                 targets=scope if targets else (),
                 check_targets=False,
             )
-            return convergence_from_plan(fresh)
-        differences = remaining_differences(client, plan, report)
+            differences = [*duplicates, *convergence_from_plan(fresh).differences]
+            return Convergence(not differences, tuple(differences))
+        differences = [*duplicates, *remaining_differences(client, plan, report)]
         return Convergence(
             not differences,
             tuple(differences),
@@ -578,6 +625,38 @@ def check_convergence(
         )
     except ApiError as exc:
         return Convergence(False, error=f"{exc}; run plan to see where things stand")
+
+
+def duplicate_services(client: ApplyClient, plan: Plan) -> list[str]:
+    """Names the plan creates once that live state now holds more than once.
+
+    A create whose answer was lost can commit after the client gave up; had it
+    been re-sent, two services would carry the name where the manifests declare
+    one. Both carry the ownership tag and the created `is_active` (two active
+    services cannot share a name, so in practice these are inactive ones). Reads
+    only owned services, and only when the plan creates something.
+    """
+    creates = [op for op in plan.operations if op.action is Action.CREATE_SERVICE]
+    differences: list[str] = []
+    for is_active in sorted({bool(op.request.get("is_active", True)) for op in creates}):
+        listed = client.list_services(is_active=is_active, tags=[OWNERSHIP_TAG_FILTER])
+        by_name: dict[str, list[str]] = {}
+        for service in listed:
+            if bool(service.get("is_active")) == is_active:
+                by_name.setdefault(str(service.get("name", "")).strip(), []).append(
+                    str(service.get("id"))
+                )
+        for op in creates:
+            name = str(op.request.get("name", op.service)).strip()
+            ids = by_name.get(name, [])
+            if bool(op.request.get("is_active", True)) == is_active and len(ids) > 1:
+                state = "active" if is_active else "inactive"
+                differences.append(
+                    f"service {name!r} exists {len(ids)} times ({state}, ids "
+                    f"{', '.join(sorted(ids))}) where the manifests declare one: keep one "
+                    "(pin it with metadata.id) and deactivate the others"
+                )
+    return differences
 
 
 def remaining_differences(client: ApplyClient, plan: Plan, report: ApplyReport) -> list[str]:

@@ -32,12 +32,14 @@ __all__ = ["Convergence", "convergence_from_plan"]  # re-exported: renderers tak
 _STATUS_COLOR = {
     Status.DONE: "green",
     Status.FAILED: "red",
+    Status.OUTCOME_UNKNOWN: "red",
     Status.SKIPPED: "yellow",
     Status.NOT_STARTED: "yellow",
 }
 _STATUS_LABEL = {
     Status.DONE: "done",
     Status.FAILED: "FAILED",
+    Status.OUTCOME_UNKNOWN: "UNKNOWN",
     Status.SKIPPED: "skipped",
     Status.NOT_STARTED: "not started",
 }
@@ -57,7 +59,7 @@ def progress_line(result: OperationResult, index: int, total: int, *, color: boo
     if color:
         label = click.style(label, fg=_STATUS_COLOR[result.status], bold=True)
     line = f"[{index:>{width}}/{total}] {label} {describe(result)}"
-    if result.status in (Status.DONE, Status.FAILED):
+    if result.status in (Status.DONE, Status.FAILED, Status.OUTCOME_UNKNOWN):
         line += f" ({format_duration(result.duration)})"
     if result.message:
         line += f": {result.message}"
@@ -74,9 +76,9 @@ def render_apply_text(
 
     counts = report.counts
     parts = [f"{counts['done']} done"]
-    for status in (Status.FAILED, Status.SKIPPED, Status.NOT_STARTED):
+    for status in (Status.FAILED, Status.OUTCOME_UNKNOWN, Status.SKIPPED, Status.NOT_STARTED):
         if counts[status.value]:
-            parts.append(f"{counts[status.value]} {_STATUS_LABEL[status].lower()}")
+            parts.append(f"{counts[status.value]} {status.value.replace('_', ' ')}")
     lines = [f"Apply finished in {format_duration(report.elapsed)}: {', '.join(parts)}."]
     if report.cancelled:
         lines.append(
@@ -87,6 +89,15 @@ def render_apply_text(
         lines.append("")
         lines.append(style("Failed:", "red"))
         lines += [f"  {r.key} {describe(r)}: {r.message}" for r in failed]
+    unknown = report.by_status(Status.OUTCOME_UNKNOWN)
+    if unknown:
+        lines.append("")
+        lines.append(style("Outcome unknown (may or may not have taken effect):", "red"))
+        lines += [f"  {r.key} {describe(r)}: {r.message}" for r in unknown]
+    not_started = report.by_status(Status.NOT_STARTED)
+    if report.cancelled and not_started:
+        lines.append(style("Not started:", "yellow"))
+        lines += [f"  {r.key} {describe(r)}" for r in not_started]
     skipped = report.by_status(Status.SKIPPED)
     if skipped:
         lines.append(style("Skipped:", "yellow"))
@@ -114,8 +125,10 @@ def apply_report_json(
     counts = report.counts if report else {s.value: 0 for s in Status}
     if report is not None and report.cancelled:
         outcome = "cancelled"
-    elif report is not None and not report.ok:
+    elif report is not None and report.counts[Status.FAILED.value]:
         outcome = "failed"
+    elif report is not None and not report.ok:
+        outcome = "outcome_unknown"
     elif convergence is not None and convergence.error is not None:
         outcome = "unchecked"
     elif convergence is not None and not convergence.converged:

@@ -101,3 +101,7 @@ class OutcomeUnknown(ApiError):
     The caller must look before re-sending (e.g. find the service by name and
     ownership tag after a create).
     """
+
+
+class RequestCancelled(ApiError):
+    """The apply was cancelled (Ctrl-C) while this call waited to send: nothing was sent."""
