@@ -135,6 +135,24 @@ def test_an_untrusted_certificate_is_refused_before_the_key_is_sent(
     assert all(b"HTTP/1.1" not in data for data in received)  # no request got through
 
 
+def test_a_certificate_that_does_not_verify_fails_at_once_naming_the_host(
+    self_signed_server: tuple[str, list[bytes]],
+) -> None:
+    # Issue 12, item 16: retrying cannot fix a certificate; five attempts only delay the error.
+    base_url, _ = self_signed_server
+    client = AmigoClient(config(base_url, timeout=2.0), retry_policy=RetryPolicy(max_attempts=5))
+    started = time.monotonic()
+    with pytest.raises(TransportError) as info:
+        client.list_services()
+    client.close()
+    message = str(info.value)
+    assert client.request_counts == {"sign-in-with-api-key": 1}
+    assert client.retry_count == 0
+    assert "TLS certificate verification failed for " + base_url in message
+    assert "not retried" in message
+    assert time.monotonic() - started < 2.0
+
+
 # --- plain http ----------------------------------------------------------------------
 
 

@@ -21,6 +21,7 @@ provably did nothing), is still an error.
 
 from __future__ import annotations
 
+import ssl
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -35,6 +36,7 @@ from reconciler.api.errors import (
     ApiError,
     OutcomeUnknown,
     RateLimited,
+    RequestCancelled,
     ServerError,
     TransportError,
 )
@@ -53,8 +55,9 @@ from reconciler.api.operations import (
     SIGN_IN,
     UPDATE_SERVICE,
     UPSERT_VERSION_SET,
+    Operation,
 )
-from reconciler.api.pacing import RateLimiter, parse_rate_limit_headers
+from reconciler.api.pacing import RateLimiter, RateLimitHeaders, parse_rate_limit_headers
 from reconciler.api.retry import RETRYABLE_STATUSES, RetryPolicy, parse_retry_after
 from reconciler.api.transport import DeadlineTransport, attempt_deadline, environment_proxy_mounts
 
@@ -73,6 +76,29 @@ CONNECT_TIMEOUT_SECONDS = 10.0
 
 # Connection failures where the request provably never reached the server.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+_MAY_HAVE_ACTED_HINT = "the request may or may not have been applied; look before re-sending"
+
+
+def _certificate_problem(exc: BaseException) -> str | None:
+    """The verification error behind a failed TLS handshake, if that is what failed.
+
+    A certificate that does not verify will not verify on the next attempt either:
+    such a failure is reported at once instead of being retried.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return current.verify_message or current.reason or str(current)
+        if "CERTIFICATE_VERIFY_FAILED" in str(current):
+            return str(current)
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.0f}s" if value >= 10 else f"{value:.1f}s"
 
 
 def _segment(value: str) -> str:
@@ -138,14 +164,19 @@ class AmigoClient:
         clock: Callable[[], float] | None = None,
         on_wait: Callable[[str], None] | None = None,  # told "waiting 12s for rate limit on ..."
         retry_policy: RetryPolicy | None = None,
+        cancel: threading.Event | None = None,
     ) -> None:
         import time
 
         self.config = config
         # The in-process emulator behind `transport`, when connect.open_client started one.
         self.emulator: object | None = None
+        # Once set (Ctrl-C), nothing new is sent: a call waiting for its rate-limit
+        # slot or its next retry ends with RequestCancelled (or OutcomeUnknown when
+        # an earlier attempt of it may have acted). Requests on the wire finish.
+        self.cancel = cancel or threading.Event()
         self._clock: Callable[[], float] = clock or time.time
-        self._sleep: Callable[[float], None] = sleep or time.sleep
+        self._sleep: Callable[[float], None] = sleep or self._wait
         self._on_wait = on_wait
         self._retry = retry_policy or RetryPolicy()
         mounts: dict[str, httpx.BaseTransport | None] = {}
@@ -172,6 +203,7 @@ class AmigoClient:
                 clock=self._clock,
                 sleep=self._sleep,
                 on_wait=on_wait,
+                cancelled=self.cancel.is_set,
             )
             for op in OPERATIONS.values()
         }
@@ -216,6 +248,10 @@ class AmigoClient:
 
     def close(self) -> None:
         self._http.close()
+
+    def _wait(self, seconds: float) -> None:
+        """Sleep, but wake at once when the apply is cancelled."""
+        self.cancel.wait(max(0.0, seconds))
 
     # --- reads -----------------------------------------------------------------
     def list_services(
@@ -503,7 +539,19 @@ class AmigoClient:
             if authenticated:
                 token = self._tokens.get(self._sign_in)
                 request_headers["authorization"] = f"Bearer {token}"
-            ticket = limiter.acquire()
+            try:
+                ticket = limiter.acquire()
+            except RequestCancelled as stopped:
+                if may_have_acted:
+                    raise OutcomeUnknown(
+                        operation_id,
+                        detail="cancelled before re-sending; an earlier attempt's answer was lost",
+                        service=service,
+                        hint=_MAY_HAVE_ACTED_HINT,
+                    ) from None
+                raise RequestCancelled(
+                    operation_id, detail=stopped.detail, service=service
+                ) from None
             self._count(operation_id)
             try:
                 with attempt_deadline(self.config.attempt_deadline_seconds):
@@ -517,17 +565,34 @@ class AmigoClient:
             except httpx.TransportError as exc:
                 limiter.release(ticket)
                 not_sent = isinstance(exc, _NOT_SENT)
+                problem = _certificate_problem(exc) if not_sent else None
+                if problem is not None:
+                    host = _peer(exc) or self.config.base_url
+                    raise TransportError(
+                        operation_id,
+                        detail=redact(
+                            f"TLS certificate verification failed for {host}: {problem}",
+                            self._secrets(),
+                        ),
+                        service=service,
+                        hint="not retried: it will not fix itself; check AMIGO_BASE_URL, "
+                        "and the CA bundle (SSL_CERT_FILE) if a proxy re-signs traffic",
+                    ) from None
                 detail = redact(_describe_transport_error(exc), self._secrets())
                 if not (op.idempotent or not_sent):
                     raise OutcomeUnknown(
-                        operation_id,
-                        detail=detail,
-                        service=service,
-                        hint="the request may or may not have been applied; look before re-sending",
+                        operation_id, detail=detail, service=service, hint=_MAY_HAVE_ACTED_HINT
                     ) from None
                 failures += 1
                 may_have_acted = may_have_acted or not not_sent
                 if failures >= self._retry.max_attempts:
+                    if may_have_acted and self._writes(op):
+                        raise OutcomeUnknown(
+                            operation_id,
+                            detail=f"{detail}; gave up after {failures} attempts",
+                            service=service,
+                            hint="an attempt whose answer was lost may have been applied",
+                        ) from None
                     raise TransportError(
                         operation_id,
                         detail=f"{detail}; gave up after {failures} attempts",
@@ -542,12 +607,11 @@ class AmigoClient:
             status = response.status_code
             rate_headers = parse_rate_limit_headers(response.headers)
             retry_after = parse_retry_after(response.headers.get("retry-after"), self._clock())
+            pause = 0.0
             if status == 429:
                 self._count(operation_id, rate_limited=True)
-                # Everyone waits for the server's word (or a backoff when it gave none).
-                pause = (
-                    retry_after if retry_after is not None else self._retry.backoff(failures + 1)
-                )
+                pause = self._rate_limit_pause(limiter, failures + 1, retry_after, rate_headers)
+                # Everyone waits: the limiter holds every thread until then.
                 limiter.release(ticket, rate_headers, retry_after=pause)
             else:
                 limiter.release(ticket, rate_headers)
@@ -571,7 +635,7 @@ class AmigoClient:
                         status=status,
                         detail=detail,
                         service=service,
-                        hint="the request may or may not have been applied; look before re-sending",
+                        hint=_MAY_HAVE_ACTED_HINT,
                     )
                 failures += 1
                 if not provably_not_acted:
@@ -581,7 +645,10 @@ class AmigoClient:
                     note = f"gave up after {failures} attempts"
                     if too_long:
                         note = f"the API asked to wait {retry_after:.0f}s; not waiting that long"
-                    raise (RateLimited if status == 429 else ServerError)(
+                    error: type[ApiError] = RateLimited if status == 429 else ServerError
+                    if may_have_acted and self._writes(op):
+                        error = OutcomeUnknown
+                    raise error(
                         operation_id,
                         status=status,
                         detail=f"{detail}; {note}" if detail else note,
@@ -589,9 +656,12 @@ class AmigoClient:
                     )
                 if status == 429:
                     self._count(operation_id, retry=True)
-                    continue  # the limiter now holds everyone until Retry-After
-                delay = retry_after if retry_after is not None else None
-                self._backoff(operation_id, failures, f"HTTP {status}", delay=delay)
+                    # Said for reads and writes alike, however short the wait.
+                    self._tell(
+                        f"waiting {_seconds(pause)} for the rate limit on {operation_id} (HTTP 429)"
+                    )
+                    continue  # the limiter now holds everyone until then
+                self._backoff(operation_id, failures, f"HTTP {status}", retry_after=retry_after)
                 continue
             if status >= 500 and not op.idempotent:
                 raise OutcomeUnknown(
@@ -599,14 +669,45 @@ class AmigoClient:
                     status=status,
                     detail=detail,
                     service=service,
-                    hint="the request may or may not have been applied; look before re-sending",
+                    hint=_MAY_HAVE_ACTED_HINT,
                 )
             raise error_for_status(operation_id, status, detail, service=service, payload=payload)
 
+    @staticmethod
+    def _writes(op: Operation) -> bool:
+        """A call that changes the organization (sign-in only issues a token)."""
+        return op.method != "GET" and op.id != SIGN_IN
+
+    def _rate_limit_pause(
+        self,
+        limiter: RateLimiter,
+        failures: int,
+        retry_after: float | None,
+        rate_headers: RateLimitHeaders | None,
+    ) -> float:
+        """How long a 429 holds everyone: the server's word, never less than the backoff.
+
+        `Retry-After: 0` (or negative, or a date in the past) would retry at once, in
+        a loop: the normal backoff is the floor. A 429 that says nothing about when
+        (the OpenAPI document defines no rate-limit headers) waits a share of the
+        rate window, so the retry budget outlasts a whole window: sign-in allows
+        only 5 a minute, and backoff alone would give up within seconds.
+        """
+        floor = self._retry.backoff(failures)
+        if retry_after is not None:
+            return max(retry_after, floor)
+        told_reset = rate_headers is not None and rate_headers.reset_at is not None
+        if told_reset:
+            return floor
+        share = limiter.window_seconds / max(1, self._retry.max_attempts - 1)
+        return max(floor, share)
+
     def _backoff(
-        self, operation_id: str, failures: int, reason: str, *, delay: float | None = None
+        self, operation_id: str, failures: int, reason: str, *, retry_after: float | None = None
     ) -> None:
-        wait = delay if delay is not None else self._retry.backoff(failures)
+        wait = self._retry.backoff(failures)
+        if retry_after is not None:
+            wait = max(wait, retry_after)  # Retry-After: 0 must not mean "at once"
         self._count(operation_id, retry=True)
         self._tell(f"retrying {operation_id} in {wait:.1f}s after {reason}")
         self._sleep(wait)

@@ -28,6 +28,8 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from reconciler.api.errors import RequestCancelled
+
 # Wait a little past the server's Reset: our send time is earlier than the
 # server's receive time, and the two clocks are not exactly equal.
 RESET_MARGIN_SECONDS = 0.05
@@ -80,8 +82,10 @@ class RateLimiter:
         clock: Callable[[], float],
         sleep: Callable[[float], None],
         on_wait: Callable[[str], None] | None = None,
+        cancelled: Callable[[], bool] | None = None,
     ) -> None:
         self.name = name
+        self._cancelled = cancelled
         self._limit = max(1, limit)
         self._configured_window = window_seconds
         self._learned_window: float | None = None
@@ -112,9 +116,12 @@ class RateLimiter:
     def acquire(self) -> int:
         """Block until one request may be sent; count it as sent and in flight.
 
-        Returns a ticket to hand back to `release`.
+        Returns a ticket to hand back to `release`. Raises RequestCancelled once
+        `cancelled()` says so: a request still waiting for its slot is not sent.
         """
         while True:
+            if self._cancelled is not None and self._cancelled():
+                raise RequestCancelled(self.name, detail="cancelled while waiting to be sent")
             with self._lock:
                 delay = self._delay_locked()
                 if delay <= 0:
@@ -175,6 +182,8 @@ class RateLimiter:
                 if self._server_reset_at is None or until > self._server_reset_at:
                     self._server_reset_at = until
                 self._server_remaining = 0
+                # The caller says this wait itself; do not announce it twice.
+                self._announced_until = max(self._announced_until, until + RESET_MARGIN_SECONDS)
 
     def _observe_locked(
         self, headers: RateLimitHeaders, now: float, answered_meanwhile: int
