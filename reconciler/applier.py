@@ -189,15 +189,22 @@ def apply_plan(
     on_event: Callable[[OperationResult], None] | None = None,
     cancel: threading.Event | None = None,
     max_workers: int = 8,
+    abort: threading.Event | None = None,
 ) -> ApplyReport:
     """Run every operation of `plan`, as concurrently as its dependencies allow.
+
+    `cancel`: start nothing new, let what is on the wire finish. `abort` (with
+    cancel): return at once, operations still running reported outcome_unknown
+    (their worker threads are left behind: the caller is about to exit).
 
     Raises ValueError for a plan that carries errors (it must never be applied).
     API failures do not raise: they are in the report.
     """
     if plan.errors:
         raise ValueError(f"refusing to apply a plan with {len(plan.errors)} error(s)")
-    return _Run(client, plan, on_event, cancel or threading.Event(), max_workers).run()
+    run = _Run(client, plan, on_event, cancel or threading.Event(), max_workers)
+    run.abort = abort or threading.Event()
+    return run.run()
 
 
 class _Run:
@@ -231,6 +238,7 @@ class _Run:
         self.known_ids = {op.service_id for op in plan.operations if op.service_id}
         self.known_ids |= {d.service_id for d in plan.drift}
         self.lock = threading.Lock()  # guards known_ids / created_ids read by workers
+        self.abort = threading.Event()
         self.start = time.monotonic()
 
     def _unblock_weights(self) -> dict[str, int]:
@@ -255,10 +263,9 @@ class _Run:
         pending = [op.key for op in self.plan.operations]
         in_flight: dict[Future[_Outcome], tuple[str, float]] = {}
         endpoint_load: dict[str, int] = {}
-        with ThreadPoolExecutor(
-            max_workers=self.max_workers, thread_name_prefix="apply"
-        ) as executor:
-            while pending or in_flight:
+        executor = ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="apply")
+        try:
+            while (pending or in_flight) and not self.abort.is_set():
                 if not self.cancel.is_set():
                     for key in self._ready(pending):
                         endpoint = ENDPOINT[self.ops[key].action]
@@ -283,19 +290,33 @@ class _Run:
                     endpoint_load[ENDPOINT[self.ops[key].action]] -= 1
                     self._collect(key, started, future)
                     pending = [k for k in pending if k not in self.results]
-        cancelled = self.cancel.is_set()
+        finally:
+            # Aborted: do not wait for requests still on the wire (the caller exits).
+            executor.shutdown(wait=not self.abort.is_set(), cancel_futures=True)
+        for key, _started in sorted(in_flight.values(), key=lambda item: self.order[item[0]]):
+            self._finish(
+                key,
+                Status.OUTCOME_UNKNOWN,
+                error_class="OutcomeUnknown",
+                message="stopped (second Ctrl-C) while its request was on the wire: it may or "
+                "may not have taken effect; run plan to see where things stand",
+            )
+        cancelled = self.cancel.is_set() or self.abort.is_set()
         for key in pending:
             if key not in self.results:
                 self._finish(
                     key,
                     Status.NOT_STARTED,
-                    message="cancelled before it started",
+                    message="cancelled before it was sent",
                 )
         return ApplyReport(
             results=tuple(self.results[op.key] for op in self.plan.operations),
             elapsed=time.monotonic() - self.start,
             cancelled=cancelled
-            and any(r.status is Status.NOT_STARTED for r in self.results.values()),
+            and (
+                self.abort.is_set()
+                or any(r.status is Status.NOT_STARTED for r in self.results.values())
+            ),
             created_ids=dict(self.created_ids),
         )
 

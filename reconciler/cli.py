@@ -448,21 +448,26 @@ def _apply_stream_is_terminal(err: bool) -> bool:
     return bool(getattr(stream, "isatty", lambda: False)())
 
 
-def _apply_install_sigint(cancel: Any) -> Callable[[], None]:
-    """First Ctrl-C: start nothing new, finish what is in flight, report. Second: stop now."""
+def _apply_install_sigint(cancel: Any, abort: Any, applying: Any) -> Callable[[], None]:
+    """First Ctrl-C: send nothing new, finish what is on the wire, report. Second: stop
+    now, and still report (the apply returns at once; during the convergence check, a
+    KeyboardInterrupt ends the check)."""
     import signal
 
     def on_sigint(signum: int, frame: Any) -> None:
         if cancel.is_set():
             _echo(
-                "\nStopped. Operations in flight may or may not have completed; "
+                "\nStopping now. Operations in flight may or may not have completed; "
                 "run plan to see where things stand.",
                 err=True,
             )
-            os._exit(130)
+            abort.set()
+            if not applying.is_set():
+                raise KeyboardInterrupt
+            return
         cancel.set()
         _echo(
-            "\nCancelling: no new operations will start; waiting for those in flight "
+            "\nCancelling: nothing new will be sent; waiting for requests already sent "
             "(Ctrl-C again to stop at once).",
             err=True,
         )
@@ -607,7 +612,9 @@ def apply(
             if answer.strip() != "yes":
                 _fail("Apply cancelled; nothing was changed.")
 
-        cancel = threading.Event()
+        cancel = client.cancel  # the client sends nothing new once it is set
+        abort = threading.Event()
+        applying = threading.Event()
         progress = ApplyProgress(
             len(plan.operations),
             lambda text: _echo(text, err=as_json),
@@ -616,23 +623,36 @@ def apply(
             else None,
             color=color,
         )
-        restore = _apply_install_sigint(cancel)
+        restore = _apply_install_sigint(cancel, abort, applying)
         try:
-            report = apply_plan(client, plan, on_event=progress.event, cancel=cancel)
+            applying.set()
+            try:
+                report = apply_plan(
+                    client, plan, on_event=progress.event, cancel=cancel, abort=abort
+                )
+            finally:
+                applying.clear()
+                progress.close()
+            convergence: Convergence | None = None
+            if not report.cancelled and not abort.is_set():
+                try:
+                    convergence = check_convergence(
+                        client, plan, report, desired, prune=prune, targets=targets
+                    )
+                except KeyboardInterrupt:
+                    convergence = Convergence(False, error="interrupted (Ctrl-C)")
         finally:
             restore()
-            progress.close()
-
-        convergence = (
-            None
-            if report.cancelled
-            else check_convergence(client, plan, report, desired, prune=prune, targets=targets)
-        )
         if as_json:
             _echo(json.dumps(apply_report_json(plan, report, convergence), indent=2))
         else:
             _echo("")
             _echo(render_apply_text(report, convergence, color=color))
+        if abort.is_set():
+            # Worker threads may still wait on the network: leave without joining them.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)
         if report.cancelled:
             sys.exit(130)
         if not report.ok or (convergence is not None and not convergence.converged):

@@ -498,7 +498,7 @@ def test_cancel_reports_what_did_not_start_and_exits_130(
 def test_first_ctrl_c_sets_cancel_and_the_handler_is_restored() -> None:
     cancel = threading.Event()
     before = signal.getsignal(signal.SIGINT)
-    restore = cli._apply_install_sigint(cancel)
+    restore = cli._apply_install_sigint(cancel, threading.Event(), threading.Event())
     try:
         os.kill(os.getpid(), signal.SIGINT)
         assert cancel.wait(2)

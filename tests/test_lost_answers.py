@@ -106,19 +106,21 @@ def test_other_writes_committed_after_the_client_gave_up_converge_in_one_apply(
     )
     desired = load_manifests([write_manifests(tmp_path / "services", text)])
     emulator = Emulator.from_seed(realistic_seed(), slow_seconds=LATE_SECONDS)
-    with emulator.serve() as server:
-        with http_client(emulator, server.base_url, timeout=CLIENT_TIMEOUT) as client:
-            plan = make_plan(client, desired, prune=True)
-            assert any(
-                op.service == service and op.version_set == version_set for op in plan.operations
-            )
-            emulator.inject(endpoint, Fault.COMMIT_LATE, service_name=service)
-            report = apply_plan(client, plan)
-            assert report.ok, report.results
-            assert emulator.request_counts[endpoint] >= 2  # re-sent: safe for these
-            assert emulator.settle(10)
-            # The late first send wrote what the second had: still converged.
-            assert make_plan(client, desired, prune=True).operations == ()
+    with (
+        emulator.serve() as server,
+        http_client(emulator, server.base_url, timeout=CLIENT_TIMEOUT) as client,
+    ):
+        plan = make_plan(client, desired, prune=True)
+        assert any(
+            op.service == service and op.version_set == version_set for op in plan.operations
+        )
+        emulator.inject(endpoint, Fault.COMMIT_LATE, service_name=service)
+        report = apply_plan(client, plan)
+        assert report.ok, report.results
+        assert emulator.request_counts[endpoint] >= 2  # re-sent: safe for these
+        assert emulator.settle(10)
+        # The late first send wrote what the second had: still converged.
+        assert make_plan(client, desired, prune=True).operations == ()
     assert _names(emulator)["Owned 1"] == 1
 
 
