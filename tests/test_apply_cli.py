@@ -480,12 +480,14 @@ def test_cancel_reports_what_did_not_start_and_exits_130(
 
     real = applier.apply_plan
 
-    def cancel_after_first(client: Any, plan: Any, *, on_event: Any, cancel: Any) -> Any:
+    def cancel_after_first(
+        client: Any, plan: Any, *, on_event: Any, cancel: Any, abort: Any
+    ) -> Any:
         def event(result: Any) -> None:
             cancel.set()
             on_event(result)
 
-        return real(client, plan, on_event=event, cancel=cancel, max_workers=1)
+        return real(client, plan, on_event=event, cancel=cancel, max_workers=1, abort=abort)
 
     monkeypatch.setattr(applier, "apply_plan", cancel_after_first)
     result = run("apply", str(manifests), "--auto-approve")
