@@ -347,23 +347,12 @@ class _Run:
             self._finish(key, Status.NOT_STARTED, message=f"cancelled before it was sent ({exc})")
             self._skip_dependents(key, "was not started")
             return
-        except OutcomeUnknown as exc:
-            self._finish(
-                key,
-                Status.OUTCOME_UNKNOWN,
-                duration=duration,
-                service_id=self._service_id(op),
-                error_class=type(exc).__name__,
-                api_status=exc.status,
-                detail=exc.detail,
-                message=str(exc),
-            )
-            self._skip_dependents(key, "may or may not have taken effect")
-            return
         except ApiError as exc:
+            # OutcomeUnknown: the answer was lost and nothing could tell; it may have acted.
+            unknown = isinstance(exc, OutcomeUnknown)
             self._finish(
                 key,
-                Status.FAILED,
+                Status.OUTCOME_UNKNOWN if unknown else Status.FAILED,
                 duration=duration,
                 service_id=self._service_id(op),
                 error_class=type(exc).__name__,
@@ -371,7 +360,7 @@ class _Run:
                 detail=exc.detail,
                 message=str(exc),
             )
-            self._skip_dependents(key)
+            self._skip_dependents(key, "may or may not have taken effect" if unknown else "failed")
             return
         except Exception as exc:  # a bug: report it against this operation, keep going
             self._finish(

@@ -247,9 +247,9 @@ def assert_report_true(
 ) -> None:
     """Every result says what really happened: done took effect, the rest did not.
 
-    A failure whose outcome the client could not know (OutcomeUnknown: the answer
-    to a create or update was lost) may have taken effect, as long as the report
-    says the outcome is unknown.
+    An operation reported `outcome_unknown` (its answer was lost and no look-up
+    could tell) may or may not have taken effect; `failed`, `skipped` and
+    `not_started` mean it did not.
     """
     problems = []
     for result in report.results:
@@ -259,14 +259,13 @@ def assert_report_true(
         if result.status is Status.DONE:
             if not holds:
                 problems.append(f"{label}: reported done but did not take effect")
+        elif result.status is Status.OUTCOME_UNKNOWN:
+            if result.error_class != "OutcomeUnknown" or not result.message:
+                problems.append(f"{label}: outcome unknown without saying why")
         elif holds:
-            unknowable = result.error_class == "OutcomeUnknown" and "may or may not" in (
-                result.message or ""
+            problems.append(
+                f"{label}: reported {result.status.value} ({result.message}) but took effect"
             )
-            if not unknowable:
-                problems.append(
-                    f"{label}: reported {result.status.value} ({result.message}) but took effect"
-                )
         if result.status is Status.FAILED and not result.message:
             problems.append(f"{label}: failed without a message")
     assert not problems, f"{context}: report not true to what happened:\n  " + "\n  ".join(problems)

@@ -13,6 +13,11 @@ For each operation index i and each fault kind, a fresh emulator is served on
 3. a third plan is empty, and the organization equals the one a fault-free
    apply produces.
 
+Faults include COMMIT_LATE, the server still working after the client gave
+up: a create under it (or under any fault that leaves its outcome unknowable)
+is never re-sent; it is reported outcome unknown, its dependents skipped, and
+the re-run, made once the late commit has landed, converges with no duplicate.
+
 The 32 combinations of one fault kind run in parallel threads (each with its
 own emulator and server), so the matrix takes about a minute.
 """
@@ -61,7 +66,13 @@ FAULTS = {
     "status_503": Fault.STATUS_503,
     "429_storm": Fault.STATUS_429,
     "slow": Fault.SLOW,
+    # The server still working after the client gave up: commits after SLOW_SECONDS.
+    "commit_late": Fault.COMMIT_LATE,
 }
+# Faults after which a create's outcome cannot be known: the request reached the
+# server, no answer says what happened, and the look-up finds nothing (yet). The
+# create is never re-sent (the API has no idempotency key): outcome unknown.
+UNKNOWABLE_CREATE = (Fault.DROP_BEFORE, Fault.STATUS_500, Fault.STATUS_503, Fault.COMMIT_LATE)
 
 
 def _emulator() -> Emulator:
@@ -123,7 +134,17 @@ def run_combination(index: int, fault: Fault, desired: DesiredState, ref: dict[s
             assert_no_duplicates(after, ref["names"], f"{where}, first apply")
             assert_nothing_lost(before, after, plan, f"{where}, first apply")
             result = report.results[index]
-            if fault is Fault.STATUS_500 and op.action in (
+            if op.action is Action.CREATE_SERVICE and fault in UNKNOWABLE_CREATE:
+                assert result.status is Status.OUTCOME_UNKNOWN, f"{where}: {result}"
+                assert emulator.request_counts["create-service"] == sum(
+                    1 for o in plan.operations if o.action is Action.CREATE_SERVICE
+                ), f"{where}: a create was sent twice"
+                for other in report.results:
+                    if other.key == op.key:
+                        continue
+                    expected = Status.SKIPPED if op.key in (other.message or "") else Status.DONE
+                    assert other.status is expected, f"{where}: {other}"
+            elif fault is Fault.STATUS_500 and op.action in (
                 Action.UPSERT_VERSION_SET,
                 Action.DELETE_VERSION_SET,
             ):
@@ -138,6 +159,9 @@ def run_combination(index: int, fault: Fault, desired: DesiredState, ref: dict[s
                     f"{where}: {[(r.key, r.status, r.message) for r in report.results if r.status is not Status.DONE]}"
                 )
 
+        # A re-run is made once the server has finished (a late commit has landed).
+        assert emulator.settle(30), f"{where}: a late commit never landed"
+        assert_no_duplicates(emulator.services(), ref["names"], f"{where}, after late commits")
         with http_client(
             emulator, server.base_url, timeout=CLIENT_TIMEOUT, window_seconds=WINDOW_SECONDS
         ) as second:
