@@ -26,7 +26,21 @@ from reconciler.emulator import EXCHANGE_OBSERVERS, Emulator, Exchange, Fault
 
 pytestmark = [pytest.mark.http, pytest.mark.slow]
 
-CREATES = 24  # create-service allows 20 a window: 4 wait for the next one
+CREATES = 24  # create-service allows 20 a window: the rest wait for the next one
+WINDOW = 3600.0
+
+
+def _emulator(**extra: Any) -> Emulator:
+    """An hour-long rate window that starts now (on the emulator's clock).
+
+    Windows are aligned to multiples of their length; shifting the emulator's clock
+    to a window's start means none ends during the test, whatever the time of day.
+    The client sees a Reset later than the real one and simply waits longer.
+    """
+    offset = WINDOW - time.time() % WINDOW + 1.0
+    return Emulator.from_seed(
+        realistic_seed(), window_seconds=WINDOW, clock=lambda: time.time() + offset, **extra
+    )
 
 
 def _manifests(directory: Path) -> Path:
@@ -65,23 +79,34 @@ def _creates(emulator: Emulator) -> int:
     return emulator.request_counts.get("create-service", 0)
 
 
-def _wait_for(condition: Any, timeout: float) -> None:
+def _created(emulator: Emulator) -> int:
+    return sum(1 for s in emulator.services() if s["name"].startswith("Queued "))
+
+
+def _wait_until_queued(emulator: Emulator, timeout: float = 60.0) -> None:
+    """Until some creates went out and the rest have stopped: they wait for the window."""
     deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
+    last, since = -1, time.monotonic()
+    while True:
+        now, count = time.monotonic(), _creates(emulator)
+        if count != last:
+            last, since = count, now
+        elif count >= 5 and now - since >= 1.5:
+            return
+        assert now < deadline, f"creates never settled behind the rate limit ({count})"
         time.sleep(0.05)
 
 
 def test_first_ctrl_c_sends_nothing_queued_behind_the_rate_limit(tmp_path: Path) -> None:
-    emulator = Emulator.from_seed(realistic_seed(), window_seconds=60.0)
+    emulator = _emulator()
     manifests = _manifests(tmp_path / "services")
     with emulator.serve() as server:
         proc = _start(emulator, server.base_url, manifests)
         try:
-            _wait_for(lambda: _creates(emulator) >= 20, 60)
-            time.sleep(1.0)  # the rest now wait for the next window
+            _wait_until_queued(emulator)
             at_signal = _creates(emulator)
-            assert at_signal < CREATES
+            created = _created(emulator)
+            assert created < CREATES
             started = time.monotonic()
             proc.send_signal(signal.SIGINT)
             out, err = proc.communicate(timeout=30)
@@ -93,16 +118,17 @@ def test_first_ctrl_c_sends_nothing_queued_behind_the_rate_limit(tmp_path: Path)
         assert _creates(emulator) == at_signal, "a queued create was sent after Ctrl-C"
     assert proc.returncode == 130, err
     assert took < 10, took  # it did not wait out the rate-limit window
+    assert _created(emulator) == created
     report = json.loads(out)
     assert report["outcome"] == "cancelled"
-    assert report["summary"]["not_started"] == CREATES - at_signal
-    assert report["summary"]["done"] == at_signal
+    assert report["summary"]["not_started"] == CREATES - created
+    assert report["summary"]["done"] == created
     not_started = [o for o in report["operations"] if o["status"] == "not_started"]
     assert all("cancelled" in (o["message"] or "") for o in not_started)
 
 
 def test_second_ctrl_c_stops_at_once_and_still_writes_the_report(tmp_path: Path) -> None:
-    emulator = Emulator.from_seed(realistic_seed(), window_seconds=60.0, slow_seconds=60.0)
+    emulator = _emulator(slow_seconds=60.0)
     manifests = _manifests(tmp_path / "services")
     emulator.inject("create-service", Fault.SLOW, service_name="Queued 00")
     sent = threading.Event()
@@ -117,7 +143,7 @@ def test_second_ctrl_c_stops_at_once_and_still_writes_the_report(tmp_path: Path)
             proc = _start(emulator, server.base_url, manifests)
             try:
                 assert sent.wait(60)
-                _wait_for(lambda: _creates(emulator) >= 20, 30)
+                _wait_until_queued(emulator)
                 proc.send_signal(signal.SIGINT)
                 time.sleep(1.0)
                 assert proc.poll() is None  # waiting for the slow answer
