@@ -16,19 +16,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from reconciler.model import OWNERSHIP_TAG_KEY, LiveService, VersionSet
-from reconciler.plan import Change
-
-# The fields an update_service request can carry, in the order people read them.
-SERVICE_FIELDS = (
-    "name",
-    "description",
-    "is_active",
-    "agent_id",
-    "service_hierarchical_state_machine_id",
-    "keyterms",
-    "tags",
+from reconciler.model import (
+    FIELD_NAMES,
+    OWNERSHIP_TAG_KEY,
+    SERVICE_FIELDS,
+    DesiredService,
+    LiveService,
+    VersionSet,
 )
+from reconciler.plan import Change
 
 OWNERSHIP_TAG_PATH = f"tags.{OWNERSHIP_TAG_KEY}"
 
@@ -111,22 +107,32 @@ def diff_values(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[Change,
 
 
 def service_fields(service: LiveService) -> dict[str, Any]:
-    """The update-able fields of a live service, as plain values."""
-    return {
-        "name": service.name,
-        "description": service.description,
-        "is_active": service.is_active,
-        "agent_id": service.agent_id,
-        "service_hierarchical_state_machine_id": service.service_hierarchical_state_machine_id,
-        "keyterms": list(service.keyterms),
-        "tags": dict(service.tags),
-    }
+    """The update-able fields (`model.SERVICE_FIELDS`) of a live service, as plain values."""
+    return service.fields()
+
+
+def desired_fields(
+    want: DesiredService, live: LiveService | None, references: Mapping[str, str | None]
+) -> dict[str, Any]:
+    """The update-able fields as a manifest wants them, plain, in `SERVICE_FIELDS` order.
+
+    `references` holds the resolved id of each field a manifest may give by name
+    (`agent_id`: the agent named, or given by id); None keeps the live id. A field
+    the manifest leaves unmanaged keeps its live value (empty for a new service).
+    """
+    out: dict[str, Any] = {}
+    for f in SERVICE_FIELDS:
+        value = references.get(f.name) if f.by_name else getattr(want, f.name)
+        if value is None:
+            value = getattr(live, f.name) if live is not None else f.empty()
+        out[f.name] = f.plain(value)
+    return out
 
 
 def diff_service(live: Mapping[str, Any], desired: Mapping[str, Any]) -> tuple[Change, ...]:
     """Changes between two `service_fields`-shaped maps, in SERVICE_FIELDS order."""
     changes = diff_values(live, desired)
-    order = {name: i for i, name in enumerate(SERVICE_FIELDS)}
+    order = {name: i for i, name in enumerate(FIELD_NAMES)}
     return tuple(
         sorted(changes, key=lambda c: (order.get(c.path.split(".")[0], len(order)), c.path))
     )
@@ -134,7 +140,7 @@ def diff_service(live: Mapping[str, Any], desired: Mapping[str, Any]) -> tuple[C
 
 def changed_fields(live: Mapping[str, Any], desired: Mapping[str, Any]) -> list[str]:
     """Top-level fields whose whole value differs (what an update request must send)."""
-    return [f for f in SERVICE_FIELDS if f in desired and _plain(live.get(f)) != _plain(desired[f])]
+    return [f for f in FIELD_NAMES if f in desired and _plain(live.get(f)) != _plain(desired[f])]
 
 
 def diff_version_set(old: VersionSet | None, new: VersionSet | None) -> tuple[Change, ...]:

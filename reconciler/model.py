@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from reconciler.diagnostics import Diagnostic, SourcePos
@@ -19,6 +20,72 @@ EDGE = "edge"
 RELEASE = "release"
 
 Tags = Mapping[str, str | None]
+
+
+class Shape(StrEnum):
+    """How a field's value travels: the API's form, the model's, and the plain form
+    that the diff, the plan record and export compare and write."""
+
+    SCALAR = "scalar"  # str / bool / int, the same everywhere
+    LIST = "list"  # API list -> tuple -> list; ordered, compared whole
+    TAGS = "tags"  # API [{key, value}] -> map -> dict; compared key by key
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceField:
+    """One field of a service that update_service sets: the one table (`SERVICE_FIELDS`)
+    that the model, the diff, the plan record and export derive from.
+
+    `name` is the API's field name and the attribute on `LiveService` and
+    `DesiredService`; `manifest` is where a manifest declares it. `managed_when_omitted`
+    False means a manifest may leave it out and the live value then stays
+    (`DesiredService` holds None). `by_name` names the manifest's alternative field
+    that gives the referenced record by name (`agent` for `agent_id`).
+    """
+
+    name: str
+    manifest: str
+    shape: Shape = Shape.SCALAR
+    managed_when_omitted: bool = True
+    by_name: str | None = None
+
+    def from_api(self, data: Mapping[str, Any]) -> Any:
+        """The model's value from an API `ServiceInstance`."""
+        if self.shape is Shape.TAGS:
+            return {t["key"]: t.get("value") for t in data.get(self.name) or []}
+        if self.shape is Shape.LIST:
+            return tuple(data.get(self.name) or ())
+        return data[self.name]
+
+    def empty(self) -> Any:
+        """The value of a field a new service's manifest leaves unmanaged."""
+        return {} if self.shape is Shape.TAGS else () if self.shape is Shape.LIST else None
+
+    def plain(self, value: Any) -> Any:
+        """The model's value as plain JSON data (what a request carries, a diff compares)."""
+        if self.shape is Shape.TAGS:
+            return dict(value)
+        if self.shape is Shape.LIST:
+            return list(value)
+        return value
+
+
+# In the order people read them (diffs, requests). Adding a field: one entry here, the
+# attribute on LiveService and DesiredService, and the manifest's schema (docs/adding-a-field.md).
+SERVICE_FIELDS: tuple[ServiceField, ...] = (
+    ServiceField("name", "metadata.name"),
+    ServiceField("description", "spec.description"),
+    ServiceField("is_active", "spec.is_active"),
+    ServiceField("agent_id", "spec.agent_id", by_name="agent"),
+    ServiceField(
+        "service_hierarchical_state_machine_id",
+        "spec.service_hierarchical_state_machine_id",
+        by_name="service_hierarchical_state_machine",
+    ),
+    ServiceField("keyterms", "spec.keyterms", Shape.LIST, managed_when_omitted=False),
+    ServiceField("tags", "spec.tags", Shape.TAGS, managed_when_omitted=False),
+)
+FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in SERVICE_FIELDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,17 +221,15 @@ class LiveService:
         """From the API's `ServiceInstance` (tags list -> map)."""
         return cls(
             id=data["id"],
-            name=data["name"],
-            description=data["description"],
-            is_active=data["is_active"],
-            agent_id=data["agent_id"],
-            service_hierarchical_state_machine_id=data["service_hierarchical_state_machine_id"],
-            tags={t["key"]: t.get("value") for t in data.get("tags") or []},
-            keyterms=tuple(data.get("keyterms") or ()),
             version_sets={
                 k: VersionSet.from_api(v) for k, v in (data.get("version_sets") or {}).items()
             },
+            **{f.name: f.from_api(data) for f in SERVICE_FIELDS},
         )
+
+    def fields(self) -> dict[str, Any]:
+        """The `SERVICE_FIELDS`, as plain values (what a diff compares)."""
+        return {f.name: f.plain(getattr(self, f.name)) for f in SERVICE_FIELDS}
 
 
 @dataclass(frozen=True, slots=True)

@@ -162,13 +162,7 @@ def live_service_record(service: LiveService) -> dict[str, Any]:
     """A live service as plain, order-independent data (what the fingerprint covers)."""
     return {
         "id": service.id,
-        "name": service.name,
-        "description": service.description,
-        "is_active": service.is_active,
-        "agent_id": service.agent_id,
-        "service_hierarchical_state_machine_id": service.service_hierarchical_state_machine_id,
-        "tags": dict(sorted(service.tags.items())),
-        "keyterms": list(service.keyterms),
+        **service.fields(),  # model.SERVICE_FIELDS
         "version_sets": {k: v.to_api() for k, v in sorted(service.version_sets.items())},
     }
 

@@ -33,6 +33,7 @@ from reconciler.diff import (
     diff_version_set,
     service_fields,
 )
+from reconciler.diff import desired_fields as desired_service_fields
 from reconciler.gcpause import fewer_collections
 from reconciler.limits import LLM_NAMES, MAX_TAGS
 from reconciler.model import (
@@ -485,16 +486,10 @@ def _plan_service(
         _plan_create(b, want, agent_id, agent, sm_id, sm, prune=prune)
         return
 
-    desired_fields: dict[str, Any] = {
-        "name": want.name,
-        "description": want.description,
-        "is_active": want.is_active,
-        "agent_id": agent_id or live.agent_id,
-        "service_hierarchical_state_machine_id": sm_id
-        or live.service_hierarchical_state_machine_id,
-        "keyterms": list(want.keyterms if want.keyterms is not None else live.keyterms),
-        "tags": _owned_tags(want.tags if want.tags is not None else live.tags),
-    }
+    desired_fields = desired_service_fields(
+        want, live, {AGENT_REF.id_field: agent_id, SM_REF.id_field: sm_id}
+    )
+    desired_fields["tags"] = _owned_tags(desired_fields["tags"])
     _check_tag_limit(b, want, desired_fields["tags"])
     live_fields = service_fields(live)
     changed = changed_fields(live_fields, desired_fields)
@@ -696,15 +691,10 @@ def _plan_create(
                 )
             )
         return  # an unresolved reference was reported already
-    request: dict[str, Any] = {
-        "name": want.name,
-        "description": want.description,
-        "is_active": want.is_active,
-        "agent_id": agent_id,
-        "service_hierarchical_state_machine_id": sm_id,
-        "keyterms": list(want.keyterms or ()),
-        "tags": _owned_tags(want.tags or {}),
-    }
+    request = desired_service_fields(
+        want, None, {AGENT_REF.id_field: agent_id, SM_REF.id_field: sm_id}
+    )
+    request["tags"] = _owned_tags(request["tags"])
     _check_tag_limit(b, want, request["tags"])
     release = want.version_sets.get(RELEASE)
     if release is not None:
