@@ -2,8 +2,11 @@
 
 The core (`export_manifests`) is pure: live services, agents and state machines in,
 plain data out (a relative file name and YAML text per service, plus warnings).
-Reading the organization (`read_organization`) and writing files (`write_export`)
-are separate so each can be tested alone.
+Reading the organization (`read_organization`, through `live`'s reads and
+normalization) and writing files (`write_export`) are separate so each can be
+tested alone. A document's fields come from the one table of a service's fields
+(`model.SERVICE_FIELDS`); the manifests' own model (`ServiceManifest`) checks every
+document before it is written, so export states no manifest rule of its own.
 
 Choices, so that an export re-reads as exactly the live state (the round trip):
 
@@ -17,14 +20,16 @@ Choices, so that an export re-reads as exactly the live state (the round trip):
   loader does not see two documents claiming one name.
 - The ownership tag (`managed_by: amigo_reconciler`) is left out: the reconciler adds
   it to every service it manages; a fresh export shows up in a plan as "adopt".
-- A live value that a manifest cannot hold is never silently changed. Tags or
-  keyterms that the manifest rules reject leave the whole field out (an omitted
-  `tags` / `keyterms` is unmanaged: live values stay) with a warning; a version set
-  the rules reject (name, version number below 1, padded LLM names) is left out
-  with a warning (it becomes unmanaged drift, which `--prune` would delete). A
-  padded name or description is written stripped with a warning (the loader strips
-  them; a padded name also gets its id pinned). A blank name or description is an
-  error: the one field a manifest cannot leave out.
+- A live value that a manifest cannot hold is never silently changed. Each document
+  is validated with `ServiceManifest`, and read back through it (it strips
+  surrounding whitespace): tags or keyterms it refuses or would change leave the
+  whole field out (an omitted `tags` / `keyterms`, a field a manifest may omit, is
+  unmanaged: live values stay) with a warning; a version set it refuses (name,
+  version number below 1, padded LLM names) is left out with a warning (it becomes
+  unmanaged drift, which `--prune` would delete). A padded name or description is
+  written stripped with a warning (the loader strips them; a padded name also gets
+  its id pinned). Anything else it refuses (a blank name or description, a pinned id
+  that is not an id) is an error naming the service and the field: no file is written.
 - `${` in a string value would be read back by the loader as an environment
   reference, so it is written escaped as `$${` (mapping keys are never filled).
 - Strings are quoted wherever a plain scalar could read as something else to any
@@ -52,59 +57,48 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import yaml
+from pydantic import BaseModel, ValidationError
 
 from reconciler.diagnostics import Diagnostic, Severity, UserError
-from reconciler.limits import (
-    KEYTERM_PATTERN,
-    MAX_KEYTERMS,
-    MAX_TAGS,
-    TAG_PATTERN,
-    VERSION_SET_NAME_MAX,
-    VERSION_SET_NAME_PATTERN,
-)
+from reconciler.limits import MAX_TAGS
+from reconciler.live import fetch_services, fetch_unit_tests, references_from_api
+from reconciler.manifests import ServiceManifest
 from reconciler.model import (
     EDGE,
     OWNERSHIP_TAG_KEY,
     OWNERSHIP_TAG_VALUE,
     RELEASE,
+    SERVICE_FIELDS,
     Agent,
     LiveService,
+    Shape,
     StateMachine,
     UnitTest,
     VersionSet,
 )
 from reconciler.redaction import redact
 
+if TYPE_CHECKING:
+    from reconciler.api.client import AmigoClient
+
 API_VERSION = "amigo.ai/v1"
 KIND = "Service"
 SCHEMA_PATH_IN_REPO = Path("schemas") / "service.schema.json"
 MAX_SLUG_LENGTH = 60
-# The order of keys inside `spec` (agent / state machine: the name or the `_id` form).
-SPEC_KEY_ORDER = (
-    "description",
-    "is_active",
-    "agent",
-    "agent_id",
-    "service_hierarchical_state_machine",
-    "service_hierarchical_state_machine_id",
-    "tags",
-    "keyterms",
-    "version_sets",
-)
-VERSION_SET_KEY_ORDER = (
-    "agent_version_number",
-    "service_hierarchical_state_machine_version_number",
-    "llm_model_preferences",
-)
 
-# The manifest rules for fields a live value might break (the API's own limits).
-_TAG_RE = re.compile(TAG_PATTERN)
-_KEYTERM_RE = re.compile(KEYTERM_PATTERN)
-_VERSION_SET_NAME_RE = re.compile(VERSION_SET_NAME_PATTERN)
-MAX_VERSION_SET_NAME = VERSION_SET_NAME_MAX
+
+def _spec_keys() -> tuple[str, ...]:
+    spec_model = ServiceManifest.model_fields["spec"].annotation
+    assert isinstance(spec_model, type) and issubclass(spec_model, BaseModel)
+    return tuple(spec_model.model_fields)
+
+
+# The order of keys inside `spec`: the manifest model's own (agent / state machine: the
+# name or the `_id` form).
+SPEC_KEY_ORDER = _spec_keys()
 
 _WINDOWS_RESERVED = frozenset(
     {"con", "prn", "aux", "nul"}
@@ -131,18 +125,6 @@ class ExportResult:
     warnings: tuple[Diagnostic, ...] = ()
 
 
-class OrganizationReader(Protocol):
-    """What export needs from the API client."""
-
-    def list_services(
-        self, *, ids: Sequence[str] = (), is_active: bool | None = None, tags: Sequence[str] = ()
-    ) -> list[dict[str, Any]]: ...
-
-    def list_agents(self) -> list[dict[str, Any]]: ...
-
-    def list_state_machines(self) -> list[dict[str, Any]]: ...
-
-
 @dataclass(frozen=True, slots=True)
 class Organization:
     services: tuple[LiveService, ...]
@@ -150,21 +132,12 @@ class Organization:
     state_machines: tuple[StateMachine, ...]
 
 
-def read_organization(client: OrganizationReader) -> Organization:
+def read_organization(client: AmigoClient) -> Organization:
     """Every service (all pages, active or not: duplicates decide id pins), agents, state machines."""
     return Organization(
-        services=tuple(LiveService.from_api(s) for s in client.list_services()),
-        agents=tuple(_catalog_entry(a) for a in client.list_agents()),
-        state_machines=tuple(_catalog_entry(m) for m in client.list_state_machines()),
-    )
-
-
-def _catalog_entry(data: Mapping[str, Any]) -> Agent:
-    return Agent(
-        id=data["id"],
-        name=data["name"],
-        deprecated=bool(data.get("deprecated", False)),
-        latest_version=data.get("latest_version"),
+        services=fetch_services(client),
+        agents=references_from_api(client.list_agents()),
+        state_machines=references_from_api(client.list_state_machines()),
     )
 
 
@@ -203,15 +176,17 @@ def export_manifests(
         for s in services
         if (not active_only or s.is_active) and (not targets or s.name in targets)
     ]
-    agent_names = _referable_names(agents)
-    state_machine_names = _referable_names(state_machines)
+    references = {
+        f.name: _referable_names(state_machines if f.by_name != "agent" else agents)
+        for f in SERVICE_FIELDS
+        if f.by_name is not None
+    }
     diagnostics: list[Diagnostic] = []
     documents = {
         s.id: _manifest(
             s,
             pin_id=name_counts[s.name] > 1,
-            agents=agent_names,
-            state_machines=state_machine_names,
+            references=references,
             report=diagnostics.append,
         )
         for s in chosen
@@ -244,118 +219,225 @@ def _manifest(
     service: LiveService,
     *,
     pin_id: bool,
-    agents: Mapping[str, str],
-    state_machines: Mapping[str, str],
+    references: Mapping[str, Mapping[str, str]],
     report: Callable[[Diagnostic], None],
 ) -> dict[str, Any]:
-    def say(field: str, message: str, severity: Severity = Severity.WARNING) -> None:
-        report(
-            Diagnostic(
-                f"{message} (service id {service.id})",
-                severity=severity,
-                field=field,
-                service=service.name,
-            )
+    """One service's document, from `SERVICE_FIELDS`, checked by the manifests' own model."""
+
+    def say(field: str, message: str, severity: Severity = Severity.WARNING) -> Diagnostic:
+        return Diagnostic(
+            f"{message} (service id {service.id})",
+            severity=severity,
+            field=field,
+            service=service.name,
         )
 
-    # The loader strips names and descriptions; the API does too, so live values are
-    # normally stripped already. Where not, say what the manifest will change.
-    name, description = service.name.strip(), service.description.strip()
-    for field, value in (("metadata.name", name), ("spec.description", description)):
-        if not value:
-            say(field, "is empty: a manifest requires a non-blank value", Severity.ERROR)
-    if name and name != service.name:
-        pin_id = True
-        say(
-            "metadata.name",
-            f"the live name {service.name!r} has surrounding whitespace, which a manifest "
-            f"cannot hold; written as {name!r} with the id pinned, so a plan renames it",
-        )
-    if description and description != service.description:
-        say(
-            "spec.description",
-            "the live description has surrounding whitespace, which a manifest cannot hold; "
-            "written stripped, so a plan updates it",
-        )
-
-    metadata: dict[str, Any] = {"name": _escape(name)}
+    metadata: dict[str, Any] = {}
+    spec: dict[str, Any] = {}
+    for f in SERVICE_FIELDS:
+        section, _, key = f.manifest.partition(".")
+        value = getattr(service, f.name)
+        if f.by_name is not None:
+            key, value = _reference(f.by_name, value, references[f.name])
+        elif f.shape is Shape.TAGS:
+            value = {k: v for k, v in value.items() if k != OWNERSHIP_TAG_KEY}
+            owner = service.tags.get(OWNERSHIP_TAG_KEY, OWNERSHIP_TAG_VALUE)
+            if owner != OWNERSHIP_TAG_VALUE:
+                report(
+                    say(
+                        f"{f.manifest}.{OWNERSHIP_TAG_KEY}",
+                        f"the live tag {OWNERSHIP_TAG_KEY}: {owner!r} is the reconciler's "
+                        f"ownership tag; it is left out and becomes {OWNERSHIP_TAG_KEY}: "
+                        f"{OWNERSHIP_TAG_VALUE} when the service is adopted",
+                    )
+                )
+            value = _sorted_data(value)
+        elif isinstance(value, str):
+            # The loader strips names and descriptions; the API does too, so live values
+            # are normally stripped already. Where not, say what the manifest will change.
+            stripped = value.strip()
+            if stripped and stripped != value and f.manifest == "metadata.name":
+                pin_id = True
+                report(
+                    say(
+                        f.manifest,
+                        f"the live name {value!r} has surrounding whitespace, which a manifest "
+                        f"cannot hold; written as {stripped!r} with the id pinned, so a plan "
+                        "renames it",
+                    )
+                )
+            elif stripped and stripped != value:
+                report(
+                    say(
+                        f.manifest,
+                        f"the live {key} has surrounding whitespace, which a manifest cannot "
+                        "hold; written stripped, so a plan updates it",
+                    )
+                )
+            value = _escape(stripped)
+        else:
+            value = _sorted_data(f.plain(value))
+        (metadata if section == "metadata" else spec)[key] = value
     if pin_id:
         metadata["id"] = service.id
-    spec: dict[str, Any] = {"description": _escape(description), "is_active": service.is_active}
-    key, value = _reference("agent", service.agent_id, agents)
-    spec[key] = value
-    key, value = _reference(
-        "service_hierarchical_state_machine",
-        service.service_hierarchical_state_machine_id,
-        state_machines,
-    )
-    spec[key] = value
+    spec["version_sets"] = {
+        name: _version_set(service.version_sets[name])
+        for name in sorted(service.version_sets, key=lambda n: (n != RELEASE, n))
+        if name != EDGE
+    }
+    document: dict[str, Any] = {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": metadata,
+        "spec": {k: spec[k] for k in SPEC_KEY_ORDER if k in spec},
+    }
 
-    tags = {k: v for k, v in service.tags.items() if k != OWNERSHIP_TAG_KEY}
-    foreign_owner = service.tags.get(OWNERSHIP_TAG_KEY, OWNERSHIP_TAG_VALUE)
-    if foreign_owner != OWNERSHIP_TAG_VALUE:
-        say(
-            f"spec.tags.{OWNERSHIP_TAG_KEY}",
-            f"the live tag {OWNERSHIP_TAG_KEY}: {foreign_owner!r} is the reconciler's ownership "
-            f"tag; it is left out and becomes {OWNERSHIP_TAG_KEY}: {OWNERSHIP_TAG_VALUE} when "
-            "the service is adopted",
+    notes: list[tuple[str, Diagnostic]] = []  # (part, diagnostic), reported in document order
+    while problems := _problems(document):
+        for part, problem in problems.items():
+            if part.startswith(_VERSION_SETS):
+                name = part.removeprefix(_VERSION_SETS)
+                del document["spec"]["version_sets"][name]
+                message = (
+                    f"version set {name!r} left out: {problem}; it stays as it is, shown as "
+                    "unmanaged drift (note: `--prune` would delete it)"
+                )
+                notes.append((part, say(part, message)))
+            elif part in _OPTIONAL_FIELDS:
+                key = _OPTIONAL_FIELDS[part]
+                del document["spec"][key]
+                message = f"{key} left out (unmanaged: live {key} stay as they are): {problem}"
+                notes.append((part, say(part, message)))
+            else:
+                notes.append((part, say(part, f"cannot be exported: {problem}", Severity.ERROR)))
+        if any(d.severity is Severity.ERROR for _, d in notes):
+            break
+    tags = document["spec"].get("tags")
+    if tags is not None and len(tags) == MAX_TAGS and OWNERSHIP_TAG_KEY not in service.tags:
+        message = (
+            f"{MAX_TAGS} tags: adopting adds the ownership tag {OWNERSHIP_TAG_KEY}, which "
+            f"would make {MAX_TAGS + 1} and the API allows {MAX_TAGS}; remove a tag from the "
+            "manifest before applying"
         )
-    problem = _tags_problem(tags)
-    if problem:
-        say("spec.tags", f"tags left out (unmanaged: live tags stay as they are): {problem}")
-    else:
-        spec["tags"] = {k: tags[k] for k in sorted(tags)}
-        if len(tags) == MAX_TAGS and OWNERSHIP_TAG_KEY not in service.tags:
-            say(
-                "spec.tags",
-                f"{MAX_TAGS} tags: adopting adds the ownership tag {OWNERSHIP_TAG_KEY}, which "
-                f"would make {MAX_TAGS + 1} and the API allows {MAX_TAGS}; remove a tag from the "
-                "manifest before applying",
-            )
-
-    problem = _keyterms_problem(service.keyterms)
-    if problem:
-        say(
-            "spec.keyterms",
-            f"keyterms left out (unmanaged: live keyterms stay as they are): {problem}",
-        )
-    else:
-        spec["keyterms"] = list(service.keyterms)
-
-    version_sets: dict[str, Any] = {}
-    for set_name in sorted(service.version_sets, key=lambda n: (n != RELEASE, n)):
-        if set_name == EDGE:
-            continue
-        problem = _version_set_problem(set_name, service.version_sets[set_name])
-        if problem:
-            say(
-                f"spec.version_sets.{set_name}",
-                f"version set {set_name!r} left out: {problem}; it stays as it is, shown as "
-                "unmanaged drift (note: `--prune` would delete it)",
-            )
-            continue
-        version_sets[set_name] = _version_set(service.version_sets[set_name])
-    spec["version_sets"] = version_sets
-
-    ordered_spec = {k: spec[k] for k in SPEC_KEY_ORDER if k in spec}
-    return {"apiVersion": API_VERSION, "kind": KIND, "metadata": metadata, "spec": ordered_spec}
+        notes.append(("spec.tags", say("spec.tags", message)))
+    for _, diagnostic in sorted(notes, key=lambda note: _rank(note[0], document)):
+        report(diagnostic)
+    return document
 
 
-def _version_set_problem(name: str, version_set: VersionSet) -> str | None:
-    if not _VERSION_SET_NAME_RE.match(name) or len(name) > MAX_VERSION_SET_NAME:
+_VERSION_SETS = "spec.version_sets."
+# Fields a manifest may leave out (their live values then stay): export leaves out one
+# whose live value the manifest model refuses, instead of changing it. Part -> spec key.
+_OPTIONAL_FIELDS = {
+    f.manifest: f.manifest.partition(".")[2]
+    for f in SERVICE_FIELDS
+    if not f.managed_when_omitted and f.manifest.startswith("spec.")
+}
+
+
+def _rank(part: str, document: Mapping[str, Any]) -> tuple[int, int, str]:
+    """Where a part sits in the document, so diagnostics come in the order people read it."""
+    section, _, rest = part.partition(".")
+    key, _, name = rest.partition(".")
+    if section != "spec":
+        return (0, 0, part)
+    order = SPEC_KEY_ORDER.index(key) if key in SPEC_KEY_ORDER else len(SPEC_KEY_ORDER)
+    return (1, order, name if key != "version_sets" else _version_set_rank(name))
+
+
+def _version_set_rank(name: str) -> str:
+    return ("0" if name == RELEASE else "1") + name
+
+
+def _problems(document: Mapping[str, Any]) -> dict[str, str]:
+    """Part (`spec.tags`, `spec.version_sets.NAME`, ...) -> what is wrong with it.
+
+    What is wrong is what the manifests' own model (`ServiceManifest`) says about the
+    document, or, where it accepts it, a value it would read back differently (it
+    strips surrounding whitespace): export never writes what would not load as itself.
+    """
+    try:
+        parsed = ServiceManifest.model_validate(document)
+    except ValidationError as exc:
+        problems: dict[str, str] = {}
+        for error in exc.errors(include_url=False):
+            loc = tuple(error["loc"])
+            problems.setdefault(_part(loc), _error_text(loc, error, document))
+        return problems
+    problems = {}
+    read_back = parsed.model_dump(exclude_unset=True)
+    for loc in _differences(document, read_back, ()):
+        problems.setdefault(_part(loc), _read_back_text(loc, document, read_back))
+    return problems
+
+
+def _part(loc: Sequence[Any]) -> str:
+    if len(loc) >= 3 and tuple(loc[:2]) == ("spec", "version_sets"):
+        return f"{_VERSION_SETS}{loc[2]}"
+    return ".".join(str(x) for x in loc[:2])
+
+
+def _lookup(data: Any, loc: Sequence[Any]) -> Any:
+    for part in loc:
+        data = data[part]
+    return data
+
+
+def _what(loc: Sequence[Any], document: Mapping[str, Any]) -> str:
+    """`key 'team-name' of spec.tags`, `spec.keyterms[0] 'Upper Case'`: a value, for people."""
+    if loc and loc[-1] == "[key]":
+        return f"the key {loc[-2]!r} of {_dotted(loc[:-2])}"
+    try:
+        value = _lookup(document, loc)
+    except (KeyError, IndexError, TypeError):
+        return _dotted(loc)
+    if isinstance(value, Mapping | list):
+        return _dotted(loc)
+    return f"{_dotted(loc)} {value!r}"
+
+
+def _dotted(loc: Sequence[Any]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}" if out else str(part)
+    return out
+
+
+def _error_text(loc: Sequence[Any], error: Mapping[str, Any], document: Mapping[str, Any]) -> str:
+    if error["type"] == "too_long":
+        limit = (error.get("ctx") or {}).get("max_length")
+        count = len(_lookup(document, loc))
+        return f"{count} {loc[-1]}, a manifest allows at most {limit}"
+    return f"{_what(loc, document)}: {error['msg']}"
+
+
+def _read_back_text(loc: Sequence[Any], document: Mapping[str, Any], read_back: Any) -> str:
+    try:
+        _lookup(read_back, loc)
+    except (KeyError, IndexError, TypeError):
         return (
-            "a manifest's version set names match ^[A-Za-z0-9_-]+$ with at most "
-            f"{MAX_VERSION_SET_NAME} characters"
+            f"the key {loc[-1]!r} of {_dotted(loc[:-1])} would read back as another key "
+            "(a manifest strips surrounding whitespace)"
         )
-    for field in VERSION_SET_KEY_ORDER[:2]:
-        number = getattr(version_set, field)
-        if number is not None and number < 1:
-            return f"{field} is {number}; a manifest's version numbers start at 1"
-    for interaction, config in version_set.llm_model_preferences.items():
-        for what, text in (("interaction", interaction), ("llm_name", config.llm_name)):
-            if not text.strip() or text.strip() != text:
-                return f"the LLM {what} {text!r} is blank or has surrounding whitespace"
-    return None
+    return f"{_what(loc, document)} would read back as {_lookup(read_back, loc)!r}"
+
+
+def _differences(written: Any, read: Any, loc: tuple[Any, ...]) -> Iterable[tuple[Any, ...]]:
+    """Paths where the document as written and as the manifest model reads it differ."""
+    if isinstance(written, Mapping) and isinstance(read, Mapping):
+        for key in written:
+            if key not in read:
+                yield (*loc, key)
+            else:
+                yield from _differences(written[key], read[key], (*loc, key))
+        for key in read:
+            if key not in written:
+                yield (*loc, key)
+    elif isinstance(written, list) and isinstance(read, list) and len(written) == len(read):
+        for index, (a, b) in enumerate(zip(written, read, strict=True)):
+            yield from _differences(a, b, (*loc, index))
+    elif type(written) is not type(read) or written != read:
+        yield loc
 
 
 def _referable_names(catalog: Sequence[Agent]) -> dict[str, str]:
@@ -388,32 +470,6 @@ def _sorted_data(value: Any) -> Any:
     if isinstance(value, str):
         return _escape(value)
     return value
-
-
-def _tags_problem(tags: Mapping[str, str | None]) -> str | None:
-    if len(tags) > MAX_TAGS:
-        return f"{len(tags)} tags, a manifest allows at most {MAX_TAGS}"
-    for key, value in sorted(tags.items()):
-        if not _TAG_RE.match(key) or key.strip() != key:
-            return f"tag key {key!r} is not letters, digits, '_' and inner spaces (^[\\w\\s]+$)"
-        if value is not None and (not _TAG_RE.match(value) or value.strip() != value):
-            return (
-                f"the value {value!r} of tag {key!r} is not letters, digits, '_' and inner "
-                "spaces (^[\\w\\s]+$) or null"
-            )
-    return None
-
-
-def _keyterms_problem(keyterms: Sequence[str]) -> str | None:
-    if len(keyterms) > MAX_KEYTERMS:
-        return f"{len(keyterms)} keyterms, a manifest allows at most {MAX_KEYTERMS}"
-    for term in keyterms:
-        if not _KEYTERM_RE.match(term):
-            return (
-                f"keyterm {term!r} is not one to three words of lowercase letters and '-' "
-                "(^[a-z-]+( [a-z-]+){0,2}$)"
-            )
-    return None
 
 
 def _escape(text: str) -> str:
@@ -592,19 +648,9 @@ def write_export(files: Sequence[ExportedFile], out_dir: Path, *, force: bool) -
 # --- the organization as an emulator seed (`export --seed`) ---------------------------
 
 
-class UnitTestReader(Protocol):
-    def list_unit_tests(self, service_ids: Sequence[str]) -> list[dict[str, Any]]: ...
-
-
-def read_unit_tests(
-    client: UnitTestReader, services: Sequence[LiveService]
-) -> tuple[UnitTest, ...]:
+def read_unit_tests(client: AmigoClient, services: Sequence[LiveService]) -> tuple[UnitTest, ...]:
     """The (not deleted) unit tests of these services: they pin version sets in the copy."""
-    from reconciler.live import unit_tests_from_api
-
-    if not services:
-        return ()
-    return unit_tests_from_api(client.list_unit_tests([s.id for s in services]))
+    return fetch_unit_tests(client, [s.id for s in services])
 
 
 def seed_header(organization: str) -> str:
