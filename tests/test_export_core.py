@@ -436,3 +436,72 @@ def test_any_string_round_trips(text: str) -> None:
     except yaml.YAMLError:
         return
     assert yaml.safe_load(dumped) == {"k": text, text: [text]}
+
+
+def test_a_pinned_id_the_manifest_model_refuses_is_an_error_not_a_file() -> None:
+    # Two live services share a name, so ids are pinned; one id is not a 24-hex id,
+    # which a manifest's metadata.id cannot hold: the document would not load.
+    services = [api_service("Dup", "1" * 24), api_service("Dup", "not-an-object-id")]
+    with pytest.raises(UserError) as info:
+        export_manifests(services, AGENTS, MACHINES)
+    (diag,) = info.value.diagnostics
+    assert diag.severity is Severity.ERROR
+    assert (diag.service, diag.field) == ("Dup", "metadata.id")
+    assert "not-an-object-id" in diag.message
+
+
+def test_a_reference_id_the_manifest_model_refuses_is_an_error_naming_the_field() -> None:
+    service = api_service("S", "1" * 24, agent_id="agent-7")  # no agent of that id: by id
+    with pytest.raises(UserError) as info:
+        export_manifests([service], AGENTS, MACHINES)
+    (diag,) = info.value.diagnostics
+    assert (diag.service, diag.field) == ("S", "spec.agent_id")
+
+
+_TAG_TEXT = st.text(alphabet="ab_ -$1é\t", max_size=4)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    tags=st.dictionaries(_TAG_TEXT, st.none() | _TAG_TEXT, max_size=3),
+    keyterms=st.lists(st.text(alphabet="ab -A", max_size=8), max_size=3),
+    set_name=st.text(alphabet="aZ_-. ", min_size=1, max_size=3),
+    interaction=st.text(alphabet="c ", min_size=1, max_size=2),
+)
+def test_what_export_writes_loads_back_as_the_live_value_or_is_left_out_with_a_warning(
+    tags: dict[str, str | None], keyterms: list[str], set_name: str, interaction: str
+) -> None:
+    """The manifests' loader, not export, decides what a manifest can hold."""
+    import tempfile
+    from pathlib import Path
+
+    from reconciler.manifests import load_manifests
+
+    prefs = {interaction: {"llm_name": "openai_gpt-5.1-2025-11-13", "params": {}}}
+    service = api_service(
+        "S",
+        "1" * 24,
+        tags=tags,
+        keyterms=keyterms,
+        version_sets={} if set_name == "edge" else {set_name: version_set(prefs=prefs)},
+    )
+    result = export_manifests([service], AGENTS, MACHINES)
+    (file,) = result.files
+    warned = {w.field for w in result.warnings}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / file.name
+        path.write_text(file.text, encoding="utf-8")
+        (loaded,) = load_manifests([path]).services
+    spec = yaml.safe_load(file.body)["spec"]
+    if "tags" in spec:
+        assert loaded.tags == service.tags
+    else:
+        assert "spec.tags" in warned
+    if "keyterms" in spec:
+        assert loaded.keyterms == service.keyterms
+    else:
+        assert "spec.keyterms" in warned
+    expected_sets = {n: v for n, v in service.version_sets.items() if n in spec["version_sets"]}
+    assert dict(loaded.version_sets) == expected_sets
+    for name in set(service.version_sets) - {"edge"} - set(spec["version_sets"]):
+        assert f"spec.version_sets.{name}" in warned
