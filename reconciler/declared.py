@@ -33,23 +33,13 @@ def _version_set(vs: VersionSet) -> dict[str, Any]:
 
 def declared_document(service: DesiredService) -> dict[str, Any]:
     """One service as written in its manifest, with its source position."""
-    metadata: dict[str, Any] = {"name": service.name}
+    sections: dict[str, dict[str, Any]] = {"metadata": {}, "spec": {}}
+    for path, value in service.declared().items():  # model.SERVICE_FIELDS
+        section, _, key = path.partition(".")
+        sections[section][key] = value
+    metadata, spec = sections["metadata"], sections["spec"]
     if service.id is not None:
         metadata["id"] = service.id
-    spec: dict[str, Any] = {"description": service.description, "is_active": service.is_active}
-    for key in (
-        "agent",
-        "agent_id",
-        "service_hierarchical_state_machine",
-        "service_hierarchical_state_machine_id",
-    ):
-        value = getattr(service, key)
-        if value is not None:
-            spec[key] = value
-    if service.tags is not None:
-        spec["tags"] = dict(service.tags)
-    if service.keyterms is not None:
-        spec["keyterms"] = list(service.keyterms)
     spec["version_sets"] = {
         name: _version_set(vs) for name, vs in sorted(service.version_sets.items())
     }

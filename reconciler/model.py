@@ -184,6 +184,18 @@ class DesiredService:
     # -> position, so plan-time errors can point into the manifest.
     positions: Mapping[str, SourcePos] = field(default_factory=dict)
 
+    def declared(self) -> dict[str, Any]:
+        """Manifest path -> plain value, for every `SERVICE_FIELDS` field the manifest gives
+        (a reference by name or by id, under the key it was given as); unmanaged ones left out."""
+        out: dict[str, Any] = {}
+        for f in SERVICE_FIELDS:
+            section, _, key = f.manifest.partition(".")
+            for attribute in (f.by_name, key) if f.by_name else (f.name,):
+                value = getattr(self, attribute)
+                if value is not None:
+                    out[f"{section}.{attribute}"] = value if attribute != f.name else f.plain(value)
+        return out
+
     def pos(self, path: str) -> SourcePos:
         """Position of a field, falling back to its nearest declared parent, then the document."""
         while path:

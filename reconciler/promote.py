@@ -213,19 +213,7 @@ def _apply(text: str, edits: list[tuple[int, int, str]]) -> str:
 
 
 def _project(service: DesiredService) -> tuple[Any, ...]:
-    return (
-        service.name,
-        service.description,
-        service.id,
-        service.is_active,
-        service.agent,
-        service.agent_id,
-        service.service_hierarchical_state_machine,
-        service.service_hierarchical_state_machine_id,
-        None if service.tags is None else dict(service.tags),
-        service.keyterms,
-        dict(service.version_sets),
-    )
+    return (service.id, service.declared(), dict(service.version_sets))
 
 
 def _self_check(
