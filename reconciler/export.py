@@ -427,12 +427,11 @@ def _differences(written: Any, read: Any, loc: tuple[Any, ...]) -> Iterable[tupl
     if isinstance(written, Mapping) and isinstance(read, Mapping):
         for key in written:
             if key not in read:
-                yield (*loc, key)
+                yield (*loc, key)  # read back as another key (stripped): this one is at fault
             else:
                 yield from _differences(written[key], read[key], (*loc, key))
-        for key in read:
-            if key not in written:
-                yield (*loc, key)
+        if any(key not in written for key in read) and all(key in read for key in written):
+            yield loc
     elif isinstance(written, list) and isinstance(read, list) and len(written) == len(read):
         for index, (a, b) in enumerate(zip(written, read, strict=True)):
             yield from _differences(a, b, (*loc, index))
