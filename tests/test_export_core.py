@@ -505,3 +505,16 @@ def test_what_export_writes_loads_back_as_the_live_value_or_is_left_out_with_a_w
     assert dict(loaded.version_sets) == expected_sets
     for name in set(service.version_sets) - {"edge"} - set(spec["version_sets"]):
         assert f"spec.version_sets.{name}" in warned
+
+
+def test_names_the_manifest_would_strip_are_left_out_with_a_warning() -> None:
+    # The manifest model strips surrounding whitespace: "canary " would load as "canary".
+    service = api_service(
+        "S", "1" * 24, tags={" team": "x"}, version_sets={"canary ": version_set(1)}
+    )
+    result = export_manifests([service], AGENTS, MACHINES)
+    (document,) = docs(result)
+    assert "tags" not in document["spec"]
+    assert list(document["spec"]["version_sets"]) == ["release"]
+    assert [w.field for w in result.warnings] == ["spec.tags", "spec.version_sets.canary "]
+    assert "' team'" in result.warnings[0].message
