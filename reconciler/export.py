@@ -364,8 +364,10 @@ def _problems(document: Mapping[str, Any]) -> dict[str, str]:
             loc = tuple(error["loc"])
             problems.setdefault(_part(loc), _error_text(loc, error, document))
         return problems
-    problems = {}
     read_back = parsed.model_dump(exclude_unset=True)
+    if read_back == document:  # strict: no value changes type, so equal is the same
+        return {}
+    problems = {}
     for loc in _differences(document, read_back, ()):
         problems.setdefault(_part(loc), _read_back_text(loc, document, read_back))
     return problems
