@@ -27,7 +27,7 @@ from reconciler.applier import apply_plan
 from reconciler.emulator import RATE_LIMITS, Emulator
 from reconciler.manifests import load_manifests
 from reconciler.plan import Action, Plan
-from reconciler.planner import make_plan
+from reconciler.workflow import make_plan
 
 NEW = 60
 UPDATED = 60

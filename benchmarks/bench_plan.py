@@ -34,7 +34,8 @@ from reconciler.diagnostics import SourcePos
 from reconciler.emulator import Emulator
 from reconciler.manifests import load_manifests
 from reconciler.model import DesiredService, DesiredState, LiveService, LiveState, VersionSet
-from reconciler.planner import make_plan, plan_against
+from reconciler.planner import plan_against
+from reconciler.workflow import make_plan
 
 AGENT = "1" * 24
 FLOW = "2" * 24

@@ -73,7 +73,8 @@ from reconciler.live import references_from_api, services_from_api  # noqa: E402
 from reconciler.manifests import load_manifests  # noqa: E402
 from reconciler.model import DesiredState, LiveState  # noqa: E402
 from reconciler.plan import Plan  # noqa: E402
-from reconciler.planner import make_plan, plan_against  # noqa: E402
+from reconciler.planner import plan_against  # noqa: E402
+from reconciler.workflow import make_plan  # noqa: E402
 
 RESULTS = HERE / "RESULTS.md"
 SECTION_BEGIN = "<!-- performance: begin (benchmarks/run.py --markdown) -->"

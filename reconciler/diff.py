@@ -14,6 +14,7 @@ Conventions (they are what the renderers and the saved plan show):
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from reconciler.model import (
@@ -24,9 +25,17 @@ from reconciler.model import (
     LiveService,
     VersionSet,
 )
-from reconciler.plan import Change
 
 OWNERSHIP_TAG_PATH = f"tags.{OWNERSHIP_TAG_KEY}"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One field-level difference: `path: old -> new`."""
+
+    path: str
+    old: Any
+    new: Any
 
 
 def _plain(value: Any) -> Any:

@@ -44,7 +44,7 @@ BOT_LOGIN = "github-actions[bot]"
 DEPENDABOT_LOGIN = "dependabot[bot]"
 COMMENT_LIMIT = 60_000  # GitHub refuses comments over 65,536 characters; room for the rest
 SUMMARY_LIMIT = 900_000  # GitHub accepts up to 1 MiB per step summary
-STALE_PLAN_TEXT = "live state changed since the plan was made"  # applier.check_saved_plan
+STALE_PLAN_TEXT = "live state changed since the plan was made"  # workflow.check_saved_plan
 SKIPPED_NO_CREDENTIALS = "plan skipped: no credentials for this pull request"
 NO_MANIFEST_CHANGES = "no manifest changes"
 

@@ -8,6 +8,9 @@
 - simulation unit tests: one call, only for the services where the first
   planning pass found a deletion or deactivation (the planner asks).
 
+Which of these a plan needs is decided by the planner; this module only reads
+and normalizes.
+
 Never one GET per service.
 """
 
@@ -16,8 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from reconciler.model import Agent, DesiredService, DesiredState, LiveService, LiveState, UnitTest
-from reconciler.planner import in_target, match_services
+from reconciler.model import Agent, LiveService, LiveState, UnitTest
 
 if TYPE_CHECKING:
     from reconciler.api.client import AmigoClient
@@ -64,42 +66,6 @@ def unit_tests_from_api(items: Iterable[Mapping[str, Any]]) -> tuple[UnitTest, .
     )
 
 
-def _pins(want: DesiredService, field: str) -> bool:
-    return any(getattr(vs, field) is not None for vs in want.version_sets.values())
-
-
-def _changes_reference(want: DesiredService, live: LiveService | None, id_field: str) -> bool:
-    """Creates, activates, or moves to another agent / state machine (given by id)."""
-    if live is None or (want.is_active and not live.is_active):
-        return True
-    new_id = getattr(want, id_field)
-    return new_id is not None and new_id != getattr(live, id_field)
-
-
-def needed_references(
-    desired: DesiredState, services: Sequence[LiveService], targets: Sequence[str] = ()
-) -> tuple[bool, bool]:
-    """(read agents?, read state machines?) for the manifests in scope."""
-    wanted = set(targets)
-    agents = state_machines = False
-    # The planner's own matching: the live service each manifest will be compared with.
-    for match in match_services(desired.services, services):
-        want, live = match.desired, match.live
-        if not in_target(match, wanted):
-            continue
-        # Moving either reference of an active service has the API check both records.
-        moves = _changes_reference(want, live, "agent_id") or _changes_reference(
-            want, live, "service_hierarchical_state_machine_id"
-        )
-        agents = agents or (want.agent is not None or _pins(want, "agent_version_number") or moves)
-        state_machines = state_machines or (
-            want.service_hierarchical_state_machine is not None
-            or _pins(want, "service_hierarchical_state_machine_version_number")
-            or moves
-        )
-    return agents, state_machines
-
-
 def fetch_services(client: AmigoClient) -> tuple[LiveService, ...]:
     return services_from_api(client.list_services())
 
@@ -112,19 +78,22 @@ def fetch_unit_tests(client: AmigoClient, service_ids: Sequence[str]) -> tuple[U
 
 
 def fetch_live(
-    client: AmigoClient, desired: DesiredState, *, targets: Sequence[str] = ()
+    client: AmigoClient,
+    services: tuple[LiveService, ...],
+    *,
+    agents: bool,
+    state_machines: bool,
 ) -> LiveState:
-    """Services, plus agents / state machines when the manifests in scope need them.
+    """`services` (already read), plus the agents / state machines lists asked for.
 
-    Unit tests are left unread (None): the planner reads them for the services
-    where it plans a deletion or deactivation.
+    Which references a plan needs is the planner's decision
+    (`planner.references_needed`). Unit tests are left unread (None): the planner
+    asks for them for the services where it plans a deletion or deactivation.
     """
-    services = fetch_services(client)
-    need_agents, need_state_machines = needed_references(desired, services, targets)
     return LiveState(
         services=services,
-        agents=references_from_api(client.list_agents()) if need_agents else None,
-        state_machines=(
-            references_from_api(client.list_state_machines()) if need_state_machines else None
-        ),
+        agents=references_from_api(client.list_agents()) if agents else None,
+        state_machines=references_from_api(client.list_state_machines())
+        if state_machines
+        else None,
     )

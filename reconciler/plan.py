@@ -1,39 +1,9 @@
 """Plan and Operation: the plain, serializable result of planning.
 
 Each Operation maps to exactly one API call. The applier needs nothing but a
-Plan and a client; a saved plan (JSON) carries what is needed to refuse it when
-it is stale, foreign or modified.
-
-Saved form (`save_plan`; `reconciler plan --format json` prints the same), one
-JSON object, format_version 1:
-
-- `format_version` (int), `organization`, `base_url` (no credentials, ever),
-  `manifests_digest`, `live_fingerprint` (sha256 of the normalized live
-  services the plan was computed against), `created_at` (ISO 8601 UTC);
-- `operations`: in execution order, each `{key, action, kind, service,
-  service_id, version_set, changes: [{path, old, new}], request, depends_on,
-  service_from, source: {file, line, column} | null}`; `action` is the API call
-  (create_service, update_service, upsert_version_set, delete_version_set),
-  `kind` what it means (create, update, adopt, activate, deactivate, delete);
-- `summary` (kind -> count), `drift` ([{service, service_id, version_set,
-  message}]), `warnings` / `errors` ([{severity, message, field, service,
-  pos}]), `prune`, `targets`, `api_reads` (operation id -> requests);
-- `reference_names` (optional; agent / state machine id -> name): the names of
-  the agents and state machines the changes refer to by id, so people see
-  `agent_id: "b4f7..." (named "Concierge")`; informational, never sent to the API;
-- `live_services` (optional; service id -> `[name, digest]`, sorted by id): each
-  live service the plan was computed against, with the first 16 hex digits of
-  the sha256 of the same normalized record the `live_fingerprint` covers, so a
-  stale plan's refusal can name the services added, removed or changed since;
-  absent in plans from before it existed (those get the generic refusal);
-- `plan_digest`: `plan_digest(plan)`, the content digest of what the plan would do
-  (see below); shown by every render format so a reviewer can tell two plans apart;
-- `environment` (string or null; null until environments exist) and `services`
-  (optional): every declared service as written, with its source position
-  (reconciler/declared.py). With these the plan file is also the policy input
-  document (docs/policy.md), so conftest reads it unchanged;
-- `checksum`: sha256 of the canonical JSON (sorted keys, no spaces) of every
-  other key, so an edited file is refused on load.
+Plan and a client. The plan also records what it was computed against (the live
+fingerprint and per-service digests) so a saved plan can be refused when stale;
+the saved form itself (JSON, checksum, digest) is `reconciler.planfile`.
 """
 
 from __future__ import annotations
@@ -43,13 +13,11 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-from reconciler.diagnostics import Diagnostic, Severity, SourcePos, UserError
+from reconciler.diagnostics import Diagnostic, SourcePos
+from reconciler.diff import Change
 from reconciler.model import LiveService, LiveState
-from reconciler.redaction import redact
 
 FORMAT_VERSION = 1
 
@@ -72,15 +40,6 @@ class Kind(StrEnum):
     ACTIVATE = "activate"  # update_service with is_active: true (possibly with other fields)
     DEACTIVATE = "deactivate"  # update_service with is_active: false
     DELETE = "delete"  # delete_version_set
-
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    """One field-level difference: `path: old -> new`."""
-
-    path: str
-    old: Any
-    new: Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,10 +108,11 @@ class Plan:
         return counts
 
 
-# --- fingerprint, save, load ----------------------------------------------------
+# --- live fingerprint, stale services --------------------------------------------
 
 
-def _canonical(data: Any) -> bytes:
+def canonical_json(data: Any) -> bytes:
+    """Sorted keys, no spaces, UTF-8: the bytes every digest and checksum hashes."""
     return json.dumps(
         data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     ).encode("utf-8")
@@ -180,7 +140,7 @@ def _canonical_live_services(
     """
     services = live.services if isinstance(live, LiveState) else live
     return sorted(
-        ((s, _canonical(live_service_record(s))) for s in services), key=lambda pair: pair[0].id
+        ((s, canonical_json(live_service_record(s))) for s in services), key=lambda pair: pair[0].id
     )
 
 
@@ -219,371 +179,33 @@ def live_snapshot(
     return _fingerprint_of(canonical), _digests_of(canonical)
 
 
-def public_base_url(url: str) -> str:
-    """The base URL without any user:password part, so no credential lands in a plan."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+def stale_services(
+    planned: Mapping[str, tuple[str, str]], current: Mapping[str, tuple[str, str]]
+) -> list[str]:
+    """One line per service added, removed or changed between two `live_services` maps.
 
-
-def _pos_to_dict(pos: SourcePos | None) -> dict[str, Any] | None:
-    return None if pos is None else {"file": pos.file, "line": pos.line, "column": pos.column}
-
-
-def _diagnostic_to_dict(diag: Diagnostic) -> dict[str, Any]:
-    return {
-        "severity": diag.severity.value,
-        "message": diag.message,
-        "field": diag.field,
-        "service": diag.service,
-        "pos": _pos_to_dict(diag.pos),
-    }
-
-
-def operation_to_dict(op: Operation) -> dict[str, Any]:
-    return {
-        "key": op.key,
-        "action": op.action.value,
-        "kind": op.kind.value,
-        "service": op.service,
-        "service_id": op.service_id,
-        "version_set": op.version_set,
-        "changes": [{"path": c.path, "old": c.old, "new": c.new} for c in op.changes],
-        "request": op.request,
-        "depends_on": list(op.depends_on),
-        "service_from": op.service_from,
-        "source": _pos_to_dict(op.source),
-    }
-
-
-def plan_digest(plan: Plan) -> str:
-    """A stable content digest of what the plan would do: `sha256:` and 64 hex digits.
-
-    It covers the organization, --prune, --target and every operation (its API call,
-    target service and version set, field changes and exact request, order and
-    dependencies) and nothing else: not the time it was made, the base URL it was
-    reached through (apply checks that separately), the live fingerprint, API read
-    counts or manifest line numbers. Two plans with the same
-    digest make the same calls, so the digest on a pull request's plan can be
-    compared with the one planned at merge time.
+    Changed first, then added, then removed; by name, then id within each. A
+    user can tell a harmless edit (re-plan) from a surprise (investigate first).
     """
-    body = {
-        "organization": plan.organization,
-        "prune": plan.prune,
-        "targets": sorted(plan.targets),
-        "operations": [
-            {k: v for k, v in operation_to_dict(op).items() if k != "source"}
-            for op in plan.operations
-        ],
-    }
-    return "sha256:" + hashlib.sha256(_canonical(json.loads(_canonical(body)))).hexdigest()
 
+    def label(name: str, service_id: str) -> str:
+        return f"{json.dumps(name, ensure_ascii=False)} (id {service_id})"
 
-def _plan_body(plan: Plan) -> dict[str, Any]:
-    """The documented JSON form without the checksum, before normalization through JSON."""
-    data: dict[str, Any] = {
-        "format_version": plan.format_version,
-        "organization": plan.organization,
-        "base_url": public_base_url(plan.base_url),
-        "manifests_digest": plan.manifests_digest,
-        "live_fingerprint": plan.live_fingerprint,
-        "created_at": plan.created_at,
-        "operations": [operation_to_dict(op) for op in plan.operations],
-        "summary": plan.summary,
-        "drift": [
-            {
-                "service": d.service,
-                "service_id": d.service_id,
-                "version_set": d.version_set,
-                "message": d.message,
-            }
-            for d in plan.drift
-        ],
-        "warnings": [_diagnostic_to_dict(d) for d in plan.warnings],
-        "errors": [_diagnostic_to_dict(d) for d in plan.errors],
-        "prune": plan.prune,
-        "targets": list(plan.targets),
-        "api_reads": dict(sorted(plan.api_reads.items())),
-        "reference_names": dict(sorted(plan.reference_names.items())),
-        "plan_digest": plan_digest(plan),
-        "environment": plan.environment,
-    }
-    if plan.services is not None:
-        data["services"] = [dict(s) for s in plan.services]
-    if plan.live_services is not None:
-        data["live_services"] = {
-            service_id: [name, digest]
-            for service_id, (name, digest) in sorted(plan.live_services.items())
-        }
-    return data
+    def by_name(ids: set[str], names: Mapping[str, tuple[str, str]]) -> list[str]:
+        return sorted(ids, key=lambda i: (names[i][0], i))
 
-
-def plan_to_dict(plan: Plan) -> dict[str, Any]:
-    """The documented JSON form (see the module docstring), checksum included."""
-    # Round-trip through JSON so the checksum covers exactly what is written, and through
-    # the one redaction of the API key, so no plan file or JSON output can carry it.
-    data: dict[str, Any] = json.loads(redact(_canonical(_plan_body(plan)).decode("utf-8")))
-    data["checksum"] = _checksum(data)
-    return data
-
-
-def plan_to_canonical_json(plan: Plan) -> str:
-    """The same document as `plan_to_dict`, as compact JSON text, serialized once.
-
-    For consumers that parse JSON themselves (the policy engine): it skips the
-    round trip through Python objects, which costs as much as the plan at 5,000
-    services. The checksum is that of the same canonical bytes.
-    """
-    text = redact(_canonical(_plan_body(plan)).decode("utf-8"))
-    checksum = "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
-    return text[:-1] + ',"checksum":' + json.dumps(checksum) + "}"
-
-
-def _checksum(data: Mapping[str, Any]) -> str:
-    body = {k: v for k, v in data.items() if k != "checksum"}
-    return "sha256:" + hashlib.sha256(_canonical(body)).hexdigest()
-
-
-def plan_to_json(plan: Plan) -> str:
-    return json.dumps(plan_to_dict(plan), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-
-
-def save_plan(plan: Plan, path: str | Path) -> None:
-    """Write the plan as JSON (atomically: a reader never sees half a file)."""
-    target = Path(path)
-    temporary = target.with_name(f".{target.name}.tmp")
-    try:
-        temporary.write_text(plan_to_json(plan), encoding="utf-8")
-        temporary.replace(target)
-    except OSError as exc:
-        temporary.unlink(missing_ok=True)
-        raise UserError(f"cannot write plan file {target}: {exc.strerror or exc}") from None
-
-
-class _Shape(Exception):
-    """A field of a plan file is missing or has the wrong type (message: its path)."""
-
-
-def _get(data: Any, key: str, kind: type | tuple[type, ...], where: str) -> Any:
-    if not isinstance(data, Mapping) or key not in data:
-        raise _Shape(f"{where}{key} is missing")
-    value = data[key]
-    if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _types(kind)):
-        raise _Shape(f"{where}{key} has the wrong type ({type(value).__name__})")
-    return value
-
-
-def _types(kind: type | tuple[type, ...]) -> tuple[type, ...]:
-    return kind if isinstance(kind, tuple) else (kind,)
-
-
-def _pos_from(data: Any, where: str) -> SourcePos | None:
-    if data is None:
-        return None
-    return SourcePos(
-        _get(data, "file", str, where),
-        _get(data, "line", int, where),
-        _get(data, "column", int, where),
-    )
-
-
-def _diagnostic_from(data: Any, where: str) -> Diagnostic:
-    severity = _get(data, "severity", str, where)
-    try:
-        level = Severity(severity)
-    except ValueError:
-        raise _Shape(f"{where}severity {severity!r} is not error or warning") from None
-    return Diagnostic(
-        _get(data, "message", str, where),
-        severity=level,
-        pos=_pos_from(data.get("pos"), f"{where}pos."),
-        field=_get(data, "field", (str, type(None)), where),
-        service=_get(data, "service", (str, type(None)), where),
-    )
-
-
-def _operation_from(data: Any, where: str) -> Operation:
-    try:
-        action = Action(_get(data, "action", str, where))
-        kind = Kind(_get(data, "kind", str, where))
-    except ValueError as exc:
-        raise _Shape(f"{where}{exc}") from None
-    changes = tuple(
-        Change(_get(c, "path", str, f"{where}changes[{i}]."), c.get("old"), c.get("new"))
-        for i, c in enumerate(_get(data, "changes", list, where))
-    )
-    return Operation(
-        key=_get(data, "key", str, where),
-        action=action,
-        kind=kind,
-        service=_get(data, "service", str, where),
-        service_id=_get(data, "service_id", (str, type(None)), where),
-        version_set=_get(data, "version_set", (str, type(None)), where),
-        changes=changes,
-        request=_get(data, "request", dict, where),
-        depends_on=tuple(_get(data, "depends_on", list, where)),
-        service_from=_get(data, "service_from", (str, type(None)), where),
-        source=_pos_from(data.get("source"), f"{where}source."),
-    )
-
-
-def _live_services_from(data: Any) -> dict[str, tuple[str, str]] | None:
-    if data is None:  # absent in plans from before it existed
-        return None
-    if not isinstance(data, dict) or not all(
-        isinstance(entry, list) and len(entry) == 2 and all(isinstance(x, str) for x in entry)
-        for entry in data.values()
-    ):
-        raise _Shape("live_services is not a map of service id to [name, digest]")
-    return {str(service_id): (entry[0], entry[1]) for service_id, entry in data.items()}
-
-
-def plan_from_dict(data: Any, *, name: str = "plan") -> Plan:
-    """Check and rebuild a Plan from its saved form; UserError naming what is wrong."""
-    if not isinstance(data, dict) or "format_version" not in data:
-        raise UserError(f"{name} is not a reconciler plan (no format_version)")
-    version = data["format_version"]
-    if version != FORMAT_VERSION:
-        raise UserError(
-            f"{name} has plan format_version {version!r}; this reconciler reads version "
-            f"{FORMAT_VERSION}: re-run `reconciler plan --out` with this version"
+    changed = {i for i in planned.keys() & current.keys() if planned[i] != current[i]}
+    lines = []
+    for service_id in by_name(changed, current):
+        old_name, new_name = planned[service_id][0], current[service_id][0]
+        renamed = (
+            f", renamed from {json.dumps(old_name, ensure_ascii=False)}"
+            if old_name != new_name
+            else ""
         )
-    if data.get("checksum") != _checksum(data):
-        raise UserError(
-            f"{name} was modified after it was written (checksum mismatch); a plan file "
-            "must be applied as `reconciler plan --out` wrote it: plan again"
-        )
-    try:
-        operations = tuple(
-            _operation_from(op, f"operations[{i}].")
-            for i, op in enumerate(_get(data, "operations", list, ""))
-        )
-        keys = {op.key for op in operations}
-        for op in operations:
-            missing = [k for k in (*op.depends_on, op.service_from) if k and k not in keys]
-            if missing:
-                raise _Shape(f"operation {op.key} depends on unknown {', '.join(missing)}")
-        api_reads = _get(data, "api_reads", dict, "")
-        names = data.get("reference_names", {})  # absent in plans from before it existed
-        if not isinstance(names, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in names.items()
-        ):
-            raise _Shape("reference_names is not a map of id to name")
-        live_services = _live_services_from(data.get("live_services"))
-        services = data.get("services")  # absent in plans from before it existed
-        if services is not None and not (
-            isinstance(services, list) and all(isinstance(s, dict) for s in services)
-        ):
-            raise _Shape("services is not a list of service documents")
-        environment = (
-            _get(data, "environment", (str, type(None)), "") if "environment" in data else None
-        )
-        return Plan(
-            organization=_get(data, "organization", str, ""),
-            base_url=_get(data, "base_url", str, ""),
-            manifests_digest=_get(data, "manifests_digest", str, ""),
-            live_fingerprint=_get(data, "live_fingerprint", str, ""),
-            created_at=_get(data, "created_at", str, ""),
-            operations=operations,
-            drift=tuple(
-                Drift(
-                    _get(d, "service", str, f"drift[{i}]."),
-                    _get(d, "service_id", str, f"drift[{i}]."),
-                    _get(d, "message", str, f"drift[{i}]."),
-                    _get(d, "version_set", (str, type(None)), f"drift[{i}]."),
-                )
-                for i, d in enumerate(_get(data, "drift", list, ""))
-            ),
-            warnings=tuple(
-                _diagnostic_from(d, f"warnings[{i}].")
-                for i, d in enumerate(_get(data, "warnings", list, ""))
-            ),
-            errors=tuple(
-                _diagnostic_from(d, f"errors[{i}].")
-                for i, d in enumerate(_get(data, "errors", list, ""))
-            ),
-            prune=_get(data, "prune", bool, ""),
-            targets=tuple(_get(data, "targets", list, "")),
-            api_reads={str(k): int(v) for k, v in api_reads.items()},
-            reference_names=dict(names),
-            live_services=live_services,
-            services=None if services is None else tuple(services),
-            environment=environment,
-        )
-    except _Shape as exc:
-        raise UserError(f"{name} is not a valid reconciler plan: {exc}") from None
-
-
-# Top-level keys only a saved plan has; `plan_to_json` sorts keys, so `api_reads`,
-# `base_url` and `checksum` lead the file and a short head always shows one.
-_PLAN_MARKERS = (b'"format_version"', b'"api_reads"', b'"checksum"', b'"live_fingerprint"')
-PLAN_SNIFF_BYTES = 4096
-
-
-def looks_like_saved_plan(path: str | Path) -> bool:
-    """Whether `path` is a saved plan, judged by its first bytes, whatever its name.
-
-    A regular file whose head is a JSON object with a plan's keys is a plan (so
-    `plan --out p.yaml` then `apply p.yaml` works); a JSON object with
-    `apiVersion` is a manifest written as JSON; any other JSON object counts as
-    a plan unless it is named `*.yaml` / `*.yml`, so `load_plan` says why it is
-    not one. Reads at most PLAN_SNIFF_BYTES, never blocks on a FIFO or device.
-    """
-    import os
-    import stat
-
-    try:
-        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
-    except OSError:
-        return False
-    try:
-        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
-            return False
-        head = os.read(descriptor, PLAN_SNIFF_BYTES)
-    except OSError:
-        return False
-    finally:
-        os.close(descriptor)
-    if not head.removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b"{"):
-        return False
-    if any(marker in head for marker in _PLAN_MARKERS):
-        return True
-    if b'"apiVersion"' in head:
-        return False
-    return Path(path).suffix.lower() not in (".yaml", ".yml")
-
-
-def load_plan(path: str | Path) -> Plan:
-    """Read a saved plan; refuses a modified, unknown-version or malformed file."""
-    source = Path(path)
-    try:
-        text = source.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UserError(f"cannot read plan file {source}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise UserError(f"plan file {source} is not UTF-8 text (not a reconciler plan)") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UserError(
-            f"plan file {source} is not JSON (line {exc.lineno}, column {exc.colno}: "
-            f"{exc.msg}); pass a file written by `reconciler plan --out`"
-        ) from None
-    return plan_from_dict(data, name=f"plan file {source}")
-
-
-def check_plan_target(plan: Plan, *, organization: str, base_url: str) -> None:
-    """Refuse a plan made for another organization or API (a foreign plan)."""
-    if plan.organization != organization:
-        raise UserError(
-            f"the plan was made for organization {plan.organization!r}, but the connection "
-            f"is to {organization!r}; plan again against this organization"
-        )
-    if public_base_url(plan.base_url).rstrip("/") != public_base_url(base_url).rstrip("/"):
-        raise UserError(
-            f"the plan was made against {public_base_url(plan.base_url)}, but the connection "
-            f"is to {public_base_url(base_url)}; plan again against this API"
-        )
+        lines.append(f"changed: {label(new_name, service_id)}{renamed}")
+    for service_id in by_name(current.keys() - planned.keys(), current):
+        lines.append(f"added: {label(current[service_id][0], service_id)}")
+    for service_id in by_name(planned.keys() - current.keys(), planned):
+        lines.append(f"removed: {label(planned[service_id][0], service_id)}")
+    return lines

@@ -1,10 +1,11 @@
 """Desired state + live state -> an ordered, checked Plan.
 
-`plan_against` does no I/O of its own (hand it a LiveState); `make_plan` reads the live state
-itself with as few calls as the plan needs: services (pages of 20), agents and
-state machines only when a manifest needs them resolved or checked, and
-simulation unit tests only for services where a deletion or deactivation is
-planned (one call, once planning shows which).
+No I/O and no client: `plan_against` plans against a LiveState it is handed.
+What to read is decided here too, as data: `references_needed` says whether the
+agents / state machines lists are needed (only when a manifest needs them
+resolved or checked), and `plan_against` asks its `read_unit_tests` callback
+once, for the services where a deletion or deactivation is planned.
+`reconciler.workflow.make_plan` does the reading.
 
 Every operation is one API call. Order comes from a dependency graph, not a
 fixed list: a name-freeing deactivation or rename runs before the create or
@@ -21,13 +22,14 @@ from __future__ import annotations
 import difflib
 import heapq
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from reconciler.declared import declared_services
 from reconciler.diagnostics import Diagnostic, Severity, SourcePos, UserError
 from reconciler.diff import (
+    Change,
     changed_fields,
     diff_service,
     diff_version_set,
@@ -35,6 +37,7 @@ from reconciler.diff import (
 )
 from reconciler.diff import desired_fields as desired_service_fields
 from reconciler.gcpause import fewer_collections
+from reconciler.identity import Match, in_target, match_services, service_error
 from reconciler.limits import LLM_NAMES, MAX_TAGS
 from reconciler.model import (
     EDGE,
@@ -49,120 +52,9 @@ from reconciler.model import (
     UnitTest,
     VersionSet,
 )
-from reconciler.plan import Action, Change, Drift, Kind, Operation, Plan, live_snapshot
-
-if TYPE_CHECKING:
-    from reconciler.api.client import AmigoClient
+from reconciler.plan import Action, Drift, Kind, Operation, Plan, live_snapshot
 
 DESTRUCTIVE = (Kind.DELETE, Kind.DEACTIVATE)
-
-
-# --- identity -----------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Match:
-    """The live service a manifest manages (None: create), or why none could be chosen."""
-
-    desired: DesiredService
-    live: LiveService | None = None
-    error: Diagnostic | None = None
-
-
-def match_services(
-    desired: Sequence[DesiredService], services: Sequence[LiveService]
-) -> list[Match]:
-    """Pinned id, else the active service of that name, else the (owned) inactive one.
-
-    Services claimed by an id pin are taken out before names are matched, so a
-    manifest that renames a service through its pin does not collide with one
-    that now carries the old name.
-    """
-    by_id = {s.id: s for s in services}
-    pinned: dict[str, DesiredService] = {}
-    matches: dict[int, Match] = {}
-    for index, want in enumerate(desired):
-        if want.id is None:
-            continue
-        if want.id not in by_id:
-            matches[index] = Match(
-                want,
-                error=_error(
-                    want,
-                    "metadata.id",
-                    f"no service with id {want.id} exists in the organization; "
-                    "remove the id to create the service, or pin the id of an existing one",
-                ),
-            )
-        elif want.id in pinned:
-            matches[index] = Match(
-                want,
-                error=_error(
-                    want,
-                    "metadata.id",
-                    f"service {want.id} is already claimed by the manifest at "
-                    f"{pinned[want.id].source}; one manifest per service",
-                ),
-            )
-        else:
-            pinned[want.id] = want
-            matches[index] = Match(want, live=by_id[want.id])
-
-    claimed = set(pinned)
-    by_name: dict[str, list[LiveService]] = {}
-    for service in sorted(services, key=lambda s: s.id):
-        by_name.setdefault(service.name, []).append(service)
-    for index, want in enumerate(desired):
-        if want.id is not None:
-            continue
-        same_name = [s for s in by_name.get(want.name, ()) if s.id not in claimed]
-        active = [s for s in same_name if s.is_active]
-        candidates = active or same_name
-        if len(candidates) > 1 and not active:
-            owned = [s for s in candidates if s.owned]
-            candidates = owned or candidates
-        if not candidates:
-            matches[index] = Match(want)
-        elif len(candidates) == 1:
-            claimed.add(candidates[0].id)
-            namesakes = [
-                s for s in same_name if s.owned and not s.is_active and s.id != candidates[0].id
-            ]
-            if candidates[0].is_active and not want.is_active and namesakes:
-                matches[index] = Match(
-                    want, error=_ambiguous_after_deactivation(want, candidates[0], namesakes)
-                )
-            else:
-                matches[index] = Match(want, live=candidates[0])
-        else:
-            ids = ", ".join(s.id for s in candidates)
-            matches[index] = Match(
-                want,
-                error=_error(
-                    want,
-                    "metadata.name",
-                    f"{len(candidates)} inactive services are named {want.name!r} "
-                    f"({ids}) and none is singled out by the ownership tag; "
-                    "pin the one to manage with metadata.id",
-                ),
-            )
-    return [matches[i] for i in range(len(desired))]
-
-
-def _ambiguous_after_deactivation(
-    want: DesiredService, active: LiveService, namesakes: Sequence[LiveService]
-) -> Diagnostic:
-    """Deactivating by name beside an owned inactive namesake would leave two owned inactive
-    services of that name, which no later plan could tell apart: ask for the pin now."""
-    others = ", ".join(s.id for s in namesakes)
-    return _error(
-        want,
-        "metadata.name",
-        f"deactivating the active {want.name!r} ({active.id}) would leave it beside the "
-        f"inactive {want.name!r} the reconciler already manages ({others}), and later plans "
-        f"could not tell them apart; pin metadata.id: {active.id} to deactivate the active "
-        f"one, or metadata.id: {namesakes[0].id} to manage the inactive one",
-    )
 
 
 # --- references (agents, state machines) ----------------------------------------
@@ -199,7 +91,7 @@ def _resolve(
             return (
                 by_id,
                 None,
-                _error(
+                service_error(
                     want,
                     f"spec.{ref.id_field}",
                     f"no {ref.label} with id {by_id} exists in the organization",
@@ -218,7 +110,7 @@ def _resolve(
         return (
             None,
             None,
-            _error(
+            service_error(
                 want,
                 f"spec.{ref.name_field}",
                 f"{len(named)} {ref.label}s are named {by_name!r} ({ids}); "
@@ -229,7 +121,7 @@ def _resolve(
     return (
         None,
         None,
-        _error(
+        service_error(
             want,
             f"spec.{ref.name_field}",
             f"no {ref.label} named {by_name!r} exists in the organization"
@@ -296,10 +188,6 @@ class _Builder:
         return len(self.drafts) - 1
 
 
-def _error(want: DesiredService, path: str, message: str) -> Diagnostic:
-    return Diagnostic(message, pos=want.pos(path), field=path, service=want.name)
-
-
 def _warning(want: DesiredService, path: str, message: str) -> Diagnostic:
     return Diagnostic(
         message, severity=Severity.WARNING, pos=want.pos(path), field=path, service=want.name
@@ -318,7 +206,7 @@ def _check_tag_limit(b: _Builder, want: DesiredService, tags: Mapping[str, str |
         return
     where = "declared" if want.tags is not None else "live (spec.tags is not managed)"
     b.errors.append(
-        _error(
+        service_error(
             want,
             "spec.tags",
             f"the service would carry {len(tags)} tags: {len(tags) - 1} {where} plus the "
@@ -326,17 +214,6 @@ def _check_tag_limit(b: _Builder, want: DesiredService, tags: Mapping[str, str |
             f"most {MAX_TAGS}; declare spec.tags with at most {MAX_TAGS - 1} tags",
         )
     )
-
-
-def in_target(match: Match, wanted: set[str]) -> bool:
-    """A manifest is in scope when --target names it by its new or its live name.
-
-    A rename through a `metadata.id` pin is one operation on one service: targeting
-    either name must select it (targeting the old name used to select nothing).
-    """
-    if not wanted or match.desired.name in wanted:
-        return True
-    return match.live is not None and match.live.name in wanted
 
 
 def _check_targets(
@@ -443,16 +320,18 @@ def _check_pins(
         if number is None:
             continue
         if number < 1:
-            b.errors.append(_error(want, path, f"{ref.label} version numbers start at 1"))
+            b.errors.append(service_error(want, path, f"{ref.label} version numbers start at 1"))
         elif record is not None and record.latest_version is None:
-            b.errors.append(_error(want, path, f"{ref.label} {record.name!r} has no versions yet"))
+            b.errors.append(
+                service_error(want, path, f"{ref.label} {record.name!r} has no versions yet")
+            )
         elif (
             record is not None
             and record.latest_version is not None
             and number > record.latest_version
         ):
             b.errors.append(
-                _error(
+                service_error(
                     want,
                     path,
                     f"{ref.label} {record.name!r} has no version {number}; its latest "
@@ -553,7 +432,7 @@ def _plan_service(
         path = f"spec.{ref.name_field if getattr(want, ref.name_field) else ref.id_field}"
         if (ref_changed or activating) and record.latest_version is None:
             b.errors.append(
-                _error(
+                service_error(
                     want,
                     path,
                     f"{ref.label} {record.name!r} has no versions yet; the API refuses to "
@@ -563,7 +442,7 @@ def _plan_service(
         # The API checks both records when either reference of an active service moves.
         if record.deprecated and want.is_active and (activating or agent_changed or sm_changed):
             b.errors.append(
-                _error(
+                service_error(
                     want,
                     path,
                     f"{ref.label} {record.name!r} is deprecated; the API refuses an active "
@@ -612,7 +491,7 @@ def _check_retired_llms(
             )
             b.refused_llms.add((want.name, path))
             b.errors.append(
-                _error(
+                service_error(
                     want,
                     path,
                     f"version set {set_name!r} prefers {llm!r} for {interaction!r}, an LLM the "
@@ -683,7 +562,7 @@ def _plan_create(
             and want.service_hierarchical_state_machine_id is None
         ):
             b.errors.append(
-                _error(
+                service_error(
                     want,
                     "spec",
                     "a new service needs spec.agent (or agent_id) and "
@@ -719,7 +598,7 @@ def _plan_create(
         path = f"spec.{ref.name_field if getattr(want, ref.name_field) else ref.id_field}"
         if record.latest_version is None:
             b.errors.append(
-                _error(
+                service_error(
                     want,
                     path,
                     f"{ref.label} {record.name!r} has no versions; the API refuses to "
@@ -830,7 +709,7 @@ def _order_names(b: _Builder, services: Sequence[LiveService], claimed: set[str]
                 "or give this service another name"
             )
             if want is not None:
-                b.errors.append(_error(want, "metadata.name", message))
+                b.errors.append(service_error(want, "metadata.name", message))
             else:
                 b.errors.append(Diagnostic(message, service=d.service))
 
@@ -867,7 +746,7 @@ def _check_llm_names(b: _Builder) -> None:
                     continue
                 b.refused_llms.add((want.name, path))
                 b.errors.append(
-                    _error(
+                    service_error(
                         want,
                         path,
                         f"{llm!r} is not an LLM the API accepts (its llm_name list, LLMType, "
@@ -962,7 +841,7 @@ def _order(b: _Builder) -> list[Operation]:
             "in a first apply, then finish the swap"
         )
         if d.desired is not None:
-            b.errors.append(_error(d.desired, "metadata.name", message))
+            b.errors.append(service_error(d.desired, "metadata.name", message))
         else:
             b.errors.append(Diagnostic(message, service=d.service))
         d.deps.clear()
@@ -1071,36 +950,37 @@ def _reference_names(operations: Sequence[Operation], live: LiveState) -> dict[s
     return {record.id: record.name for record in known if record.id in ids}
 
 
-def make_plan(
-    client: AmigoClient,
-    desired: DesiredState,
-    *,
-    prune: bool = False,
-    targets: Sequence[str] = (),
-    check_targets: bool = True,
-) -> Plan:
-    """Read what the plan needs, plan, and check deletions against unit tests.
+def _pins(want: DesiredService, field: str) -> bool:
+    return any(getattr(vs, field) is not None for vs in want.version_sets.values())
 
-    Reads: ceil(services / 20) list pages, at most one agents and one state
-    machines list, and one unit-test call when something would be removed.
-    """
-    from reconciler.live import fetch_live, fetch_unit_tests
 
-    before = dict(client.request_counts)
-    plan = plan_against(
-        desired,
-        fetch_live(client, desired, targets=targets),
-        organization=client.config.organization,
-        base_url=client.config.base_url,
-        prune=prune,
-        targets=targets,
-        read_unit_tests=lambda service_ids: fetch_unit_tests(client, service_ids),
-        check_targets=check_targets,
-    )
-    after = client.request_counts
-    reads = {
-        op: after.get(op, 0) - before.get(op, 0)
-        for op in sorted(after)
-        if op.startswith("get-") and after.get(op, 0) - before.get(op, 0) > 0
-    }
-    return replace(plan, api_reads=reads)
+def _changes_reference(want: DesiredService, live: LiveService | None, id_field: str) -> bool:
+    """Creates, activates, or moves to another agent / state machine (given by id)."""
+    if live is None or (want.is_active and not live.is_active):
+        return True
+    new_id = getattr(want, id_field)
+    return new_id is not None and new_id != getattr(live, id_field)
+
+
+def references_needed(
+    desired: DesiredState, services: Sequence[LiveService], targets: Sequence[str] = ()
+) -> tuple[bool, bool]:
+    """(read agents?, read state machines?) for the manifests in scope: what `live` reads."""
+    wanted = set(targets)
+    agents = state_machines = False
+    # The planner's own matching: the live service each manifest will be compared with.
+    for match in match_services(desired.services, services):
+        want, live = match.desired, match.live
+        if not in_target(match, wanted):
+            continue
+        # Moving either reference of an active service has the API check both records.
+        moves = _changes_reference(want, live, "agent_id") or _changes_reference(
+            want, live, "service_hierarchical_state_machine_id"
+        )
+        agents = agents or (want.agent is not None or _pins(want, "agent_version_number") or moves)
+        state_machines = state_machines or (
+            want.service_hierarchical_state_machine is not None
+            or _pins(want, "service_hierarchical_state_machine_version_number")
+            or moves
+        )
+    return agents, state_machines

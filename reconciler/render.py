@@ -28,7 +28,8 @@ import click
 from reconciler.diagnostics import workflow_command
 from reconciler.diff import is_user_visible
 from reconciler.model import OWNERSHIP_TAG_KEY, OWNERSHIP_TAG_VALUE
-from reconciler.plan import Action, Kind, Operation, Plan, plan_digest, plan_to_json
+from reconciler.plan import Action, Kind, Operation, Plan
+from reconciler.planfile import plan_digest, plan_to_json
 from reconciler.redaction import redact
 
 FORMATS = ("text", "markdown", "json", "github")

@@ -14,14 +14,8 @@ from typing import Any
 
 import click
 
-from reconciler.applier import (
-    ApplyReport,
-    Convergence,
-    OperationResult,
-    Status,
-    convergence_from_plan,
-    describe,
-)
+from reconciler.applier import ApplyReport, OperationResult, Status, describe
+from reconciler.convergence import Convergence, convergence_from_plan
 from reconciler.plan import Plan
 from reconciler.redaction import redact
 

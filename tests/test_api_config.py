@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from reconciler.api.config import ApiConfig
 from reconciler.api.errors import ConfigError
-from reconciler.cli import ConnectionOptions, connection_options, handle_errors
+from reconciler.cli.shared import ConnectionOptions, connection_options, handle_errors
 from reconciler.connect import open_client
 
 FULL_ENV = {

@@ -17,9 +17,9 @@ from reconciler.applier import (
     Status,
     apply_plan,
     rate_limit_floor,
-    remaining_differences,
     update_holds,
 )
+from reconciler.convergence import remaining_differences
 from reconciler.diagnostics import Diagnostic
 from reconciler.plan import Action, Drift, Kind, Operation, Plan
 

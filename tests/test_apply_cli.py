@@ -17,6 +17,8 @@ from click.testing import CliRunner, Result
 
 from reconciler import cli
 from reconciler.api.client import AmigoClient
+from reconciler.cli.apply import install_apply_sigint
+from reconciler.cli.shared import Runtime
 from reconciler.emulator import Emulator, Fault
 
 REPO = Path(__file__).resolve().parent.parent
@@ -107,11 +109,13 @@ def run(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Re
     def open_client(settings: Any, *, emulator_seed: Any = None, on_wait: Any = None) -> Any:
         return AmigoClient(emulator.api_config(), transport=emulator.transport(), on_wait=on_wait)
 
-    monkeypatch.setattr("reconciler.connect.open_client", open_client)
     monkeypatch.setenv("AMIGO_RECONCILER_DEBUG", "")
 
-    def invoke(*args: str, input: str | None = None) -> Result:
-        return CliRunner().invoke(cli.main, list(args), input=input, catch_exceptions=False)
+    def invoke(*args: str, input: str | None = None, terminal: bool = False) -> Result:
+        runtime = Runtime(open_client=open_client, stdin_is_terminal=lambda: terminal)
+        return CliRunner().invoke(
+            cli.main, list(args), input=input, catch_exceptions=False, obj=runtime
+        )
 
     return invoke
 
@@ -222,8 +226,7 @@ def test_yes_at_the_prompt_applies(
     manifests: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(cli, "_apply_stdin_is_terminal", lambda: True)
-    result = run("apply", str(manifests), input="yes\n")
+    result = run("apply", str(manifests), input="yes\n", terminal=True)
     assert result.exit_code == 0, result.output
     assert "Only 'yes' will be accepted" in result.output
     assert "Converged." in result.output
@@ -237,8 +240,7 @@ def test_anything_but_yes_changes_nothing(
     monkeypatch: pytest.MonkeyPatch,
     answer: str,
 ) -> None:
-    monkeypatch.setattr(cli, "_apply_stdin_is_terminal", lambda: True)
-    result = run("apply", str(manifests), input=answer)
+    result = run("apply", str(manifests), input=answer, terminal=True)
     assert result.exit_code == 1
     assert "Apply cancelled; nothing was changed." in result.stderr
     assert writes(emulator) == 0
@@ -259,8 +261,8 @@ def test_without_a_terminal_it_does_not_prompt_but_asks_for_auto_approve(
 
 def _save_plan(client: AmigoClient, manifests: Path, path: Path, **changes: Any) -> Path:
     from reconciler.manifests import load_manifests
-    from reconciler.plan import save_plan
-    from reconciler.planner import make_plan
+    from reconciler.planfile import save_plan
+    from reconciler.workflow import make_plan
 
     plan = make_plan(client, load_manifests([manifests]))
     save_plan(dataclasses.replace(plan, **changes), path)
@@ -318,12 +320,12 @@ def test_stale_plan_file_from_before_live_services_gets_the_generic_refusal(
     manifests: Path,
     tmp_path: Path,
 ) -> None:
-    from reconciler.plan import _checksum
+    from reconciler.planfile import checksum
 
     plan_file = _save_plan(client, manifests, tmp_path / "plan.json")
     data = json.loads(plan_file.read_text(encoding="utf-8"))
     del data["live_services"]  # as written before the field existed
-    data["checksum"] = _checksum(data)
+    data["checksum"] = checksum(data)
     plan_file.write_text(json.dumps(data), encoding="utf-8")
     front_desk = by_name(emulator, "Front Desk")
     client.update_service(front_desk["id"], {"description": "changed by hand"}, service="x")
@@ -500,7 +502,7 @@ def test_cancel_reports_what_did_not_start_and_exits_130(
 def test_first_ctrl_c_sets_cancel_and_the_handler_is_restored() -> None:
     cancel = threading.Event()
     before = signal.getsignal(signal.SIGINT)
-    restore = cli._apply_install_sigint(cancel, threading.Event(), threading.Event())
+    restore = install_apply_sigint(cancel, threading.Event(), threading.Event())
     try:
         os.kill(os.getpid(), signal.SIGINT)
         assert cancel.wait(2)
@@ -599,10 +601,10 @@ def test_a_failed_convergence_check_still_reports_what_was_applied(
     manifests: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import reconciler.planner as planner
+    import reconciler.workflow as workflow
     from reconciler.api.errors import ServerError
 
-    real = planner.make_plan
+    real = workflow.make_plan
     calls: list[int] = []
 
     def make_plan(*args: Any, **kwargs: Any) -> Any:
@@ -611,7 +613,7 @@ def test_a_failed_convergence_check_still_reports_what_was_applied(
             raise ServerError("get-services", status=500, detail="Internal Server Error")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(planner, "make_plan", make_plan)
+    monkeypatch.setattr(workflow, "make_plan", make_plan)
     result = run("apply", str(manifests), "--auto-approve")
     assert result.exit_code == 1
     assert "Apply finished" in result.output

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 from reconciler.applier import ApplyReport, OperationResult, Status
-from reconciler.plan import Action, Change, Kind, Operation, Plan
+from reconciler.diff import Change
+from reconciler.plan import Action, Kind, Operation, Plan
 from reconciler.report import (
     ApplyProgress,
     Convergence,

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from reconciler.applier import STALE_SERVICES_SHOWN, check_saved_plan, stale_services
 from reconciler.diagnostics import UserError
 from reconciler.emulator import Emulator
 from reconciler.live import services_from_api
-from reconciler.plan import Plan, live_snapshot
+from reconciler.plan import Plan, live_snapshot, stale_services
+from reconciler.workflow import STALE_SERVICES_SHOWN, check_saved_plan
 
 SEED = Path(__file__).resolve().parent.parent / "examples" / "emulator-seed.yaml"
 GENERIC = "live state changed since the plan was made; run plan again"

@@ -40,7 +40,7 @@ from reconciler import cli
 from reconciler.applier import apply_plan
 from reconciler.emulator import EXCHANGE_OBSERVERS, Emulator
 from reconciler.manifests import load_manifests
-from reconciler.planner import make_plan
+from reconciler.workflow import make_plan
 
 pytestmark = pytest.mark.http
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from reconciler.diff import changed_fields, diff_service, diff_values, diff_version_set
+from reconciler.diff import Change, changed_fields, diff_service, diff_values, diff_version_set
 from reconciler.model import LLMConfig, VersionSet
-from reconciler.plan import Change
 
 
 def test_tags_compare_as_maps() -> None:

@@ -15,8 +15,7 @@ from deepdiff import DeepDiff
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.diff import diff_values
-from reconciler.plan import Change
+from reconciler.diff import Change, diff_values
 
 KEYS = st.sampled_from(["team", "tier", "agent_version_number", "params", "conversation", "x"])
 # Integers stay clear of 0 and 1: deepdiff compares list items with ==, so it misses

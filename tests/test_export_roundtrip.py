@@ -19,7 +19,7 @@ from reconciler.export import export_manifests, read_organization, write_export
 from reconciler.manifests import load_manifests
 from reconciler.model import EDGE, OWNERSHIP_TAG_KEY, LiveService
 from reconciler.plan import Kind
-from reconciler.planner import make_plan
+from reconciler.workflow import make_plan
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_SEED = REPO / "examples" / "emulator-seed.yaml"

@@ -17,8 +17,8 @@ import pytest
 from _github_fake import FakeGitHub
 from click.testing import CliRunner
 
-from reconciler.applier import check_saved_plan
-from reconciler.cli import EXIT_USAGE, main
+from reconciler.cli import main
+from reconciler.cli.shared import EXIT_USAGE
 from reconciler.diagnostics import SourcePos
 from reconciler.github import (
     BOT_LOGIN,
@@ -30,9 +30,10 @@ from reconciler.github import (
     manifests_changed,
 )
 from reconciler.model import DesiredService, DesiredState, LiveService, LiveState, VersionSet
-from reconciler.plan import plan_digest, plan_to_dict, save_plan
+from reconciler.planfile import plan_digest, plan_to_dict, save_plan
 from reconciler.planner import plan_against
 from reconciler.render import render_plan
+from reconciler.workflow import check_saved_plan
 
 OLD = "a" * 40
 TIP = "b" * 40

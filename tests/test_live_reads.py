@@ -7,12 +7,13 @@ from typing import Any
 from reconciler.diagnostics import SourcePos
 from reconciler.live import (
     fetch_live,
+    fetch_services,
     fetch_unit_tests,
-    needed_references,
     services_from_api,
     unit_tests_from_api,
 )
-from reconciler.model import DesiredService, DesiredState, LLMConfig, VersionSet
+from reconciler.model import DesiredService, DesiredState, LiveState, LLMConfig, VersionSet
+from reconciler.planner import references_needed
 
 API_SERVICE: dict[str, Any] = {
     "id": "a" * 24,
@@ -102,25 +103,32 @@ def test_services_are_normalized() -> None:
     )
 
 
+def read_live(client: CountingClient, state: DesiredState) -> LiveState:
+    """What the workflow reads for a plan: services, then the references the planner needs."""
+    services = fetch_services(client)  # type: ignore[arg-type]
+    agents, state_machines = references_needed(state, services)
+    return fetch_live(client, services, agents=agents, state_machines=state_machines)  # type: ignore[arg-type]
+
+
 def test_id_references_on_a_converged_service_read_only_services() -> None:
     client = CountingClient([API_SERVICE])
-    live = fetch_live(client, desired())  # type: ignore[arg-type]
+    live = read_live(client, desired())
     assert client.calls == ["services"]
     assert live.agents is None and live.state_machines is None and live.unit_tests is None
 
 
 def test_a_named_agent_or_a_version_pin_reads_agents_once() -> None:
     client = CountingClient([API_SERVICE])
-    live = fetch_live(client, desired(agent="Concierge", agent_id=None))  # type: ignore[arg-type]
+    live = read_live(client, desired(agent="Concierge", agent_id=None))
     assert client.calls == ["services", "agents"]
     assert live.agents is not None and live.agents[0].latest_version == 3
     services = services_from_api([API_SERVICE])
     pinned = desired(version_sets={"canary": VersionSet(agent_version_number=2)})
-    assert needed_references(pinned, services) == (True, False)
+    assert references_needed(pinned, services) == (True, False)
 
 
 def test_a_create_needs_both_references_checked() -> None:
-    assert needed_references(desired(name="Brand New"), services_from_api([API_SERVICE])) == (
+    assert references_needed(desired(name="Brand New"), services_from_api([API_SERVICE])) == (
         True,
         True,
     )
@@ -129,7 +137,7 @@ def test_a_create_needs_both_references_checked() -> None:
 def test_targets_limit_what_is_read() -> None:
     state = desired(agent="Concierge", agent_id=None)
     services = services_from_api([API_SERVICE])
-    assert needed_references(state, services, targets=["Other"]) == (False, False)
+    assert references_needed(state, services, targets=["Other"]) == (False, False)
 
 
 def test_unit_tests_in_one_call_and_none_without_ids() -> None:
@@ -159,7 +167,7 @@ def test_references_follow_the_planners_identity_matching() -> None:
     the planner's own matching: an inactive namesake is a match (no create, nothing to
     check), and a name a pinned rename takes away leaves the other manifest a create."""
     inactive = {**API_SERVICE, "is_active": False}
-    assert needed_references(desired(is_active=False), services_from_api([inactive])) == (
+    assert references_needed(desired(is_active=False), services_from_api([inactive])) == (
         False,
         False,
     )
@@ -172,4 +180,4 @@ def test_references_follow_the_planners_identity_matching() -> None:
         service_hierarchical_state_machine_id="2" * 24,
     )
     state = DesiredState((*desired().services, renamed), digest="d")
-    assert needed_references(state, services_from_api([API_SERVICE])) == (True, True)
+    assert references_needed(state, services_from_api([API_SERVICE])) == (True, True)

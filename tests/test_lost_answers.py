@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 from _reliability import http_client, manifest, realistic_seed, write_manifests
 
-from reconciler.applier import Status, apply_plan, check_convergence
+from reconciler.applier import Status, apply_plan
 from reconciler.emulator import Emulator, Fault
 from reconciler.manifests import load_manifests
 from reconciler.model import DesiredState
 from reconciler.plan import Action
-from reconciler.planner import make_plan
+from reconciler.workflow import check_convergence, make_plan
 
 pytestmark = pytest.mark.http
 

@@ -72,7 +72,7 @@ def test_changes_exit_2_with_detailed_exitcode_and_0_without(env: tuple[Path, Pa
 
 
 def test_out_saves_a_loadable_plan_without_secrets(env: tuple[Path, Path], tmp_path: Path) -> None:
-    from reconciler.plan import load_plan
+    from reconciler.planfile import load_plan
 
     seed, services = env
     (services / "greeter.yaml").write_text(GREETER.format(description="Says hi"))

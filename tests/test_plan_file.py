@@ -15,13 +15,8 @@ from reconciler.model import (
     LiveState,
     VersionSet,
 )
-from reconciler.plan import (
-    check_plan_target,
-    live_fingerprint,
-    load_plan,
-    plan_to_dict,
-    save_plan,
-)
+from reconciler.plan import live_fingerprint
+from reconciler.planfile import check_plan_target, load_plan, plan_to_dict, save_plan
 from reconciler.planner import plan_against
 
 AGENT = "1" * 24
@@ -170,13 +165,13 @@ def test_malformed_file_names_the_file(tmp_path: Path, content: str, message: st
 
 
 def test_wrong_shape_with_a_valid_checksum_is_refused(tmp_path: Path) -> None:
-    from reconciler.plan import _checksum
+    from reconciler.planfile import checksum
 
     path = tmp_path / "plan.json"
     save_plan(sample_plan(), path)
     data = json.loads(path.read_text())
     del data["operations"][0]["action"]
-    data["checksum"] = _checksum(data)
+    data["checksum"] = checksum(data)
     path.write_text(json.dumps(data))
     with pytest.raises(UserError, match=r"operations\[0\]\.action is missing"):
         load_plan(path)
@@ -208,11 +203,11 @@ def test_live_fingerprint_is_the_sha256_of_the_sorted_canonical_records() -> Non
     """Built from per-service serializations, it still equals the documented formula."""
     import hashlib
 
-    from reconciler.plan import _canonical, live_service_record
+    from reconciler.plan import canonical_json, live_service_record
 
     services = (live_service(id="9" * 24, name="Zeta"), live_service(name='Ünïcode "q"'))
     records = sorted((live_service_record(s) for s in services), key=lambda r: r["id"])
-    expected = "sha256:" + hashlib.sha256(_canonical(records)).hexdigest()
+    expected = "sha256:" + hashlib.sha256(canonical_json(records)).hexdigest()
     assert live_fingerprint(LiveState(services)) == expected
     assert live_fingerprint(()) == "sha256:" + hashlib.sha256(b"[]").hexdigest()
 
@@ -230,7 +225,7 @@ def test_live_services_record_each_service_and_follow_its_fields() -> None:
 
 
 def test_plan_file_keeps_live_services_sorted_and_checksummed(tmp_path: Path) -> None:
-    from reconciler.plan import _checksum
+    from reconciler.planfile import checksum
 
     plan = sample_plan()
     assert plan.live_services is not None and set(plan.live_services) == {LIVE_ID}
@@ -246,20 +241,20 @@ def test_plan_file_keeps_live_services_sorted_and_checksummed(tmp_path: Path) ->
         load_plan(path)
 
     data["live_services"] = {LIVE_ID: "Greeter"}  # a wrong shape is named
-    data["checksum"] = _checksum(data)
+    data["checksum"] = checksum(data)
     path.write_text(json.dumps(data))
     with pytest.raises(UserError, match="live_services is not a map"):
         load_plan(path)
 
 
 def test_plan_file_from_before_live_services_still_loads(tmp_path: Path) -> None:
-    from reconciler.plan import _checksum
+    from reconciler.planfile import checksum
 
     path = tmp_path / "plan.json"
     save_plan(sample_plan(), path)
     data = json.loads(path.read_text())
     del data["live_services"]
-    data["checksum"] = _checksum(data)
+    data["checksum"] = checksum(data)
     path.write_text(json.dumps(data))
     loaded = load_plan(path)
     assert loaded.live_services is None

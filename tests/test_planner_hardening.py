@@ -29,8 +29,9 @@ def test_target_old_name_selects_a_rename_by_id_pin(make: Any) -> None:
 def test_apply_with_target_old_name_converges_after_the_rename(make: Any, tmp_path: Any) -> None:
     """The convergence re-plan after the rename must not refuse `--target OLD` (the old
     name exists nowhere any more) nor call the applied rename unconverged."""
-    from reconciler.applier import apply_plan, check_convergence
+    from reconciler.applier import apply_plan
     from reconciler.manifests import load_manifests
+    from reconciler.workflow import check_convergence
 
     s = make([svc("Old Name", id=ID_A, tags=OWNED)])
     doc = manifest(

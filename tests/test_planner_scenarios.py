@@ -14,7 +14,7 @@ from reconciler.diagnostics import UserError
 from reconciler.emulator import Emulator
 from reconciler.manifests import load_manifests
 from reconciler.plan import Action, Kind, Plan
-from reconciler.planner import make_plan
+from reconciler.workflow import make_plan
 
 ID_A = "a" * 23 + "1"
 ID_B = "b" * 23 + "2"

@@ -14,6 +14,7 @@ from click.testing import CliRunner, Result
 
 from reconciler import cli
 from reconciler.api.client import AmigoClient
+from reconciler.cli.shared import Runtime
 from reconciler.emulator import Emulator
 from reconciler.policy import (
     Level,
@@ -52,12 +53,13 @@ def run(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Re
     def open_client(settings: Any, *, emulator_seed: Any = None, on_wait: Any = None) -> Any:
         return AmigoClient(emulator.api_config(), transport=emulator.transport(), on_wait=on_wait)
 
-    monkeypatch.setattr("reconciler.connect.open_client", open_client)
     monkeypatch.setenv("AMIGO_RECONCILER_DEBUG", "")
     monkeypatch.delenv("AMIGO_ORGANIZATION_ID", raising=False)
 
     def invoke(*args: str) -> Result:
-        return CliRunner().invoke(cli.main, list(args), catch_exceptions=False)
+        return CliRunner().invoke(
+            cli.main, list(args), catch_exceptions=False, obj=Runtime(open_client=open_client)
+        )
 
     return invoke
 
@@ -240,12 +242,7 @@ def test_github_annotations_carry_file_and_line(run: Callable[..., Result]) -> N
 
 
 def test_json_stdout_stays_the_plan_file(run: Callable[..., Result]) -> None:
-    runner = CliRunner()
-    result = runner.invoke(
-        cli.main,
-        ["plan", str(SERVICES), "--policy", str(POLICIES), "--format", "json"],
-        catch_exceptions=False,
-    )
+    result = run("plan", str(SERVICES), "--policy", str(POLICIES), "--format", "json")
     assert result.exit_code == 1
     assert json.loads(result.stdout)["format_version"] == 1
     assert "policy main.deny" in result.stderr
@@ -266,7 +263,7 @@ def test_plan_json_is_the_policy_input_and_gives_the_same_findings(
 ) -> None:
     """conftest reads `plan --format json` output as input: the same document we evaluate."""
     from reconciler.manifests import load_manifests
-    from reconciler.planner import make_plan
+    from reconciler.workflow import make_plan
 
     on_disk = _plan(run, "--prune")
     with AmigoClient(emulator.api_config(), transport=emulator.transport()) as client:

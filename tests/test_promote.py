@@ -185,7 +185,7 @@ def test_cli_diff_write_and_exit_codes(tmp_path: Path) -> None:
 def test_after_promotion_the_plan_shows_only_the_release_change(tmp_path: Path) -> None:
     from reconciler.api.client import AmigoClient
     from reconciler.emulator import Emulator
-    from reconciler.planner import make_plan
+    from reconciler.workflow import make_plan
 
     emulator = Emulator.from_seed(
         {

@@ -28,8 +28,9 @@ from reconciler.api.client import AmigoClient
 from reconciler.applier import Status, apply_plan
 from reconciler.emulator import Emulator
 from reconciler.manifests import load_manifests
-from reconciler.plan import Plan, plan_to_dict
-from reconciler.planner import make_plan
+from reconciler.plan import Plan
+from reconciler.planfile import plan_to_dict
+from reconciler.workflow import make_plan
 
 NAMES = ["Alpha", "Beta", "Gamma", "Delta", "Epsilon"]
 AGENTS = {"Concierge": 4, "Helper": 2}

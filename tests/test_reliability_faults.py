@@ -48,7 +48,7 @@ from reconciler.emulator import Emulator, Fault
 from reconciler.manifests import load_manifests
 from reconciler.model import DesiredState
 from reconciler.plan import Action
-from reconciler.planner import make_plan
+from reconciler.workflow import make_plan
 
 pytestmark = [pytest.mark.slow, pytest.mark.http]
 

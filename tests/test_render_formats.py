@@ -10,7 +10,8 @@ import pytest
 
 from reconciler.diagnostics import Diagnostic, Severity, SourcePos
 from reconciler.model import DesiredService, DesiredState, LiveService, LiveState, VersionSet
-from reconciler.plan import Plan, plan_from_dict
+from reconciler.plan import Plan
+from reconciler.planfile import plan_from_dict
 from reconciler.planner import plan_against
 from reconciler.render import GITHUB_COMMENT_LIMIT, NO_CHANGES, render_markdown, render_plan
 

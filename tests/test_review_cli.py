@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from reconciler import cli
+from reconciler.cli.shared import Runtime
 
 REPO = Path(__file__).resolve().parent.parent
 SEED = str(REPO / "examples" / "emulator-seed.yaml")
@@ -27,28 +28,30 @@ def run(args: list[str], env: dict[str, str] | None = None) -> Result:
 
 
 @pytest.fixture
-def terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+def terminal() -> Runtime:
     """Pretend stdout and stderr are a terminal (so apply would colour its output)."""
-    monkeypatch.setattr(cli, "_apply_stream_is_terminal", lambda err: True)
+    return Runtime(stream_is_terminal=lambda err: True)
 
 
-def test_apply_colours_on_a_terminal(terminal: None) -> None:
+def test_apply_colours_on_a_terminal(terminal: Runtime) -> None:
     result = CliRunner().invoke(
         cli.main,
         ["apply", EXAMPLES, "--emulator", SEED, "--auto-approve"],
         env={"NO_COLOR": ""},
         color=True,
+        obj=terminal,
     )
     assert result.exit_code == 0, result.output
     assert "\x1b[" in result.output  # the control: colour is on without NO_COLOR
 
 
-def test_apply_respects_no_color(terminal: None) -> None:
+def test_apply_respects_no_color(terminal: Runtime) -> None:
     result = CliRunner().invoke(
         cli.main,
         ["apply", EXAMPLES, "--emulator", SEED, "--auto-approve"],
         env={"NO_COLOR": "1"},
         color=True,
+        obj=terminal,
     )
     assert result.exit_code == 0, result.output
     assert "\x1b[" not in result.output
@@ -137,7 +140,7 @@ def test_an_agent_change_names_both_agents(tmp_path: Path) -> None:
 def test_saved_plan_keeps_the_names_and_older_plans_still_load(tmp_path: Path) -> None:
     import json
 
-    from reconciler.plan import _checksum, load_plan
+    from reconciler.planfile import checksum, load_plan
 
     saved = tmp_path / "plan.json"
     assert run(["plan", _manifest(tmp_path, "Concierge"), "--emulator", SEED, "--out", str(saved)])
@@ -146,7 +149,7 @@ def test_saved_plan_keeps_the_names_and_older_plans_still_load(tmp_path: Path) -
     assert "Concierge" in load_plan(saved).reference_names.values()
 
     del data["reference_names"]  # a plan written before the field existed
-    data["checksum"] = _checksum(data)
+    data["checksum"] = checksum(data)
     saved.write_text(json.dumps(data), encoding="utf-8")
     assert load_plan(saved).reference_names == {}
 
@@ -219,7 +222,7 @@ def test_a_manifest_written_as_json_is_not_taken_for_a_plan(tmp_path: Path) -> N
         ),
         encoding="utf-8",
     )
-    from reconciler.plan import looks_like_saved_plan
+    from reconciler.planfile import looks_like_saved_plan
 
     assert not looks_like_saved_plan(manifest)
     fifo = tmp_path / "fifo.json"

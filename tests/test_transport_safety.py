@@ -326,7 +326,7 @@ def test_apply_against_a_server_that_stops_answering_ends_with_a_report(
     from reconciler.applier import Status, apply_plan
     from reconciler.emulator import Fault
     from reconciler.manifests import load_manifests
-    from reconciler.planner import make_plan
+    from reconciler.workflow import make_plan
 
     emulator = Emulator.from_seed(realistic_seed(), window_seconds=1.0, slow_seconds=3600)
     desired = load_manifests([write_manifests(tmp_path / "services")])

@@ -300,7 +300,7 @@ def test_seed_rejects_a_set_naming_an_unknown_unit_test() -> None:
 
 def test_a_verify_declaration_is_never_part_of_the_plan(tmp_path: Path) -> None:
     from reconciler.manifests import load_manifests
-    from reconciler.planner import make_plan
+    from reconciler.workflow import make_plan
 
     manifest = tmp_path / "front.yaml"
     manifest.write_text(

@@ -26,7 +26,8 @@ from reconciler.declared import declared_services
 from reconciler.diagnostics import Diagnostic, Severity, SourcePos, UserError
 from reconciler.gcpause import fewer_collections
 from reconciler.model import DesiredState
-from reconciler.plan import FORMAT_VERSION, Plan, plan_to_canonical_json, plan_to_dict
+from reconciler.plan import FORMAT_VERSION, Plan
+from reconciler.planfile import plan_to_canonical_json, plan_to_dict
 from reconciler.policy.engine import Engine, Module, PolicyError
 
 __all__ = [

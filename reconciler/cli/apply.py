@@ -1,0 +1,222 @@
+"""`reconciler apply`: plan (or load a saved plan), confirm, apply, check convergence."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from reconciler.cli.shared import (
+    ConnectionOptions,
+    PolicyOptions,
+    connection_options,
+    echo,
+    fail,
+    format_option,
+    handle_errors,
+    install_sigint,
+    policy_options,
+    runtime,
+    target_option,
+)
+
+if TYPE_CHECKING:
+    from reconciler.report import ApplyProgress
+
+# Progress bar only for applies long enough to want one.
+PROGRESS_BAR_MIN_OPERATIONS = 10
+
+
+def install_apply_sigint(
+    cancel: threading.Event, abort: threading.Event, applying: threading.Event
+) -> Callable[[], None]:
+    """First Ctrl-C: send nothing new, finish what is on the wire, report. Second: stop
+    now, and still report (the apply returns at once; during the convergence check, a
+    KeyboardInterrupt ends the check)."""
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if cancel.is_set():
+            echo(
+                "\nStopping now. Operations in flight may or may not have completed; "
+                "run plan to see where things stand.",
+                err=True,
+            )
+            abort.set()
+            if not applying.is_set():
+                raise KeyboardInterrupt
+            return
+        cancel.set()
+        echo(
+            "\nCancelling: nothing new will be sent; waiting for requests already sent "
+            "(Ctrl-C again to stop at once).",
+            err=True,
+        )
+
+    return install_sigint(on_sigint)
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.option("--auto-approve", is_flag=True, help="Apply without asking for confirmation (CI).")
+@click.option(
+    "--prune",
+    is_flag=True,
+    help="Also deactivate owned services and delete version sets absent from the manifests.",
+)
+@target_option
+@format_option(
+    ["text", "json"],
+    "json: a machine-readable apply report on stdout (progress goes to stderr).",
+)
+@policy_options
+@connection_options
+@handle_errors
+def apply(
+    paths: tuple[str, ...],
+    auto_approve: bool,
+    prune: bool,
+    targets: tuple[str, ...],
+    fmt: str,
+    connection: ConnectionOptions,
+    policy: PolicyOptions,
+) -> None:
+    """Plan from manifests (or load a saved PLANFILE), confirm, apply, and check convergence.
+
+    Exit 0 when live state converged, 1 when something failed or still differs
+    (or a policy denies the plan: nothing is written), 130 when cancelled.
+    """
+    import json
+
+    from reconciler.redaction import redact
+    from reconciler.render import render_plan
+    from reconciler.report import (
+        ApplyProgress,
+        Convergence,
+        apply_report_json,
+        render_apply_text,
+    )
+    from reconciler.workflow import (
+        apply_and_check,
+        check_plan_policy,
+        is_saved_plan,
+        load_for_apply,
+    )
+
+    terminal = runtime()
+    as_json = fmt == "json"
+    plans = [path for path in paths if is_saved_plan(path)]
+    if plans and len(paths) > 1:
+        raise click.UsageError(
+            f"{plans[0]} is a saved plan: apply it on its own (`reconciler apply {plans[0]}`), "
+            "or pass only manifests"
+        )
+    saved = bool(plans)
+    if saved and (prune or targets):
+        raise click.UsageError(
+            "--prune and --target shape a plan when it is made; a saved plan already "
+            "carries them (run plan again with the flags you want)"
+        )
+    color = not as_json and terminal.stream_is_terminal(False) and not os.environ.get("NO_COLOR")
+    bar = terminal.stream_is_terminal(True)
+    progress: ApplyProgress | None = None
+    modules = policy.load()
+
+    def on_wait(message: str) -> None:
+        if progress is not None:
+            progress.note(message)
+        else:
+            echo(message, err=True)
+
+    client = connection.open(on_wait=on_wait)
+    try:
+        applying = load_for_apply(client, paths, saved=saved, prune=prune, targets=targets)
+        plan = applying.plan
+
+        shown = render_plan(plan, "text", color=color and not as_json)
+        if plan.errors:
+            echo(shown, err=True)
+            fail(f"Refusing to apply: the plan has {len(plan.errors)} error(s) (above).")
+        if modules is not None:
+            from reconciler.policy.render import render
+
+            checked = check_plan_policy(modules, plan, policy.namespaces)
+            if checked.denied:
+                echo(shown, err=True)
+                echo(render(checked, "text"), err=True, nl=False)
+                fail("Refusing to apply: a policy denies this plan (above); nothing was changed.")
+            if checked.findings:
+                echo(render(checked, "text"), err=True, nl=False)
+        if not plan.operations:
+            if as_json:
+                echo(json.dumps(apply_report_json(plan, None, Convergence(True)), indent=2))
+            else:
+                echo(shown)
+            return
+        echo(shown, err=as_json)
+
+        if not auto_approve:
+            if not terminal.stdin_is_terminal():
+                fail(
+                    "stdin is not a terminal, so no one can confirm: pass --auto-approve "
+                    "to apply without the prompt (after reviewing the plan, e.g. in CI)"
+                )
+            count = len(plan.operations)
+            answer = click.prompt(
+                redact(
+                    f"\nApply {count} change{'s' if count != 1 else ''} to organization "
+                    f"{plan.organization}? Only 'yes' will be accepted"
+                ),
+                default="",
+                show_default=False,
+                err=as_json,
+            )
+            if answer.strip() != "yes":
+                fail("Apply cancelled; nothing was changed.")
+
+        cancel = client.cancel  # the client sends nothing new once it is set
+        abort = threading.Event()
+        running = threading.Event()
+        progress = ApplyProgress(
+            len(plan.operations),
+            lambda text: echo(text, err=as_json),
+            (lambda raw: echo(raw, err=True, nl=False))
+            if bar and len(plan.operations) >= PROGRESS_BAR_MIN_OPERATIONS
+            else None,
+            color=color,
+        )
+        restore = install_apply_sigint(cancel, abort, running)
+        try:
+            outcome = apply_and_check(
+                client,
+                applying,
+                on_event=progress.event,
+                cancel=cancel,
+                abort=abort,
+                running=running,
+                after_apply=progress.close,
+                prune=prune,
+                targets=targets,
+            )
+        finally:
+            restore()
+        report, convergence = outcome.report, outcome.convergence
+        if as_json:
+            echo(json.dumps(apply_report_json(plan, report, convergence), indent=2))
+        else:
+            echo("")
+            echo(render_apply_text(report, convergence, color=color))
+        if abort.is_set():
+            # Worker threads may still wait on the network: leave without joining them.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)
+        if report.cancelled:
+            sys.exit(130)
+        if not report.ok or (convergence is not None and not convergence.converged):
+            sys.exit(1)
+    finally:
+        client.close()

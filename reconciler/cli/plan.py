@@ -1,0 +1,129 @@
+"""`reconciler plan`: diff the manifests against live state; show (and save) the plan."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TYPE_CHECKING
+
+import click
+
+from reconciler.cli.shared import (
+    ConnectionOptions,
+    PolicyOptions,
+    connection_options,
+    echo,
+    echo_diagnostics,
+    format_option,
+    handle_errors,
+    policy_options,
+    target_option,
+)
+
+if TYPE_CHECKING:
+    from reconciler.plan import Plan
+    from reconciler.policy import PolicyResult
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.option(
+    "--out",
+    "out",
+    metavar="FILE",
+    type=click.Path(dir_okay=False, path_type=str),
+    help="Save the plan as JSON for `reconciler apply FILE` (refused there if stale).",
+)
+@format_option(
+    ["text", "markdown", "json", "github"],
+    "markdown: a pull-request comment; json: the plan file's content; "
+    "github: ::error/::warning annotations.",
+)
+@click.option(
+    "--prune",
+    is_flag=True,
+    help="Deactivate owned services absent from the manifests and delete undeclared "
+    "version sets of managed services (never edge or release).",
+)
+@target_option
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="Exit 2 when the plan has changes (0: none, 1: error).",
+)
+@policy_options
+@connection_options
+@handle_errors
+def plan(
+    paths: tuple[str, ...],
+    out: str | None,
+    fmt: str,
+    prune: bool,
+    targets: tuple[str, ...],
+    detailed_exitcode: bool,
+    connection: ConnectionOptions,
+    policy: PolicyOptions,
+) -> None:
+    """Diff the manifests against live state and show the operations apply would run.
+
+    Exit 0 ok, 1 on any error (manifests, plan checks, API, a policy deny); with
+    --detailed-exitcode, 2 when there are changes.
+    """
+    from reconciler.diagnostics import UserError
+    from reconciler.workflow import check_plan_policy, load_desired, make_plan, save_plan
+
+    modules = policy.load()
+    try:  # manifests first: offline mistakes are reported before any connection
+        desired = load_desired(paths)
+    except UserError as exc:
+        echo_diagnostics(exc.diagnostics, fmt if fmt == "github" else "text")
+        sys.exit(1)
+
+    client = connection.open(on_wait=lambda message: echo(message, err=True))
+    try:
+        result = make_plan(client, desired, prune=prune, targets=targets)
+    finally:
+        client.close()
+    checked = None
+    if modules is not None:
+        checked = check_plan_policy(modules, result, policy.namespaces)
+    denied = checked is not None and bool(checked.denied)
+    if out and not denied:
+        save_plan(result, out)
+    color = fmt == "text" and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    echo_plan_with_policy(result, checked, fmt, color)
+    if out and denied:
+        echo(f"Plan not saved to {out}: a policy denies it.", err=True)
+    elif out:
+        echo(f"Plan saved to {out}; apply it with: reconciler apply {out}", err=True)
+    if result.errors or denied:
+        sys.exit(1)
+    if detailed_exitcode and result.has_changes:
+        sys.exit(2)
+
+
+def echo_plan_with_policy(
+    result: Plan, checked: PolicyResult | None, fmt: str, color: bool
+) -> None:
+    """The plan, with the policy findings where each format's reader looks for them."""
+    from reconciler.render import GITHUB_COMMENT_LIMIT, render_markdown, render_plan
+
+    if checked is None:
+        echo(render_plan(result, fmt, color=color), nl=False)
+        return
+    from reconciler.policy.render import render
+
+    if fmt == "markdown":  # the policy section heads the pull-request comment
+        section = render(checked, "markdown")
+        limit = GITHUB_COMMENT_LIMIT - len(section) - 1
+        body = render_markdown(result, limit=limit)
+        marker, newline, rest = body.partition("\n")  # the hidden digest line stays first
+        if not marker.startswith("<!--"):
+            marker, newline, rest = "", "", body
+        echo(marker + newline + section + "\n" + rest, nl=False)
+    elif fmt == "json":  # stdout stays the plan file; findings go to stderr
+        echo(render_plan(result, fmt), nl=False)
+        echo(render(checked, "text"), err=True, nl=False)
+    else:
+        echo(render_plan(result, fmt, color=color), nl=False)
+        echo(render(checked, fmt), nl=False)

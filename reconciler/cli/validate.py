@@ -1,0 +1,61 @@
+"""`reconciler validate`: check manifests offline (and against policies)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from reconciler.cli.shared import (
+    PolicyOptions,
+    echo,
+    echo_diagnostics,
+    format_option,
+    handle_errors,
+    policy_options,
+)
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
+@format_option(
+    ["text", "github"],
+    "github: print ::error annotations so problems show inline on a pull request.",
+)
+@policy_options
+@handle_errors
+def validate(paths: tuple[str, ...], fmt: str, policy: PolicyOptions) -> None:
+    """Check manifests offline: exit 0 when valid, 1 with every problem found."""
+    from reconciler.diagnostics import Severity, UserError
+    from reconciler.workflow import check_manifests_policy, load_desired
+
+    modules = policy.load()
+    try:
+        desired = load_desired(paths)
+    except UserError as exc:
+        echo_diagnostics(exc.diagnostics, fmt)
+        errors = sum(1 for d in exc.diagnostics if d.severity is Severity.ERROR)
+        echo(f"{errors} error{'s' if errors != 1 else ''}: manifests are invalid", err=True)
+        sys.exit(1)
+    echo_diagnostics(desired.warnings, fmt)
+    services = len(desired.services)
+    files = len({service.source.file for service in desired.services})
+    count = len(desired.warnings)
+    warned = f", {count} warning{'s' if count != 1 else ''}" if count else ""
+    echo(
+        f"{services} service{'s' if services != 1 else ''} valid in "
+        f"{files} file{'s' if files != 1 else ''}{warned}"
+    )
+    if modules is not None:
+        from reconciler.policy.render import render
+
+        checked = check_manifests_policy(
+            modules,
+            desired,
+            policy.namespaces,
+            organization=os.environ.get("AMIGO_ORGANIZATION_ID"),
+        )
+        echo(render(checked, fmt), nl=False)
+        if checked.denied:
+            sys.exit(1)

@@ -1,0 +1,466 @@
+"""The reconcile sequences, in one place: which stage runs when, and on what.
+
+The stages are pure or single-purpose (identity matches, `live` reads, `planner`
+plans, `applier` executes, `convergence` compares, `policy` judges, `verify`
+runs test sets); this module strings them together for the CLI and the GitHub
+integration, which call these functions and never the stages directly:
+
+- manifests → desired: `load_desired`;
+- read → plan: `make_plan` (counts the API reads the plan took);
+- saved plan → stale check → apply → convergence check: `load_for_apply`,
+  `check_saved_plan`, `apply_and_check`;
+- policies: `load_policies`, `check_policy`;
+- export: `read_for_export`, then `export_seed` / `write_seed` and
+  `export_manifests` / `manifests_text` / `write_manifests`;
+- verify: `verification_targets`, `verify`.
+
+The core never prints: progress and waits go to the callbacks given.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from reconciler.api.client import AmigoClient
+    from reconciler.applier import ApplyReport
+    from reconciler.convergence import Convergence
+    from reconciler.diagnostics import Diagnostic
+    from reconciler.export import ExportResult, Organization
+    from reconciler.model import DesiredState, UnitTest
+    from reconciler.plan import Plan
+    from reconciler.policy import JsonInput, PolicyResult, TestResult
+    from reconciler.policy.engine import Module
+    from reconciler.verify import Verification, VerifyTarget
+
+STALE_SERVICES_SHOWN = 10  # services a stale-plan refusal names before "and N more"
+
+
+# --- manifests → desired ---------------------------------------------------------
+
+
+def load_desired(paths: Sequence[str]) -> DesiredState:
+    """The manifests under `paths`, validated (UserError lists every problem)."""
+    from reconciler.manifests import load_manifests
+
+    return load_manifests(paths)
+
+
+# --- read → plan -----------------------------------------------------------------
+
+
+def make_plan(
+    client: AmigoClient,
+    desired: DesiredState,
+    *,
+    prune: bool = False,
+    targets: Sequence[str] = (),
+    check_targets: bool = True,
+) -> Plan:
+    """Read what the plan needs, plan, and check deletions against unit tests.
+
+    Reads: ceil(services / 20) list pages, at most one agents and one state
+    machines list (only those the planner says it needs), and one unit-test call
+    when something would be removed. The plan records the reads it took.
+    """
+    from reconciler.live import fetch_live, fetch_services, fetch_unit_tests
+    from reconciler.planner import plan_against, references_needed
+
+    before = dict(client.request_counts)
+    services = fetch_services(client)
+    agents, state_machines = references_needed(desired, services, targets)
+    plan = plan_against(
+        desired,
+        fetch_live(client, services, agents=agents, state_machines=state_machines),
+        organization=client.config.organization,
+        base_url=client.config.base_url,
+        prune=prune,
+        targets=targets,
+        read_unit_tests=lambda service_ids: fetch_unit_tests(client, service_ids),
+        check_targets=check_targets,
+    )
+    after = client.request_counts
+    reads = {
+        op: after.get(op, 0) - before.get(op, 0)
+        for op in sorted(after)
+        if op.startswith("get-") and after.get(op, 0) - before.get(op, 0) > 0
+    }
+    return replace(plan, api_reads=reads)
+
+
+def save_plan(plan: Plan, path: str) -> None:
+    """Write the plan file `reconciler apply FILE` takes (checksummed JSON)."""
+    from reconciler import planfile
+
+    planfile.save_plan(plan, path)
+
+
+def load_saved_plan(path: str) -> tuple[Plan, str]:
+    """A saved plan (refused if modified) and its content digest."""
+    from reconciler.planfile import load_plan, plan_digest
+
+    plan = load_plan(path)
+    return plan, plan_digest(plan)
+
+
+def is_saved_plan(path: str) -> bool:
+    """Whether `path` holds a saved plan rather than manifests (sniffs the head)."""
+    from reconciler.planfile import looks_like_saved_plan
+
+    return looks_like_saved_plan(path)
+
+
+# --- policies ---------------------------------------------------------------------
+
+
+def load_policies(paths: Sequence[str]) -> list[Module] | None:
+    """The policy modules, compiled once to fail fast (before any API call); None if none."""
+    if not paths:
+        return None
+    from reconciler.policy import load_modules
+    from reconciler.policy.engine import Engine
+
+    modules = load_modules(paths)
+    Engine(modules)
+    return modules
+
+
+def check_policy(
+    modules: Sequence[Module],
+    document: Mapping[str, Any] | JsonInput,
+    namespaces: Sequence[str],
+) -> PolicyResult:
+    """Evaluate the policies' deny/violation/warn rules in `namespaces` on `document`."""
+    from reconciler.policy import evaluate
+
+    return evaluate(modules, document, namespaces)
+
+
+def check_plan_policy(
+    modules: Sequence[Module], plan: Plan, namespaces: Sequence[str]
+) -> PolicyResult:
+    """The policies' verdict on a plan (the input `plan_input_json` builds)."""
+    from reconciler.policy import plan_input_json
+
+    return check_policy(modules, plan_input_json(plan), namespaces)
+
+
+def check_manifests_policy(
+    modules: Sequence[Module],
+    desired: DesiredState,
+    namespaces: Sequence[str],
+    *,
+    organization: str | None,
+) -> PolicyResult:
+    """The policies' verdict on manifests alone (offline, as `validate` runs them)."""
+    from reconciler.policy import validate_input
+
+    return check_policy(modules, validate_input(desired, organization=organization), namespaces)
+
+
+def test_policies(paths: Sequence[str]) -> list[TestResult]:
+    """Run the policies' own `test_` rules (the `*_test.rego` files under `paths`)."""
+    from reconciler.policy import load_modules, run_tests
+
+    return run_tests(load_modules(paths, tests=True))
+
+
+# --- saved plan → stale check → apply → convergence check --------------------------
+
+
+def check_saved_plan(client: AmigoClient, plan: Plan) -> None:
+    """Refuse a saved plan that is foreign, carries errors, or is stale (UserError says what to do).
+
+    Stale means the services read now differ from those the plan was computed
+    against (anyone's change since): applying it could undo or collide with that change.
+    """
+    from reconciler.diagnostics import Diagnostic, UserError
+    from reconciler.live import fetch_services
+    from reconciler.plan import live_snapshot, stale_services
+    from reconciler.planfile import check_plan_target
+
+    check_plan_target(
+        plan, organization=client.config.organization, base_url=client.config.base_url
+    )
+    if plan.errors:
+        raise UserError(
+            [
+                Diagnostic(
+                    f"the saved plan has {len(plan.errors)} error(s) and cannot be applied; "
+                    "fix the manifests and run plan again"
+                ),
+                *plan.errors,
+            ]
+        )
+    fingerprint, live_services = live_snapshot(fetch_services(client))
+    if fingerprint != plan.live_fingerprint:
+        message = (
+            "live state changed since the plan was made; run plan again "
+            "(`reconciler plan PATH... --out FILE`) and apply the new plan"
+        )
+        # Plans from before `live_services` existed cannot say which services changed.
+        changes = (
+            [] if plan.live_services is None else stale_services(plan.live_services, live_services)
+        )
+        if changes:
+            count = len(changes)
+            shown = [f"\n  {line}" for line in changes[:STALE_SERVICES_SHOWN]]
+            more = count - len(shown)
+            message += (
+                f"; {count} service(s) differ from when the plan was made:"
+                + "".join(shown)
+                + (f"\n  and {more} more" if more else "")
+            )
+        raise UserError(message)
+
+
+@dataclass(frozen=True)
+class ApplyInput:
+    """What `apply` is about to run: the plan, and the manifests it came from (None: saved)."""
+
+    plan: Plan
+    desired: DesiredState | None
+
+
+def load_for_apply(
+    client: AmigoClient,
+    paths: Sequence[str],
+    *,
+    saved: bool,
+    prune: bool = False,
+    targets: Sequence[str] = (),
+) -> ApplyInput:
+    """A saved plan (loaded and checked: target, errors, staleness), or a fresh plan."""
+    if saved:
+        from reconciler.planfile import load_plan
+
+        plan = load_plan(paths[0])
+        check_saved_plan(client, plan)
+        return ApplyInput(plan, None)
+    desired = load_desired(paths)
+    return ApplyInput(make_plan(client, desired, prune=prune, targets=targets), desired)
+
+
+def check_convergence(
+    client: AmigoClient,
+    plan: Plan,
+    report: ApplyReport,
+    desired: DesiredState | None,
+    *,
+    prune: bool = False,
+    targets: Sequence[str] = (),
+) -> Convergence:
+    """After an apply: re-plan from the manifests, or (a saved plan, no manifests) check
+    each operation's effect against a fresh read. An API failure here still leaves the
+    apply report intact: the check says it could not be made."""
+    from reconciler.api.errors import ApiError
+    from reconciler.convergence import (
+        Convergence,
+        convergence_from_plan,
+        duplicate_services,
+        remaining_differences,
+    )
+
+    try:
+        duplicates = duplicate_services(client, plan)
+        if desired is not None:
+            # The plan's own services stay in scope under their new names: a target that
+            # named a service this apply renamed names nothing now.
+            scope = tuple(dict.fromkeys((*targets, *(op.service for op in plan.operations))))
+            fresh = make_plan(
+                client,
+                desired,
+                prune=prune,
+                targets=scope if targets else (),
+                check_targets=False,
+            )
+            differences = [*duplicates, *convergence_from_plan(fresh).differences]
+            return Convergence(not differences, tuple(differences))
+        differences = [*duplicates, *remaining_differences(client, plan, report)]
+        return Convergence(
+            not differences,
+            tuple(differences),
+            how="each operation's effect checked against a fresh read",
+        )
+    except ApiError as exc:
+        return Convergence(False, error=f"{exc}; run plan to see where things stand")
+
+
+@dataclass(frozen=True)
+class ApplyOutcome:
+    """The apply report and the convergence check (None: not made — cancelled)."""
+
+    report: ApplyReport
+    convergence: Convergence | None
+
+
+def apply_and_check(
+    client: AmigoClient,
+    applying: ApplyInput,
+    *,
+    on_event: Callable[[Any], None],
+    cancel: threading.Event,
+    abort: threading.Event,
+    running: threading.Event,
+    after_apply: Callable[[], None] = lambda: None,
+    prune: bool = False,
+    targets: Sequence[str] = (),
+) -> ApplyOutcome:
+    """Apply the plan, then (unless cancelled) check that live state converged.
+
+    `running` is set while operations are being sent (a second Ctrl-C then stops the
+    apply; outside it, a KeyboardInterrupt ends the convergence check); `after_apply`
+    runs once the operations are done, before the check (e.g. to clear a progress bar).
+    """
+    from reconciler.applier import apply_plan
+    from reconciler.convergence import Convergence
+
+    running.set()
+    try:
+        report = apply_plan(client, applying.plan, on_event=on_event, cancel=cancel, abort=abort)
+    finally:
+        running.clear()
+        after_apply()
+    if report.cancelled or abort.is_set():
+        return ApplyOutcome(report, None)
+    try:
+        convergence = check_convergence(
+            client, applying.plan, report, applying.desired, prune=prune, targets=targets
+        )
+    except KeyboardInterrupt:
+        convergence = Convergence(False, error="interrupted (Ctrl-C)")
+    return ApplyOutcome(report, convergence)
+
+
+# --- export -----------------------------------------------------------------------
+
+
+def read_for_export(
+    client: AmigoClient, *, with_unit_tests: bool
+) -> tuple[Organization, tuple[UnitTest, ...]]:
+    """The organization (services, agents, state machines), and its unit tests for a seed."""
+    from reconciler.export import read_organization, read_unit_tests
+
+    organization = read_organization(client)
+    unit_tests = read_unit_tests(client, organization.services) if with_unit_tests else ()
+    return organization, tuple(unit_tests)
+
+
+def export_seed(
+    organization_id: str, organization: Organization, unit_tests: Sequence[UnitTest]
+) -> tuple[str, tuple[Diagnostic, ...]]:
+    """The emulator seed copying the organization (no secrets), and its warnings."""
+    from reconciler.export import export_seed as seed_text
+
+    return seed_text(organization_id, organization, unit_tests)
+
+
+def write_seed(text: str, path: str, *, force: bool) -> None:
+    """Write the seed atomically; an existing file only with `force`."""
+    from pathlib import Path
+
+    from reconciler.export import write_seed_file
+
+    write_seed_file(text, Path(path), force=force)
+
+
+@dataclass(frozen=True)
+class ManifestExport:
+    """Manifests for the live services, and the schema modeline they carry (None: none)."""
+
+    result: ExportResult
+    schema_ref: str | None
+
+
+def export_manifests(
+    organization: Organization,
+    *,
+    out_dir: str | None,
+    active_only: bool,
+    targets: Sequence[str],
+) -> ManifestExport:
+    """One manifest per live service (in scope), pointing at the schema when one is near."""
+    from pathlib import Path
+
+    from reconciler.export import export_manifests as manifests_for
+    from reconciler.export import schema_ref_for
+
+    schema_ref = schema_ref_for(Path(out_dir) if out_dir is not None else Path.cwd())
+    result = manifests_for(
+        organization.services,
+        organization.agents,
+        organization.state_machines,
+        active_only=active_only,
+        targets=targets,
+        schema_ref=schema_ref,
+    )
+    return ManifestExport(result, schema_ref)
+
+
+def manifests_text(exported: ManifestExport) -> str:
+    """Every exported manifest as one multi-document YAML stream (for stdout)."""
+    from reconciler.export import join_documents
+
+    return join_documents(exported.result.files, exported.schema_ref)
+
+
+def write_manifests(exported: ManifestExport, out_dir: str, *, force: bool) -> list[Path]:
+    """One file per manifest in `out_dir`; nothing written if any would be overwritten."""
+    from pathlib import Path
+
+    from reconciler.export import write_export
+
+    return write_export(exported.result.files, Path(out_dir), force=force)
+
+
+# --- verify -----------------------------------------------------------------------
+
+
+def verify_plan_pairs(plan: Plan) -> list[tuple[str, str]]:
+    """(service, version set) pairs a saved plan creates or changes."""
+    from reconciler.verify import targets_from_plan
+
+    return targets_from_plan(plan)
+
+
+def verification_targets(
+    pairs: Sequence[tuple[str, str]], manifests: Sequence[str]
+) -> list[VerifyTarget]:
+    """The (service, version set) pairs, with the test sets the manifests name for them."""
+    from reconciler.verify import verify_targets
+
+    return verify_targets(pairs, load_desired(manifests) if manifests else None)
+
+
+def verify(
+    client: AmigoClient,
+    targets: Sequence[VerifyTarget],
+    *,
+    saved: Plan | None,
+    timeout: float,
+    poll_seconds: float,
+    on_progress: Callable[[str], None],
+    cancel: threading.Event,
+) -> Verification:
+    """Run the test sets covering `targets` (refusing a saved plan made for elsewhere)."""
+    from reconciler.verify import run_verification
+
+    if saved is not None:
+        from reconciler.planfile import check_plan_target
+
+        check_plan_target(
+            saved, organization=client.config.organization, base_url=client.config.base_url
+        )
+    return run_verification(
+        client,
+        list(targets),
+        timeout=timeout,
+        poll_seconds=poll_seconds,
+        on_progress=on_progress,
+        cancel=cancel,
+    )
