@@ -3,7 +3,7 @@
 `reconciler --version` is what install checks and CI images run; click and what
 it imports (inspect, typing, enum) cost about three bare interpreter starts, so
 the static version string is printed without them. Everything else, `-V`-style
-variants included, goes to the click application in cli.py.
+variants included, goes to the click application in reconciler/cli/.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@
   `Plan: N to create, N to update, N to delete, N to deactivate.`;
 - `markdown`: a pull-request comment (summary table, one `<details>` per
   service) kept under GitHub's 65,536-character limit;
-- `json`: the saved plan file's content (documented in reconciler/plan.py);
+- `json`: the saved plan file's content (documented in reconciler/planfile.py);
 - `github`: `::error`/`::warning` workflow commands for plan errors and warnings.
 
 Every format shows the plan's content digest (`plan.plan_digest`); markdown also
