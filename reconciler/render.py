@@ -8,7 +8,7 @@
 - `json`: the saved plan file's content (documented in reconciler/planfile.py);
 - `github`: `::error`/`::warning` workflow commands for plan errors and warnings.
 
-Every format shows the plan's content digest (`plan.plan_digest`); markdown also
+Every format shows the plan's content digest (`planfile.plan_digest`); markdown also
 starts with it as a hidden `<!-- amigo-reconciler plan-digest: ... -->` line.
 
 Values come from the API and manifests, so they are always printed quoted and
