@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 from click.testing import CliRunner
 
@@ -38,3 +39,20 @@ def test_everything_else_reaches_the_click_application() -> None:
     wrong = _run("no-such-command")
     assert wrong.returncode == 64 and "No such command" in wrong.stderr
     assert "Traceback" not in wrong.stderr
+
+
+def test_validate_imports_only_its_own_command() -> None:
+    """A command loads its own module, not the others nor the API client (start-up time)."""
+    manifest = min(
+        (Path(__file__).resolve().parent.parent / "examples" / "services").glob("*.yaml")
+    )
+    code = (
+        "import sys; from reconciler.cli import main\n"
+        f"try: main(['validate', {str(manifest)!r}])\n"
+        "except SystemExit as exc: assert exc.code in (0, None), exc.code\n"
+        "loaded = {'httpx', 'reconciler.api.client', 'reconciler.cli.plan',\n"
+        "          'reconciler.cli.apply', 'reconciler.planner', 'reconciler.applier'}\n"
+        "print(sorted(loaded & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines()[-1] == "[]"
