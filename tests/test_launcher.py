@@ -56,3 +56,14 @@ def test_validate_imports_only_its_own_command() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.splitlines()[-1] == "[]"
+
+
+def test_every_listed_command_loads_under_its_own_name() -> None:
+    from reconciler.cli.group import COMMANDS, LazyCommands
+
+    commands = LazyCommands(COMMANDS)
+    assert list(commands) == sorted(COMMANDS)
+    for name in COMMANDS:
+        assert commands[name].name == name
+    del commands["schema"]
+    assert "schema" not in commands and len(commands) == len(COMMANDS) - 1

@@ -56,8 +56,10 @@ class LazyCommands(MutableMapping[str, click.Command]):
         self._loaded[name] = command
 
     def __delitem__(self, name: str) -> None:
+        if name not in self:
+            raise KeyError(name)
         self._table.pop(name, None)
-        del self._loaded[name]
+        self._loaded.pop(name, None)
 
     def __iter__(self) -> Iterator[str]:
         return iter(sorted({*self._table, *self._loaded}))
