@@ -7,7 +7,8 @@ every message can point at a file, line and column.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import difflib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -71,6 +72,25 @@ def _escape_data(text: str) -> str:
 
 def _escape_property(text: str) -> str:
     return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def close_matches(word: str, choices: Iterable[str], *, limit: int = 1) -> list[str]:
+    """The choices closest to a misspelled word, best first (case-insensitive); [] if none.
+
+    The one "did you mean" matcher of the code base: field names, service names,
+    version sets, agents, LLM names all use it, so a near miss is caught alike.
+    """
+    lowered = {choice.lower(): choice for choice in choices}
+    close = difflib.get_close_matches(word.lower(), list(lowered), n=limit, cutoff=0.6)
+    return [lowered[match] for match in close]
+
+
+def did_you_mean(word: str, choices: Iterable[str], *, limit: int = 1) -> str:
+    """"; did you mean 'X'?" (or "'X' or 'Y'") for the closest choices, or ''."""
+    close = close_matches(word, choices, limit=limit)
+    if not close:
+        return ""
+    return "; did you mean " + " or ".join(f"'{match}'" for match in close) + "?"
 
 
 class UserError(Exception):

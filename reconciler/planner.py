@@ -19,7 +19,6 @@ the manifest.
 
 from __future__ import annotations
 
-import difflib
 import heapq
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from reconciler.declared import declared_services
-from reconciler.diagnostics import Diagnostic, Severity, SourcePos, UserError
+from reconciler.diagnostics import Diagnostic, Severity, SourcePos, UserError, did_you_mean
 from reconciler.diff import (
     Change,
     changed_fields,
@@ -125,7 +124,7 @@ def _resolve(
             want,
             f"spec.{ref.name_field}",
             f"no {ref.label} named {by_name!r} exists in the organization"
-            + (did_you_mean(by_name, names) or _known_names(ref.label, names)),
+            + (did_you_mean(by_name, names, limit=3) or _known_names(ref.label, names)),
         ),
     )
 
@@ -141,16 +140,6 @@ def _known_names(label: str, names: Sequence[str]) -> str:
     if len(names) <= KNOWN_NAMES_LISTED:
         return f"; the organization's {label}s are " + ", ".join(repr(n) for n in names)
     return f"; the organization has {len(names)} {label}s (`reconciler export` shows which)"
-
-
-def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    """'; did you mean X?' for the closest choices (case-insensitive), or ''."""
-    options = list(choices)
-    lowered = {c.lower(): c for c in options}
-    close = difflib.get_close_matches(word.lower(), list(lowered), n=3, cutoff=0.6)
-    if not close:
-        return ""
-    return "; did you mean " + " or ".join(repr(lowered[c]) for c in close) + "?"
 
 
 # --- planning -----------------------------------------------------------------
@@ -226,7 +215,7 @@ def _check_targets(
             [
                 Diagnostic(
                     f"no service named {t!r} is in the manifests or the organization"
-                    + did_you_mean(t, known),
+                    + did_you_mean(t, known, limit=3),
                     field="--target",
                 )
                 for t in unknown
@@ -752,7 +741,7 @@ def _check_llm_names(b: _Builder) -> None:
                         f"{llm!r} is not an LLM the API accepts (its llm_name list, LLMType, "
                         "is closed)"
                         + (
-                            did_you_mean(llm, LLM_NAMES)
+                            did_you_mean(llm, LLM_NAMES, limit=3)
                             or "; the accepted names are " + ", ".join(map(repr, LLM_NAMES))
                         ),
                     )

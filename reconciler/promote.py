@@ -29,8 +29,8 @@ import yaml
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from reconciler.diagnostics import Diagnostic, SourcePos, UserError
-from reconciler.manifests import did_you_mean, index_documents, load_manifests
+from reconciler.diagnostics import Diagnostic, SourcePos, UserError, did_you_mean
+from reconciler.manifests import index_documents, load_manifests
 from reconciler.model import EDGE, DesiredService
 
 _FLOW_UNSAFE = frozenset(",[]{}#")
@@ -150,9 +150,8 @@ def _choose(
     for name in dict.fromkeys(names):
         matches = [s for s in services if s.name == name]
         if not matches:
-            guess = did_you_mean(name, known)
-            hint = f"did you mean '{guess}'?" if guess else f"known: {', '.join(known)}"
-            problems.append(Diagnostic(f"no service named '{name}' in the manifests; {hint}"))
+            hint = did_you_mean(name, known) or f"; known: {', '.join(known)}"
+            problems.append(Diagnostic(f"no service named '{name}' in the manifests{hint}"))
             continue
         if len(matches) > 1:
             where = ", ".join(str(s.source) for s in matches)
@@ -163,8 +162,7 @@ def _choose(
         service = matches[0]
         if source not in service.version_sets:
             declared = ", ".join(sorted(service.version_sets)) or "none"
-            guess = did_you_mean(source, sorted(service.version_sets))
-            hint = f"; did you mean '{guess}'?" if guess else ""
+            hint = did_you_mean(source, sorted(service.version_sets))
             problems.append(
                 Diagnostic(
                     f"service '{name}' declares no version set '{source}' "

@@ -19,8 +19,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from reconciler.api.errors import ApiError
-from reconciler.diagnostics import Diagnostic
-from reconciler.manifests import did_you_mean
+from reconciler.diagnostics import Diagnostic, did_you_mean
 
 if TYPE_CHECKING:
     from reconciler.api.client import AmigoClient
@@ -126,8 +125,7 @@ def run_verification(
     for target in unique:
         service = by_name.get(target.service)
         if service is None:
-            guess = did_you_mean(target.service, sorted(by_name))
-            hint = f"; did you mean '{guess}'?" if guess else ""
+            hint = did_you_mean(target.service, sorted(by_name))
             errors.append(
                 Diagnostic(f"no active service named '{target.service}' in the organization{hint}")
             )
@@ -173,8 +171,7 @@ def run_verification(
                 if wanted in names:
                     found.append(names[wanted])
                     continue
-                guess = did_you_mean(wanted, sorted(names))
-                hint = f"; did you mean '{guess}'?" if guess else ""
+                hint = did_you_mean(wanted, sorted(names))
                 errors.append(
                     Diagnostic(
                         f"{target.service} / {target.version_set}: no unit test set named "

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from reconciler import manifests
+from reconciler.manifests import spec as manifests
 from reconciler.cli import main
 from reconciler.schema import manifest_json_schema, render_schema
 
