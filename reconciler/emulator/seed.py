@@ -40,6 +40,7 @@ from reconciler.emulator.models import (
     stored_version_set,
 )
 from reconciler.emulator.simulation import SeedOutcome, SeedUnitTestSet, UnitTestSetRecord
+from reconciler.yaml_diagnostics import Entry, error_node, node_pos, yaml_error
 
 EDGE = "edge"
 RELEASE = "release"
@@ -215,37 +216,25 @@ class _Positions:
 
     def __init__(self, file: str | None) -> None:
         self.file = file
-        self.values: dict[Path_, SourcePos] = {}
-        self.keys: dict[Path_, SourcePos] = {}
+        self.entries: dict[Path_, Entry] = {}
 
-    def record(self, node: yaml.Node, path: Path_ = ()) -> None:
+    def record(self, node: yaml.Node, path: Path_ = (), key_node: yaml.Node | None = None) -> None:
         if self.file is None:
             return
-        self.values[path] = self._pos(node)
+        self.entries[path] = (key_node, node)
         if isinstance(node, yaml.MappingNode):
-            for key_node, value_node in node.value:
-                key = key_node.value
-                self.keys[(*path, key)] = self._pos(key_node)
-                self.record(value_node, (*path, key))
+            for key, value_node in node.value:
+                self.record(value_node, (*path, key.value), key)
         elif isinstance(node, yaml.SequenceNode):
             for index, item in enumerate(node.value):
                 self.record(item, (*path, index))
 
-    def _pos(self, node: yaml.Node) -> SourcePos:
-        assert self.file is not None
-        return SourcePos(self.file, node.start_mark.line + 1, node.start_mark.column + 1)
-
-    def at(self, path: Path_, *, key: bool = False) -> SourcePos | None:
+    def at(self, path: Path_, kind: str = "") -> SourcePos | None:
+        """Where an error of pydantic type `kind` at `path` points (yaml_diagnostics' rules)."""
         if self.file is None:
             return None
-        if key and path in self.keys:
-            return self.keys[path]
-        while True:
-            if path in self.values:
-                return self.values[path]
-            if not path:
-                return None
-            path = path[:-1]
+        node = error_node(self.entries.get, path, kind)
+        return None if node is None else node_pos(self.file, node)
 
 
 def _dotted(path: Path_) -> str:
@@ -270,10 +259,7 @@ def _read(source: str | Path | Mapping[str, Any]) -> tuple[Any, _Positions]:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        pos = SourcePos(name, mark.line + 1, mark.column + 1) if mark is not None else None
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise UserError(Diagnostic(f"not valid YAML: {problem}", pos=pos)) from None
+        raise UserError(yaml_error(name, exc, text.encode())) from None
     positions = _Positions(name)
     if node is not None:
         positions.record(node)
@@ -310,13 +296,11 @@ def _pydantic_diagnostics(exc: ValidationError, positions: _Positions) -> list[D
         if error["type"] == "extra_forbidden":
             allowed = ", ".join(_allowed_keys(path[:-1]))
             message = f"unknown key {path[-1]!r}; expected one of: {allowed}"
-            pos = positions.at(path, key=True)
         elif error["type"] == "missing":
             message = "required key is missing"
-            pos = positions.at(path[:-1])
         else:
             message = f"{error['msg']} (got {error.get('input')!r})"
-            pos = positions.at(path)
+        pos = positions.at(path, error["type"])
         diagnostics.append(Diagnostic(message, pos=pos, field=_dotted(path)))
     return diagnostics
 
