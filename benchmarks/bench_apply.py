@@ -24,6 +24,7 @@ from typing import Any
 
 from reconciler.api.client import AmigoClient
 from reconciler.applier import apply_plan
+from reconciler.connect import emulator_config
 from reconciler.emulator import RATE_LIMITS, Emulator
 from reconciler.manifests import load_manifests
 from reconciler.plan import Action, Plan
@@ -96,7 +97,7 @@ def floor_seconds(plan: Plan, window: float) -> tuple[float, float]:
 
 def run_once(window: float, workers: int, paths: list[str]) -> tuple[float, Plan, int]:
     emulator = Emulator.from_seed(seed(), window_seconds=window)
-    with AmigoClient(emulator.api_config(), transport=emulator.transport()) as client:
+    with AmigoClient(emulator_config(emulator), transport=emulator.transport()) as client:
         plan = make_plan(client, load_manifests(paths))
         time.sleep(window - time.time() % window + 0.01)  # start at a window boundary
         start = time.monotonic()

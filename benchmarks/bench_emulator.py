@@ -17,18 +17,18 @@ import json
 import platform
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import httpx
 
-from reconciler.emulator import EXCHANGE_OBSERVERS, Emulator
+from reconciler.emulator import Emulator, Observer
 
 REPO = Path(__file__).resolve().parent.parent
 SPEC = REPO.parent / "shared" / "amigo-openapi.json"
 
 
-def make_emulator(services: int) -> Emulator:
+def make_emulator(services: int, observers: Sequence[Observer] = ()) -> Emulator:
     emulator = Emulator.from_seed(
         {
             "organization": "bench",
@@ -37,6 +37,7 @@ def make_emulator(services: int) -> Emulator:
             "state_machines": [{"name": "Flow", "latest_version": 3}],
         },
         window_seconds=1e9,  # measure the handler, not the rate limiter's 429s
+        observers=observers,
     )
     for i in range(services):
         emulator.add_service(
@@ -48,6 +49,20 @@ def make_emulator(services: int) -> Emulator:
             version_sets={"canary": {"agent_version_number": 2}},
         )
     return emulator
+
+
+def signed_in(emulator: Emulator) -> dict[str, str]:
+    """Headers of a signed-in user of `emulator`."""
+    creds = emulator.credentials()
+    sign_in = {
+        "x-api-key": creds["AMIGO_API_KEY"],
+        "x-api-key-id": creds["AMIGO_API_KEY_ID"],
+        "x-user-id": creds["AMIGO_USER_ID"],
+    }
+    token = emulator.handle(
+        "POST", f"/v1/{emulator.organization}/user/signin_with_api_key", (), sign_in
+    ).json()["id_token"]
+    return {"authorization": f"Bearer {token}"}
 
 
 def timed(fn: Callable[[], object], n: int) -> float:
@@ -64,17 +79,8 @@ def main() -> None:
     args = parser.parse_args()
 
     emulator = make_emulator(500)
-    creds = emulator.credentials()
     path = f"/v1/{emulator.organization}/service/"
-    sign_in = {
-        "x-api-key": creds["AMIGO_API_KEY"],
-        "x-api-key-id": creds["AMIGO_API_KEY_ID"],
-        "x-user-id": creds["AMIGO_USER_ID"],
-    }
-    token = emulator.handle(
-        "POST", f"/v1/{emulator.organization}/user/signin_with_api_key", (), sign_in
-    ).json()["id_token"]
-    auth = {"authorization": f"Bearer {token}"}
+    auth = signed_in(emulator)
     query = (("limit", "20"), ("continuation_token", "40"))
 
     in_process = httpx.Client(transport=emulator.transport(), base_url="http://localhost")
@@ -93,16 +99,15 @@ def main() -> None:
         recorder = ContractRecorder.from_path(SPEC)
         recorder.begin(allow_invalid_requests=False)
 
+        observed = make_emulator(500, observers=[recorder])
+        observed_auth = signed_in(observed)
+
         def with_contract() -> object:
-            EXCHANGE_OBSERVERS.append(recorder)
-            try:
-                # Vary the page: 480 distinct answers, so the memo only partly hides the cost.
-                token_value = str(int(time.perf_counter_ns() % 480))
-                return emulator.handle(
-                    "GET", path, (("limit", "20"), ("continuation_token", token_value)), auth
-                )
-            finally:
-                EXCHANGE_OBSERVERS.remove(recorder)
+            # Vary the page: 480 distinct answers, so the memo only partly hides the cost.
+            token_value = str(int(time.perf_counter_ns() % 480))
+            return observed.handle(
+                "GET", path, (("limit", "20"), ("continuation_token", token_value)), observed_auth
+            )
 
         sides["handler + contract check (memoized)"] = with_contract
 

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.api.client import AmigoClient
+from reconciler.connect import emulator_config
 from reconciler.diagnostics import SourcePos
 from reconciler.emulator import Emulator
 from reconciler.manifests import load_manifests
@@ -129,7 +130,7 @@ def reads(count: int) -> dict[str, int]:
         ],
     }
     emulator = Emulator.from_seed(seed, window_seconds=0.001)
-    client = AmigoClient(emulator.api_config(), transport=emulator.transport())
+    client = AmigoClient(emulator_config(emulator), transport=emulator.transport())
     with tempfile.TemporaryDirectory() as tmp:
         docs = [
             f"apiVersion: amigo.ai/v1\nkind: Service\nmetadata: {{name: 'Service {i:05d}'}}\n"

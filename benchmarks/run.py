@@ -68,6 +68,7 @@ import workload  # noqa: E402
 
 from reconciler.api.client import AmigoClient  # noqa: E402
 from reconciler.applier import ENDPOINT, Status, apply_plan, dependencies  # noqa: E402
+from reconciler.connect import emulator_config  # noqa: E402
 from reconciler.emulator import Emulator  # noqa: E402
 from reconciler.live import references_from_api, services_from_api  # noqa: E402
 from reconciler.manifests import load_manifests  # noqa: E402
@@ -136,12 +137,12 @@ def _client_for(emulator: Emulator, window: float, *, http: bool) -> Iterator[Am
     if http:
         with emulator.serve() as server:
             config = dataclasses.replace(
-                emulator.api_config(server.base_url), rate_window_seconds=window
+                emulator_config(emulator, server.base_url), rate_window_seconds=window
             )
             with AmigoClient(config) as client:
                 yield client
     else:
-        config = dataclasses.replace(emulator.api_config(), rate_window_seconds=window)
+        config = dataclasses.replace(emulator_config(emulator), rate_window_seconds=window)
         with AmigoClient(config, transport=emulator.transport()) as client:
             yield client
 

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from reconciler.api.client import AmigoClient
+    from reconciler.api.config import ApiConfig
+    from reconciler.emulator import Emulator
 
 
 def open_client(
@@ -31,8 +33,20 @@ def open_client(
         from reconciler.emulator import Emulator
 
         emulator = Emulator.from_seed(emulator_seed)
-        client = AmigoClient(emulator.api_config(), transport=emulator.transport(), on_wait=on_wait)
-        # Keep the emulator alive as long as the client (its state lives there).
-        client.emulator = emulator
-        return client
+        # The transport holds the emulator (its state lives there) as long as the client.
+        return AmigoClient(
+            emulator_config(emulator), transport=emulator.transport(), on_wait=on_wait
+        )
     return AmigoClient(ApiConfig.from_env(settings), on_wait=on_wait)
+
+
+def emulator_config(emulator: Emulator, base_url: str | None = None) -> ApiConfig:
+    """Settings for a client of `emulator`: its throwaway credentials, in-process or at `base_url`.
+
+    Read from `Emulator.credentials` like any AMIGO_* settings: the emulator knows
+    nothing of the client (it is an independent reading of the API).
+    """
+    from reconciler.api.config import ApiConfig
+
+    url = emulator.IN_PROCESS_BASE_URL if base_url is None else base_url
+    return ApiConfig.from_env(emulator.credentials(url), env={})

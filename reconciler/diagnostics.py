@@ -86,7 +86,7 @@ def close_matches(word: str, choices: Iterable[str], *, limit: int = 1) -> list[
 
 
 def did_you_mean(word: str, choices: Iterable[str], *, limit: int = 1) -> str:
-    """"; did you mean 'X'?" (or "'X' or 'Y'") for the closest choices, or ''."""
+    """The hint "; did you mean 'X'?" (or "'X' or 'Y'") for the closest choices, or ''."""
     close = close_matches(word, choices, limit=limit)
     if not close:
         return ""

@@ -27,6 +27,7 @@ from reconciler.api.client import AmigoClient
 from reconciler.api.config import ApiConfig
 from reconciler.api.retry import RetryPolicy
 from reconciler.applier import ENDPOINT, ApplyReport, Status, update_holds
+from reconciler.connect import emulator_config
 from reconciler.emulator import Emulator
 from reconciler.model import VersionSet
 from reconciler.plan import Action, Operation, Plan
@@ -178,7 +179,7 @@ def http_client(
     retry_policy: RetryPolicy | None = None,
 ) -> AmigoClient:
     """A client over real HTTP, as the CLI builds one, with a test-sized timeout and window."""
-    base = emulator.api_config()
+    base = emulator_config(emulator)
     config = ApiConfig(
         organization=base.organization,
         api_key=base.api_key,

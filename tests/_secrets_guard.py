@@ -7,7 +7,7 @@ What counts as a secret:
 * canary API keys: `_reliability.CANARY_API_KEY` (the secrets, fault, crash and load
   suites run their emulators with it) and the scripted fake API's key;
 * every bearer token any emulator issues (read from each sign-in answer through
-  `EXCHANGE_OBSERVERS`), and the fake API's tokens;
+  `session_observers` in conftest), and the fake API's tokens;
 * API keys any emulator accepted. Those seeds' keys are throwaway values that
   `reconciler emulator` prints on purpose and that tests write into seed files,
   so they are held only against logs, exception messages and plan / apply-report
@@ -56,7 +56,7 @@ class SecretsGuard(logging.Handler):
 
     # --- learning ---------------------------------------------------------------
     def observe(self, exchange: Any) -> None:
-        """An EXCHANGE_OBSERVERS hook: learn issued tokens and accepted keys."""
+        """An Emulator observer (conftest.session_observers): learn issued tokens and accepted keys."""
         if exchange.operation_id != "sign-in-with-api-key" or exchange.response.status != 200:
             return
         try:

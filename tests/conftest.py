@@ -33,6 +33,32 @@ def openapi_spec() -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
 
 
+# --- observers of every Emulator a test builds ---------------------------------------
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_observers() -> Any:
+    """Observers every Emulator built during the session gets (contract checker, secrets guard).
+
+    The emulator takes observers only through its constructor. The session wraps
+    the constructor once, here, so that emulators built out of a test's reach
+    (the CLI's --emulator, helpers) are observed too; a test that wants its own
+    observer passes `observers=` as production code would.
+    """
+    from reconciler.emulator import Emulator
+
+    observers: list[Any] = []
+    original = Emulator.__init__
+
+    def observed(self: Emulator, seed: Any, **options: Any) -> None:
+        options["observers"] = (*observers, *options.get("observers", ()))
+        original(self, seed, **options)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Emulator, "__init__", observed)
+        yield observers
+
+
 # --- API contract: every exchange with any Emulator is validated (tests/contract.py) ---
 
 _CONTRACT_SKIPPED = (
@@ -48,7 +74,7 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _contract_recorder() -> Any:
+def _contract_recorder(session_observers: list[Any]) -> Any:
     """Session-wide: registers the contract checker as an observer of every Emulator."""
     path = openapi_spec_path()
     if path is None:
@@ -56,14 +82,12 @@ def _contract_recorder() -> Any:
         return
     from contract import ContractRecorder
 
-    from reconciler.emulator import EXCHANGE_OBSERVERS
-
     recorder = ContractRecorder.from_path(path)
-    EXCHANGE_OBSERVERS.append(recorder)
+    session_observers.append(recorder)
     try:
         yield recorder
     finally:
-        EXCHANGE_OBSERVERS.remove(recorder)
+        session_observers.remove(recorder)
 
 
 @pytest.fixture(autouse=True)
@@ -95,16 +119,18 @@ def allow_invalid_requests() -> None:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def secrets_guard(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
+def secrets_guard(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    session_observers: list[Any],
+) -> Any:
     """Session-wide: learns every issued token and scans everything tests can see."""
     from _api_fake import API_KEY as FAKE_API_KEY
     from _reliability import CANARY_API_KEY
     from _secrets_guard import SecretsGuard, install, uninstall
 
-    from reconciler.emulator import EXCHANGE_OBSERVERS
-
     guard = SecretsGuard([CANARY_API_KEY, FAKE_API_KEY])
-    EXCHANGE_OBSERVERS.append(guard.observe)
+    session_observers.append(guard.observe)
     request.session._amigo_secrets_guard = guard  # type: ignore[attr-defined]
     with pytest.MonkeyPatch.context() as patch:
         install(guard, patch)
@@ -112,7 +138,7 @@ def secrets_guard(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
             yield guard
         finally:
             uninstall(guard)
-            EXCHANGE_OBSERVERS.remove(guard.observe)
+            session_observers.remove(guard.observe)
     guard.check_tree(tmp_path_factory.getbasetemp())
     leaks = guard.take_leaks()
     if leaks:

@@ -1,6 +1,6 @@
 """Contract checks: every exchange with an emulator, held against the published OpenAPI document.
 
-The conftest registers a `ContractRecorder` into `reconciler.emulator.EXCHANGE_OBSERVERS`
+The conftest registers a `ContractRecorder` as an observer of every `Emulator` (`session_observers`)
 for the whole session, so every request any client sends to any Emulator (in-process
 or over HTTP) and every answer the emulator gives is validated:
 

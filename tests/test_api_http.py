@@ -19,6 +19,7 @@ import pytest
 
 from reconciler.api.client import AmigoClient
 from reconciler.api.errors import OutcomeUnknown
+from reconciler.connect import emulator_config
 from reconciler.emulator import Emulator, Fault
 from reconciler.model import VersionSet
 
@@ -73,7 +74,7 @@ def start(
     em = Emulator.from_seed(seed(services), clock=clock, **emulator)
     with em.serve() as server:
         assert server.base_url.startswith("http://127.0.0.1:")
-        config = dataclasses.replace(em.api_config(server.base_url), timeout=timeout)
+        config = dataclasses.replace(emulator_config(em, server.base_url), timeout=timeout)
         kwargs: dict[str, Any] = {}
         if clock is not None:
             kwargs = {"clock": clock, "sleep": clock.sleep}

@@ -19,6 +19,7 @@ from reconciler import cli
 from reconciler.api.client import AmigoClient
 from reconciler.cli.apply import install_apply_sigint
 from reconciler.cli.shared import Runtime
+from reconciler.connect import emulator_config
 from reconciler.emulator import Emulator, Fault
 
 REPO = Path(__file__).resolve().parent.parent
@@ -107,7 +108,9 @@ def run(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Re
     """Invoke the CLI with every connection going to the one emulator of this test."""
 
     def open_client(settings: Any, *, emulator_seed: Any = None, on_wait: Any = None) -> Any:
-        return AmigoClient(emulator.api_config(), transport=emulator.transport(), on_wait=on_wait)
+        return AmigoClient(
+            emulator_config(emulator), transport=emulator.transport(), on_wait=on_wait
+        )
 
     monkeypatch.setenv("AMIGO_RECONCILER_DEBUG", "")
 
@@ -122,7 +125,7 @@ def run(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Re
 
 @pytest.fixture
 def client(emulator: Emulator) -> Iterator[AmigoClient]:
-    with AmigoClient(emulator.api_config(), transport=emulator.transport()) as c:
+    with AmigoClient(emulator_config(emulator), transport=emulator.transport()) as c:
         yield c
 
 

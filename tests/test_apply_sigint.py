@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from _reliability import manifest, realistic_seed
 
-from reconciler.emulator import EXCHANGE_OBSERVERS, Emulator, Exchange, Fault
+from reconciler.emulator import Emulator, Exchange, Fault
 
 pytestmark = [pytest.mark.http, pytest.mark.slow]
 
@@ -128,34 +128,30 @@ def test_first_ctrl_c_sends_nothing_queued_behind_the_rate_limit(tmp_path: Path)
 
 
 def test_second_ctrl_c_stops_at_once_and_still_writes_the_report(tmp_path: Path) -> None:
-    emulator = _emulator(slow_seconds=60.0)
-    manifests = _manifests(tmp_path / "services")
-    emulator.inject("create-service", Fault.SLOW, service_name="Queued 00")
     sent = threading.Event()
 
     def watch(exchange: Exchange) -> None:
         if exchange.fault is Fault.SLOW:
             sent.set()
 
-    EXCHANGE_OBSERVERS.append(watch)
-    try:
-        with emulator.serve() as server:
-            proc = _start(emulator, server.base_url, manifests)
-            try:
-                assert sent.wait(60)
-                _wait_until_queued(emulator)
-                proc.send_signal(signal.SIGINT)
-                time.sleep(1.0)
-                assert proc.poll() is None  # waiting for the slow answer
-                started = time.monotonic()
-                proc.send_signal(signal.SIGINT)
-                out, err = proc.communicate(timeout=30)
-                took = time.monotonic() - started
-            finally:
-                if proc.poll() is None:
-                    proc.kill()
-    finally:
-        EXCHANGE_OBSERVERS.remove(watch)
+    emulator = _emulator(slow_seconds=60.0, observers=[watch])
+    manifests = _manifests(tmp_path / "services")
+    emulator.inject("create-service", Fault.SLOW, service_name="Queued 00")
+    with emulator.serve() as server:
+        proc = _start(emulator, server.base_url, manifests)
+        try:
+            assert sent.wait(60)
+            _wait_until_queued(emulator)
+            proc.send_signal(signal.SIGINT)
+            time.sleep(1.0)
+            assert proc.poll() is None  # waiting for the slow answer
+            started = time.monotonic()
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=30)
+            took = time.monotonic() - started
+        finally:
+            if proc.poll() is None:
+                proc.kill()
     assert proc.returncode == 130, err
     assert took < 5, took
     report = json.loads(out)  # never empty

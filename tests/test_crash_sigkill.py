@@ -38,7 +38,8 @@ from click.testing import CliRunner
 
 from reconciler import cli
 from reconciler.applier import apply_plan
-from reconciler.emulator import EXCHANGE_OBSERVERS, Emulator
+from reconciler.connect import emulator_config
+from reconciler.emulator import Emulator
 from reconciler.manifests import load_manifests
 from reconciler.workflow import make_plan
 
@@ -56,7 +57,7 @@ def reference() -> dict[str, Any]:
 
     with tempfile.TemporaryDirectory() as tmp:
         desired = load_manifests([write_manifests(Path(tmp) / "services")])
-        client = AmigoClient(emulator.api_config(), transport=emulator.transport())
+        client = AmigoClient(emulator_config(emulator), transport=emulator.transport())
         report = apply_plan(client, make_plan(client, desired, prune=True))
         client.close()
     assert report.ok
@@ -73,8 +74,6 @@ def test_sigkill_at_a_random_point_then_rerun_converges(
     at_write = rng.randint(1, 32) if seed % 2 == 0 else None
     delay = None if at_write else rng.uniform(0.3, 2.5)
     manifests = write_manifests(tmp_path / "services")
-    emulator = Emulator.from_seed(realistic_seed(), window_seconds=2.0)
-    before = emulator.services()
     killed = threading.Event()
     writes = 0
     lock = threading.Lock()
@@ -90,6 +89,11 @@ def test_sigkill_at_a_random_point_then_rerun_converges(
                 killed.set()
                 os.kill(proc.pid, signal.SIGKILL)  # committed, answer not yet written
 
+    emulator = Emulator.from_seed(
+        realistic_seed(), window_seconds=2.0, observers=[kill_on_write] if at_write else ()
+    )
+    before = emulator.services()
+
     with emulator.serve() as server:
         env = {
             **os.environ,
@@ -97,28 +101,22 @@ def test_sigkill_at_a_random_point_then_rerun_converges(
             "PYTHONUNBUFFERED": "1",
         }
         env.pop("AMIGO_RECONCILER_DEBUG", None)
-        if at_write:
-            EXCHANGE_OBSERVERS.append(kill_on_write)
-        try:
-            proc = subprocess.Popen(
-                [
-                    *(sys.executable, "-m", "reconciler", "apply", str(manifests)),
-                    *("--prune", "--auto-approve"),
-                ],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                env=env,
-            )
-            if delay is not None:
-                time.sleep(delay)
-                if proc.poll() is None:
-                    proc.send_signal(signal.SIGKILL)
-                    killed.set()
-            output, _ = proc.communicate(timeout=60)
-        finally:
-            if at_write:
-                EXCHANGE_OBSERVERS.remove(kill_on_write)
+        proc = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "reconciler", "apply", str(manifests)),
+                *("--prune", "--auto-approve"),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+        )
+        if delay is not None:
+            time.sleep(delay)
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                killed.set()
+        output, _ = proc.communicate(timeout=60)
         assert not secrets_guard.found(output)
         # Killed, or it finished just before the kill point: then it must have succeeded.
         assert proc.returncode in (-signal.SIGKILL, 0), output

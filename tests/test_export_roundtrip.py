@@ -14,6 +14,7 @@ import yaml
 
 from reconciler.api.client import AmigoClient
 from reconciler.applier import apply_plan
+from reconciler.connect import emulator_config
 from reconciler.emulator import Emulator
 from reconciler.export import export_manifests, read_organization, write_export
 from reconciler.manifests import load_manifests
@@ -162,7 +163,7 @@ def org() -> tuple[Emulator, AmigoClient]:
     clock = Clock()
     emulator = Emulator.from_seed(rich_seed(), clock=clock)
     client = AmigoClient(
-        emulator.api_config(), transport=emulator.transport(), sleep=clock.sleep, clock=clock
+        emulator_config(emulator), transport=emulator.transport(), sleep=clock.sleep, clock=clock
     )
     return emulator, client
 

@@ -15,10 +15,10 @@ import pytest
 from click.testing import CliRunner
 from test_manifests_load import minimal, write
 
-from reconciler.manifests import positioned as manifests
 from reconciler.cli import main
 from reconciler.diagnostics import Diagnostic, UserError
 from reconciler.manifests import load_manifests
+from reconciler.manifests import positioned as manifests
 
 
 def with_params(params: str) -> str:

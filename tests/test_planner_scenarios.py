@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from reconciler.api.client import AmigoClient
+from reconciler.connect import emulator_config
 from reconciler.diagnostics import UserError
 from reconciler.emulator import Emulator
 from reconciler.manifests import load_manifests
@@ -70,7 +71,9 @@ def manifest(name: str, spec: str = "", *, meta: str = "") -> str:
 class Scenario:
     def __init__(self, tmp_path: Path, seed: Mapping[str, Any]) -> None:
         self.emulator = Emulator.from_seed(dict(seed))
-        self.client = AmigoClient(self.emulator.api_config(), transport=self.emulator.transport())
+        self.client = AmigoClient(
+            emulator_config(self.emulator), transport=self.emulator.transport()
+        )
         self.dir = tmp_path / "services"
         self.dir.mkdir()
 

@@ -15,6 +15,7 @@ from click.testing import CliRunner, Result
 from reconciler import cli
 from reconciler.api.client import AmigoClient
 from reconciler.cli.shared import Runtime
+from reconciler.connect import emulator_config
 from reconciler.emulator import Emulator
 from reconciler.policy import (
     Level,
@@ -51,7 +52,9 @@ def emulator() -> Emulator:
 @pytest.fixture
 def run(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
     def open_client(settings: Any, *, emulator_seed: Any = None, on_wait: Any = None) -> Any:
-        return AmigoClient(emulator.api_config(), transport=emulator.transport(), on_wait=on_wait)
+        return AmigoClient(
+            emulator_config(emulator), transport=emulator.transport(), on_wait=on_wait
+        )
 
     monkeypatch.setenv("AMIGO_RECONCILER_DEBUG", "")
     monkeypatch.delenv("AMIGO_ORGANIZATION_ID", raising=False)
@@ -266,7 +269,7 @@ def test_plan_json_is_the_policy_input_and_gives_the_same_findings(
     from reconciler.workflow import make_plan
 
     on_disk = _plan(run, "--prune")
-    with AmigoClient(emulator.api_config(), transport=emulator.transport()) as client:
+    with AmigoClient(emulator_config(emulator), transport=emulator.transport()) as client:
         plan = make_plan(client, load_manifests([str(SERVICES)]), prune=True)
     in_process = plan_input(plan)
     ignore = {"created_at", "checksum"}

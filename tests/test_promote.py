@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reconciler.cli import main
+from reconciler.connect import emulator_config
 from reconciler.diagnostics import UserError
 from reconciler.manifests import load_manifests
 from reconciler.promote import NothingToPromote, plan_promotion
@@ -214,7 +215,7 @@ def test_after_promotion_the_plan_shows_only_the_release_change(tmp_path: Path) 
     )
     path = tmp_path / "front.yaml"
     path.write_text(document("Front", CANARIES["flow"], RELEASES["flow"]))
-    with AmigoClient(emulator.api_config(), transport=emulator.transport()) as client:
+    with AmigoClient(emulator_config(emulator), transport=emulator.transport()) as client:
         assert not make_plan(client, load_manifests([path])).operations
         result = CliRunner().invoke(
             main, ["promote", "Front", "--from", "canary", "--manifests", str(path)]

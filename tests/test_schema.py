@@ -11,8 +11,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from reconciler.manifests import spec as manifests
 from reconciler.cli import main
+from reconciler.manifests import spec as manifests
 from reconciler.schema import manifest_json_schema, render_schema
 
 REPO = Path(__file__).resolve().parent.parent

@@ -25,6 +25,7 @@ from reconciler import cli
 from reconciler.api.client import AmigoClient
 from reconciler.api.config import ApiConfig, check_base_url
 from reconciler.api.errors import ApiError, ConfigError
+from reconciler.connect import emulator_config
 from reconciler.emulator import Emulator, EmulatorServer, Fault
 
 pytestmark = pytest.mark.http
@@ -49,7 +50,7 @@ def debug_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
 
 
 def issued_tokens(emulator: Emulator) -> list[str]:
-    return list(emulator._tokens)  # the emulator's record of every token it issued
+    return emulator.issued_tokens  # the emulator's record of every token it issued
 
 
 def assert_clean(texts: list[str], emulator: Emulator) -> None:
@@ -112,7 +113,7 @@ def test_wrong_key_revoked_token_and_server_errors_show_no_secret(
     assert "sign-in-with-api-key" in refused.stderr and "401" in refused.stderr
     assert wrong not in refused.output and wrong not in refused.stderr
 
-    config = emulator.api_config(server.base_url)
+    config = emulator_config(emulator, server.base_url)
     client = AmigoClient(config)
     client.list_services()
     first_token = issued_tokens(emulator)
@@ -156,17 +157,12 @@ def test_a_base_url_carrying_a_secret_is_refused_without_echoing_it(url: str) ->
     assert "AMIGO_BASE_URL" in str(info.value)
 
 
-def test_exchange_reprs_hide_credentials(emulator: Emulator) -> None:
-    from reconciler.emulator import EXCHANGE_OBSERVERS
-
+def test_exchange_reprs_hide_credentials() -> None:
     seen: list[Any] = []
-    EXCHANGE_OBSERVERS.append(seen.append)
-    try:
-        client = AmigoClient(emulator.api_config(), transport=emulator.transport())
-        client.list_services()
-        client.close()
-    finally:
-        EXCHANGE_OBSERVERS.remove(seen.append)
+    emulator = Emulator.from_seed(realistic_seed(), window_seconds=1.0, observers=[seen.append])
+    client = AmigoClient(emulator_config(emulator), transport=emulator.transport())
+    client.list_services()
+    client.close()
     assert_clean([repr(exchange) for exchange in seen], emulator)
 
 
@@ -176,7 +172,7 @@ def test_exchange_reprs_hide_credentials(emulator: Emulator) -> None:
 def test_guard_catches_the_canary_and_issued_tokens_everywhere(
     secrets_guard: Any, emulator: Emulator, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    client = AmigoClient(emulator.api_config(), transport=emulator.transport())
+    client = AmigoClient(emulator_config(emulator), transport=emulator.transport())
     client.list_services()
     token = issued_tokens(emulator)[0]
     with secrets_guard.expect_leaks() as caught:

@@ -29,6 +29,7 @@ from reconciler.api.config import ApiConfig
 from reconciler.api.errors import ApiError, ConfigError, TransportError
 from reconciler.api.retry import RetryPolicy
 from reconciler.api.transport import DeadlineTransport
+from reconciler.connect import emulator_config
 from reconciler.emulator import Emulator
 
 pytestmark = pytest.mark.http
@@ -224,7 +225,7 @@ def test_every_call_carries_finite_timeouts(allow_invalid_requests: None) -> Non
             seen[f"{request.method} {request.url.path}"] = dict(request.extensions["timeout"])
             return inner.handle_request(request)
 
-    client = AmigoClient(emulator.api_config(), transport=Recording())
+    client = AmigoClient(emulator_config(emulator), transport=Recording())
     services = client.list_services()
     sid = services[0]["id"]
     client.list_agents()

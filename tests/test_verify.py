@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from reconciler.api.client import AmigoClient
 from reconciler.api.errors import ApiError
 from reconciler.cli import main
+from reconciler.connect import emulator_config
 from reconciler.diagnostics import UserError
 from reconciler.emulator import Emulator
 from reconciler.verify import Outcome, VerifyTarget, run_verification
@@ -70,7 +71,7 @@ def seed(canary_agent: int = 4, **test_overrides: Any) -> dict[str, Any]:
 
 
 def client_for(emulator: Emulator) -> AmigoClient:
-    return AmigoClient(emulator.api_config(), transport=emulator.transport())
+    return AmigoClient(emulator_config(emulator), transport=emulator.transport())
 
 
 def verify(emulator: Emulator, *targets: VerifyTarget, **kwargs: Any) -> Any:
@@ -225,7 +226,7 @@ def test_polling_stays_within_the_documented_rate_limits() -> None:
     import dataclasses
 
     emulator = Emulator.from_seed(seed(duration_seconds=1.2), window_seconds=0.4)
-    config = dataclasses.replace(emulator.api_config(), rate_window_seconds=0.4)
+    config = dataclasses.replace(emulator_config(emulator), rate_window_seconds=0.4)
     with AmigoClient(config, transport=emulator.transport()) as client:
         result = run_verification(client, [CANARY], poll_seconds=0, timeout=30)
     assert result.passed

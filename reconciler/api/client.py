@@ -169,8 +169,6 @@ class AmigoClient:
         import time
 
         self.config = config
-        # The in-process emulator behind `transport`, when connect.open_client started one.
-        self.emulator: object | None = None
         # Once set (Ctrl-C), nothing new is sent: a call waiting for its rate-limit
         # slot or its next retry ends with RequestCancelled (or OutcomeUnknown when
         # an earlier attempt of it may have acted). Requests on the wire finish.

@@ -8,21 +8,25 @@ headers (429 + `Retry-After`) and injectable faults. Every documented
 parameter is honoured or refused (`parameters.py`); where the document is
 ambiguous the emulator's reading has an id (`interpretations.py`) that its
 refusals carry. docs/emulator.md describes the seed format and both tables.
+The emulator imports nothing of the client (`reconciler.api`): it is an
+independent reading of the API, and `reconciler.connect.emulator_config`
+builds a client's settings from its credentials.
 
-    emulator = Emulator.from_seed("examples/emulator-seed.yaml", window_seconds=1)
-    client = AmigoClient(emulator.api_config(), transport=emulator.transport())
+    seed = "examples/emulator-seed.yaml"
+    emulator = Emulator.from_seed(seed, observers=[print])   # observers see every exchange
+    client = AmigoClient(emulator_config(emulator), transport=emulator.transport())
     with emulator.serve() as server:           # or over real HTTP on 127.0.0.1
         ...server.base_url...
 """
 
 from reconciler.emulator.core import (
-    EXCHANGE_OBSERVERS,
     OPERATION_IDS,
     RATE_LIMITS,
     Emulator,
     EmulatorResponse,
     Exchange,
     Fault,
+    Observer,
     Refusal,
 )
 from reconciler.emulator.seed import Seed, load_seed
@@ -30,7 +34,6 @@ from reconciler.emulator.seed_writer import SeedExport, seed_from_live
 from reconciler.emulator.server import EmulatorServer
 
 __all__ = [
-    "EXCHANGE_OBSERVERS",
     "OPERATION_IDS",
     "RATE_LIMITS",
     "Emulator",
@@ -38,6 +41,7 @@ __all__ = [
     "EmulatorServer",
     "Exchange",
     "Fault",
+    "Observer",
     "Refusal",
     "Seed",
     "SeedExport",

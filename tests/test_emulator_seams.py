@@ -1,0 +1,49 @@
+"""The emulator stands alone: no import of the client, observers given to each instance."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from _reliability import realistic_seed
+
+from reconciler.api.client import AmigoClient
+from reconciler.connect import emulator_config
+from reconciler.emulator import Emulator, Exchange
+
+EMULATOR = Path(__file__).resolve().parent.parent / "reconciler" / "emulator"
+
+
+def test_the_emulator_imports_nothing_of_the_client() -> None:
+    """An independent reading of the API: `reconciler.api` is the thing it checks."""
+    found = []
+    for path in sorted(EMULATOR.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            found += [f"{path.name}: {n}" for n in names if n.startswith("reconciler.api")]
+    assert found == []
+
+
+def test_observers_belong_to_the_emulator_they_were_given_to() -> None:
+    watched: list[Exchange] = []
+    seen = Emulator.from_seed(realistic_seed(), observers=[watched.append])
+    unseen = Emulator.from_seed(realistic_seed())
+    for emulator in (unseen, seen):
+        with AmigoClient(emulator_config(emulator), transport=emulator.transport()) as client:
+            client.list_services()
+    assert watched and {e.operation_id for e in watched} == {
+        "sign-in-with-api-key",
+        "get-services",
+    }
+    assert all(e.response.status == 200 for e in watched)
+
+
+def test_a_client_holds_no_reference_to_its_emulator() -> None:
+    emulator = Emulator.from_seed(realistic_seed())
+    client = AmigoClient(emulator_config(emulator), transport=emulator.transport())
+    assert not any(value is emulator for value in vars(client).values())
+    client.close()
