@@ -32,12 +32,14 @@ class OrgState:
         self._next_index = {"services": len(seed.services), "unit_tests": len(seed.unit_tests)}
 
     def find_versioned(self, ref: str) -> VersionedRecord:
+        """An agent or state machine by id or name (test controls name them either way)."""
         for record in (*self.agents.values(), *self.state_machines.values()):
             if ref in (record.id, record.name):
                 return record
         raise KeyError(f"no agent or state machine {ref!r}")
 
     def new_id(self, kind: str, taken: Mapping[str, Any]) -> str:
+        """The next derived id of a kind not yet taken: the same seed gives the same ids."""
         while True:
             ident = derived_id(self.organization, kind, self._next_index[kind])
             self._next_index[kind] += 1
@@ -45,12 +47,14 @@ class OrgState:
                 return ident
 
     def active_named(self, name: str, exclude: str | None) -> ServiceRecord | None:
+        """The active service holding a name (only one may), other than `exclude`."""
         for service in self.services.values():
             if service.is_active and service.name == name and service.id != exclude:
                 return service
         return None
 
     def pinned(self, service_id: str, version_set: str | None = None) -> list[UnitTestRecord]:
+        """Live unit tests that pin a service (or one of its version sets)."""
         return [
             t
             for t in self.unit_tests.values()
