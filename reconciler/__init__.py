@@ -3,14 +3,16 @@
 Package map (lowest layer first; docs/architecture.md draws it, and
 tests/test_architecture.py fails when a module imports a higher layer):
 
-- limits, diagnostics, gcpause: API limits (checked against the OpenAPI
-  document), file:line:column diagnostics, GC pauses for bulk work.
+- limits, diagnostics, yaml_diagnostics, gcpause: API limits (checked against the
+  OpenAPI document), file:line:column diagnostics and the one "did you mean",
+  positioned YAML → diagnostic (manifests and the emulator seed), GC pauses.
 - model, declared: the data the stages pass along (desired / live state);
   a service field is one entry in model.py (docs/adding-a-field.md).
-- manifests: YAML → validated DesiredState (a manifest rule goes here).
+- manifests/: YAML → validated DesiredState: spec (a manifest rule goes here),
+  positioned (reading files, values + positions), variables (`${VAR}`), loader.
 - api/: the HTTP client: auth, pacing, retries, answers (an API call goes here).
 - emulator/: an independent in-process / local Amigo API (its own reading of the
-  API rules); redaction: the one place the API key is scrubbed from output.
+  API rules; an API rule goes in rules.py); redaction: the one place the API key is scrubbed from output.
 - identity: which live service each manifest manages.
 - diff: field-level Change between live and desired.
 - live: read and normalize live state (no decisions).

@@ -17,7 +17,16 @@ PACKAGE = Path(__file__).resolve().parent.parent / "reconciler"
 # Lowest first. A module may import its own layer or lower ones. An entry names a
 # module or a package (everything under it); "reconciler" itself is only __init__.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("base", ("reconciler", "reconciler.limits", "reconciler.diagnostics", "reconciler.gcpause")),
+    (
+        "base",
+        (
+            "reconciler",
+            "reconciler.limits",
+            "reconciler.diagnostics",
+            "reconciler.yaml_diagnostics",
+            "reconciler.gcpause",
+        ),
+    ),
     ("model", ("reconciler.model", "reconciler.declared")),
     (
         "adapters",
