@@ -8,7 +8,7 @@ from pathlib import Path
 from _reliability import realistic_seed
 
 from reconciler.api.client import AmigoClient
-from reconciler.connect import emulator_config
+from reconciler.connect import emulator_config, open_client
 from reconciler.emulator import Emulator, Exchange
 
 EMULATOR = Path(__file__).resolve().parent.parent / "reconciler" / "emulator"
@@ -43,7 +43,8 @@ def test_observers_belong_to_the_emulator_they_were_given_to() -> None:
 
 
 def test_a_client_holds_no_reference_to_its_emulator() -> None:
-    emulator = Emulator.from_seed(realistic_seed())
-    client = AmigoClient(emulator_config(emulator), transport=emulator.transport())
-    assert not any(value is emulator for value in vars(client).values())
-    client.close()
+    """`--emulator` keeps the emulator alive through the transport, not a client attribute."""
+    seed = EMULATOR.parent.parent / "examples" / "emulator-seed.yaml"
+    with open_client({}, emulator_seed=str(seed)) as client:
+        assert not any(isinstance(value, Emulator) for value in vars(client).values())
+        assert client.list_services() is not None  # the emulator still answers
