@@ -20,7 +20,8 @@ tests/test_architecture.py fails when a module imports a higher layer):
   (JSON, checksum, digest, sniffing).
 - planner: desired + live → Plan, with its checks and order; decides what to read.
 - applier: execute a Plan; convergence: did live state converge afterwards?
-- policy/: Rego policies; verify: run simulation test sets; export: live →
+- policy/: Rego policies; verify: run simulation test sets; rollback: undo an
+  apply's version set upserts after a failed verification; export: live →
   manifests or an emulator seed; promote: copy a version set in manifests;
   schema: the manifest's JSON Schema.
 - render, render_verify, report: text, markdown, JSON and GitHub output.

@@ -59,6 +59,10 @@ class Operation:
     # (the applier fills service_id from its result).
     service_from: str | None = None
     source: SourcePos | None = None
+    # upsert_version_set on an existing set: the live set as read when planning (its
+    # VersionSet-Input), what a rollback restores. None: the set is new, or not an upsert
+    # (or a plan file from before it was recorded).
+    before: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

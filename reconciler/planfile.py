@@ -11,9 +11,12 @@ JSON object, format_version 1:
   services the plan was computed against), `created_at` (ISO 8601 UTC);
 - `operations`: in execution order, each `{key, action, kind, service,
   service_id, version_set, changes: [{path, old, new}], request, depends_on,
-  service_from, source: {file, line, column} | null}`; `action` is the API call
+  service_from, source: {file, line, column} | null, before}`; `action` is the API call
   (create_service, update_service, upsert_version_set, delete_version_set),
   `kind` what it means (create, update, adopt, activate, deactivate, delete);
+  `before` (optional) is, for an upsert of an existing version set, the set as read
+  when planning (what `apply --verify --rollback-on-failure` restores), else null;
+  it is not part of the plan digest (it is not a call the plan makes);
 - `summary` (kind -> count), `drift` ([{service, service_id, version_set,
   message}]), `warnings` / `errors` ([{severity, message, field, service,
   pos}]), `prune`, `targets`, `api_reads` (operation id -> requests);
@@ -87,6 +90,7 @@ def operation_to_dict(op: Operation) -> dict[str, Any]:
         "depends_on": list(op.depends_on),
         "service_from": op.service_from,
         "source": _pos_to_dict(op.source),
+        "before": op.before,
     }
 
 
@@ -106,7 +110,7 @@ def plan_digest(plan: Plan) -> str:
         "prune": plan.prune,
         "targets": sorted(plan.targets),
         "operations": [
-            {k: v for k, v in operation_to_dict(op).items() if k != "source"}
+            {k: v for k, v in operation_to_dict(op).items() if k not in ("source", "before")}
             for op in plan.operations
         ],
     }
@@ -259,6 +263,7 @@ def _operation_from(data: Any, where: str) -> Operation:
         depends_on=tuple(_get(data, "depends_on", list, where)),
         service_from=_get(data, "service_from", (str, type(None)), where),
         source=_pos_from(data.get("source"), f"{where}source."),
+        before=_get(data, "before", (dict, type(None)), where) if "before" in data else None,
     )
 
 

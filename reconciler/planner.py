@@ -161,6 +161,7 @@ class _Draft:
     deps: set[int] = field(default_factory=set)
     service_from: int | None = None
     desired: DesiredService | None = None
+    before: Mapping[str, Any] | None = None  # the live set an upsert replaces
 
 
 @dataclass(slots=True)
@@ -254,6 +255,7 @@ def _plan_version_sets(
             request=declared.to_api(),
             source=want.pos(f"spec.version_sets.{name}"),
             desired=want,
+            before=current.to_api() if current is not None else None,
         )
         if create_index is not None:
             draft.service_from = create_index
@@ -854,6 +856,7 @@ def _order(b: _Builder) -> list[Operation]:
             depends_on=tuple(sorted(keys[d] for d in drafts[i].deps)),
             service_from=key_of(drafts[i].service_from),
             source=drafts[i].source,
+            before=drafts[i].before,
         )
         for i in order
     ]

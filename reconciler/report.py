@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -18,6 +18,9 @@ from reconciler.applier import ApplyReport, OperationResult, Status, describe
 from reconciler.convergence import Convergence, convergence_from_plan
 from reconciler.plan import Plan
 from reconciler.redaction import redact
+
+if TYPE_CHECKING:
+    from reconciler.rollback import ApplyVerification, RollbackOutcome
 
 REPORT_FORMAT_VERSION = 1
 
@@ -112,9 +115,13 @@ def render_apply_text(
 
 
 def apply_report_json(
-    plan: Plan, report: ApplyReport | None, convergence: Convergence | None
+    plan: Plan,
+    report: ApplyReport | None,
+    convergence: Convergence | None,
+    verified: ApplyVerification | None = None,
 ) -> dict[str, Any]:
-    """The machine-readable report (`--format json`). `report` None: nothing to apply."""
+    """The machine-readable report (`--format json`). `report` None: nothing to apply;
+    `verified` None: no --verify (the `verification` and `rollback` keys are null)."""
     results = report.results if report else ()
     counts = report.counts if report else {s.value: 0 for s in Status}
     if report is not None and report.cancelled:
@@ -141,24 +148,108 @@ def apply_report_json(
         "differences": list(convergence.differences) if convergence is not None else [],
         "summary": counts,
         "elapsed_seconds": round(report.elapsed, 3) if report else 0.0,
-        "operations": [
-            {
-                "key": r.key,
-                "action": r.action.value,
-                "kind": r.kind.value,
-                "service": r.service,
-                "service_id": r.service_id,
-                "version_set": r.version_set,
-                "status": r.status.value,
-                "api_status": r.api_status,
-                "error": r.error_class,
-                "detail": r.detail,
-                "message": r.message,
-                "duration_seconds": round(r.duration, 3),
-            }
-            for r in results
-        ],
+        "operations": [_result_json(r) for r in results],
+        "verification": _verification_json(verified),
+        "rollback": _rollback_json(verified),
     }
+
+
+def _result_json(r: OperationResult) -> dict[str, Any]:
+    return {
+        "key": r.key,
+        "action": r.action.value,
+        "kind": r.kind.value,
+        "service": r.service,
+        "service_id": r.service_id,
+        "version_set": r.version_set,
+        "status": r.status.value,
+        "api_status": r.api_status,
+        "error": r.error_class,
+        "detail": r.detail,
+        "message": r.message,
+        "duration_seconds": round(r.duration, 3),
+    }
+
+
+def _verification_json(verified: ApplyVerification | None) -> dict[str, Any] | None:
+    if verified is None:
+        return None
+    from reconciler.render_verify import verification_to_dict
+
+    if verified.verification is None:
+        return {"passed": False, "skipped": verified.skipped}
+    return {**verification_to_dict(verified.verification), "skipped": None}
+
+
+def rollback_outcome(rollback: RollbackOutcome) -> str:
+    """`rolled_back` (every changed set restored, checked by a re-read), `partial` (some
+    were), `failed` (none were)."""
+    if rollback.complete:
+        return "rolled_back"
+    sent = rollback.report is not None and rollback.report.counts[Status.DONE.value] > 0
+    return "partial" if sent else "failed"
+
+
+def _rollback_json(verified: ApplyVerification | None) -> dict[str, Any] | None:
+    if verified is None or (verified.rollback is None and verified.rollback_skipped is None):
+        return None
+    rollback = verified.rollback
+    if rollback is None:
+        return {"outcome": "not_attempted", "skipped": verified.rollback_skipped}
+    return {
+        "outcome": rollback_outcome(rollback),
+        "skipped": None,
+        "operations": [
+            _result_json(r) for r in (rollback.report.results if rollback.report else ())
+        ],
+        "left_alone": [
+            {"service": n.service, "version_set": n.version_set, "reason": n.reason}
+            for n in rollback.left_alone
+        ],
+        "differences": list(rollback.differences),
+        "error": rollback.error,
+        "api_reads": dict(rollback.api_reads),
+    }
+
+
+def render_apply_verification_text(verified: ApplyVerification) -> str:
+    """What `apply --verify` adds after the apply summary: the verification, the rollback."""
+    from reconciler.render_verify import render_verification
+
+    if verified.verification is None:
+        return f"Not verified: {verified.skipped}."
+    lines = [render_verification(verified.verification, "text").rstrip("\n")]
+    if verified.rollback_skipped:
+        lines.append(f"Not rolled back: {verified.rollback_skipped}.")
+    rollback = verified.rollback
+    if rollback is not None:
+        lines.append("")
+        done = rollback.report.by_status(Status.DONE) if rollback.report else []
+        outcome = rollback_outcome(rollback)
+        if outcome == "rolled_back":
+            lines.append(
+                f"Rolled back: {len(done)} version set(s) restored to their contents before "
+                "this apply (checked by a fresh read)."
+            )
+        else:
+            lines.append(f"Rollback {outcome.upper()}: {len(done)} operation(s) done.")
+        lines += [f"  {r.key} {describe(r)}" for r in done]
+        if rollback.report is not None:
+            lines += [
+                f"  {r.key} {describe(r)}: {r.status.value}: {r.message}"
+                for r in rollback.report.results
+                if r.status is not Status.DONE
+            ]
+        lines += [
+            f"  not rolled back: {n.service} / {n.version_set}: {n.reason}"
+            for n in rollback.left_alone
+        ]
+        lines += [f"  still differs: {d}" for d in rollback.differences]
+        if rollback.error:
+            lines.append(f"  {rollback.error}")
+        total = sum(rollback.api_reads.values())
+        lines.append(f"Rollback API: {total} read{'s' if total != 1 else ''}.")
+    return redact("\n".join(lines))
 
 
 class ProgressBar:

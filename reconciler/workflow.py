@@ -12,7 +12,8 @@ integration, which call these functions and never the stages directly:
 - policies: `load_policies`, `check_policy`;
 - export: `read_for_export`, then `export_seed` / `write_seed` and
   `export_manifests` / `manifests_text` / `write_manifests`;
-- verify: `verification_targets`, `verify`.
+- verify: `verification_targets`, `verify`;
+- apply --verify [--rollback-on-failure]: `verify_applied`.
 
 The core never prints: progress and waits go to the callbacks given.
 """
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from reconciler.plan import Plan
     from reconciler.policy import JsonInput, PolicyResult, TestResult
     from reconciler.policy.engine import Module
+    from reconciler.rollback import ApplyVerification
     from reconciler.verify import Verification, VerifyTarget
 
 STALE_SERVICES_SHOWN = 10  # services a stale-plan refusal names before "and N more"
@@ -464,3 +466,102 @@ def verify(
         on_progress=on_progress,
         cancel=cancel,
     )
+
+
+# --- apply --verify [--rollback-on-failure] -----------------------------------------
+
+
+def verify_applied(
+    client: AmigoClient,
+    applying: ApplyInput,
+    outcome: ApplyOutcome,
+    *,
+    rollback: bool,
+    timeout: float,
+    poll_seconds: float,
+    on_progress: Callable[[str], None],
+    on_event: Callable[[Any], None],
+    cancel: threading.Event,
+) -> ApplyVerification:
+    """After a converged apply: verify the version sets it upserted; on failure (and
+    `rollback`) restore them to the contents the plan recorded, as ordinary operations
+    through the applier, then re-read them to show they are back.
+
+    Not verified: an apply that did not converge (or was cancelled). Not rolled back: a
+    verification cancelled by Ctrl-C (the user stopped it; nothing proved the change bad).
+    """
+    from reconciler.api.errors import ApiError
+    from reconciler.applier import apply_plan
+    from reconciler.convergence import remaining_differences
+    from reconciler.rollback import (
+        ApplyVerification,
+        RollbackOutcome,
+        plan_rollback,
+        upserts_done,
+    )
+    from reconciler.verify import run_verification, verify_targets
+
+    report, convergence = outcome.report, outcome.convergence
+    if not report.ok or convergence is None or not convergence.converged:
+        return ApplyVerification(skipped="the apply did not converge: nothing was verified")
+    changed = upserts_done(applying.plan, report)
+    pairs = [(op.service, op.version_set or "") for op in changed]
+    if not pairs:
+        return nothing_verified()
+    verification = run_verification(
+        client,
+        verify_targets(pairs, applying.desired),
+        timeout=timeout,
+        poll_seconds=poll_seconds,
+        on_progress=on_progress,
+        cancel=cancel,
+    )
+    if verification.passed or not rollback:
+        return ApplyVerification(verification)
+    if verification.cancelled:
+        return ApplyVerification(
+            verification, rollback_skipped="verification was cancelled: nothing was rolled back"
+        )
+    on_progress("verify failed: rolling back the version sets this apply changed")
+    before = dict(client.request_counts)
+    ids = sorted({op.service_id for op in changed if op.service_id})
+    try:
+        planned = plan_rollback(applying.plan, report, client.list_services(ids=ids) if ids else [])
+    except ApiError as exc:
+        return ApplyVerification(
+            verification,
+            rollback=RollbackOutcome(
+                applying.plan,
+                None,
+                error=f"{exc}; nothing was rolled back: run plan to see where things stand",
+            ),
+        )
+    done = None
+    differences: tuple[str, ...] = ()
+    error = None
+    if planned.plan.operations:
+        abort = threading.Event()
+        done = apply_plan(
+            client, planned.plan, on_event=on_event, cancel=client.cancel, abort=abort
+        )
+        try:
+            differences = tuple(remaining_differences(client, planned.plan, done))
+        except ApiError as exc:
+            error = f"the rollback was sent but could not be checked: {exc}"
+    after = client.request_counts
+    reads = {
+        op: after.get(op, 0) - before.get(op, 0)
+        for op in sorted(after)
+        if op.startswith("get-") and after.get(op, 0) - before.get(op, 0) > 0
+    }
+    return ApplyVerification(
+        verification,
+        rollback=RollbackOutcome(planned.plan, done, planned.left_alone, differences, error, reads),
+    )
+
+
+def nothing_verified() -> ApplyVerification:
+    """`apply --verify` when the apply changed no version set."""
+    from reconciler.rollback import ApplyVerification
+
+    return ApplyVerification(skipped="the apply changed no version set: nothing to verify")

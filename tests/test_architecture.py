@@ -51,6 +51,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "reconciler.convergence",
             "reconciler.policy",
             "reconciler.verify",
+            "reconciler.rollback",
             "reconciler.export",
         ),
     ),

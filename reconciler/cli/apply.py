@@ -68,6 +68,33 @@ def install_apply_sigint(
     help="Also deactivate owned services and delete version sets absent from the manifests.",
 )
 @target_option
+@click.option(
+    "--verify",
+    "verify_after",
+    is_flag=True,
+    help="After a converged apply, run the simulation unit test sets covering the version "
+    "sets it changed (as `reconciler verify`); exit 1 unless all pass.",
+)
+@click.option(
+    "--rollback-on-failure",
+    is_flag=True,
+    help="With --verify: when verification fails, restore the changed version sets to their "
+    "contents before the apply (sets it created are deleted).",
+)
+@click.option(
+    "--verify-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1800.0,
+    show_default=True,
+    help="With --verify: seconds to wait for all runs, overall.",
+)
+@click.option(
+    "--verify-poll-seconds",
+    type=click.FloatRange(min=0),
+    default=15.0,
+    show_default=True,
+    help="With --verify: seconds between polls of the runs.",
+)
 @format_option(
     ["text", "json"],
     "json: a machine-readable apply report on stdout (progress goes to stderr).",
@@ -80,6 +107,10 @@ def apply(
     auto_approve: bool,
     prune: bool,
     targets: tuple[str, ...],
+    verify_after: bool,
+    rollback_on_failure: bool,
+    verify_timeout: float,
+    verify_poll_seconds: float,
     fmt: str,
     connection: ConnectionOptions,
     policy: PolicyOptions,
@@ -87,7 +118,8 @@ def apply(
     """Plan from manifests (or load a saved PLANFILE), confirm, apply, and check convergence.
 
     Exit 0 when live state converged, 1 when something failed or still differs
-    (or a policy denies the plan: nothing is written), 130 when cancelled.
+    (or a policy denies the plan: nothing is written; or --verify did not pass,
+    rolled back or not), 130 when cancelled.
     """
     import json
 
@@ -98,12 +130,14 @@ def apply(
         Convergence,
         apply_report_json,
         render_apply_text,
+        render_apply_verification_text,
     )
     from reconciler.workflow import (
         apply_and_check,
         check_plan_policy,
         is_saved_plan,
         load_for_apply,
+        nothing_verified,
     )
 
     terminal = runtime()
@@ -115,6 +149,8 @@ def apply(
             "or pass only manifests"
         )
     saved = bool(plans)
+    if rollback_on_failure and not verify_after:
+        raise click.UsageError("--rollback-on-failure needs --verify (it undoes what failed it)")
     if saved and (prune or targets):
         raise click.UsageError(
             "--prune and --target shape a plan when it is made; a saved plan already "
@@ -151,10 +187,15 @@ def apply(
             if checked.findings:
                 echo(render(checked, "text"), err=True, nl=False)
         if not plan.operations:
+            nothing = nothing_verified() if verify_after else None
             if as_json:
-                echo(json.dumps(apply_report_json(plan, None, Convergence(True)), indent=2))
+                echo(
+                    json.dumps(apply_report_json(plan, None, Convergence(True), nothing), indent=2)
+                )
             else:
                 echo(shown)
+                if nothing is not None:
+                    echo(render_apply_verification_text(nothing))
             return
         echo(shown, err=as_json)
 
@@ -204,7 +245,26 @@ def apply(
         finally:
             restore()
         report, convergence = outcome.report, outcome.convergence
-        if as_json:
+        verified = None
+        if verify_after and not abort.is_set() and not report.cancelled:
+            if not as_json:
+                echo("")
+                echo(render_apply_text(report, convergence, color=color))
+            verified = _verify_applied(
+                client,
+                applying,
+                outcome,
+                rollback=rollback_on_failure,
+                timeout=verify_timeout,
+                poll_seconds=verify_poll_seconds,
+                progress=lambda text: echo(text, err=as_json),
+            )
+            if as_json:
+                echo(json.dumps(apply_report_json(plan, report, convergence, verified), indent=2))
+            else:
+                echo("")
+                echo(render_apply_verification_text(verified))
+        elif as_json:
             echo(json.dumps(apply_report_json(plan, report, convergence), indent=2))
         else:
             echo("")
@@ -218,5 +278,46 @@ def apply(
             sys.exit(130)
         if not report.ok or (convergence is not None and not convergence.converged):
             sys.exit(1)
+        if verified is not None and not verified.passed:
+            sys.exit(1)
     finally:
         client.close()
+
+
+def _verify_applied(
+    client: Any,
+    applying: Any,
+    outcome: Any,
+    *,
+    rollback: bool,
+    timeout: float,
+    poll_seconds: float,
+    progress: Callable[[str], None],
+) -> Any:
+    """An `ApplyVerification`: verify (and maybe roll back) with verify's Ctrl-C handling: the first stops waiting."""
+    from reconciler.cli.verify import install_verify_sigint
+    from reconciler.report import progress_line
+    from reconciler.workflow import verify_applied
+
+    cancel = threading.Event()
+    restore = install_verify_sigint(cancel)
+    count = [0]
+
+    def on_event(result: Any) -> None:
+        count[0] += 1
+        progress("rollback " + progress_line(result, count[0], count[0]))
+
+    try:
+        return verify_applied(
+            client,
+            applying,
+            outcome,
+            rollback=rollback,
+            timeout=timeout,
+            poll_seconds=poll_seconds,
+            on_progress=progress,
+            on_event=on_event,
+            cancel=cancel,
+        )
+    finally:
+        restore()

@@ -1,0 +1,242 @@
+"""`apply --verify [--rollback-on-failure]` and the loop it closes (issue 18, items 2 and "done when").
+
+Against one emulator per test: a canary change that passes is verified, promoted by one
+command, and the promotion's plan shows only the release change; a failing one is rolled
+back through the applier, the organization ends exactly as before, the report names the
+failed metric, and the verification's reads are counted and stay within the rate limits.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+from test_verify import seed
+
+from reconciler import cli
+from reconciler.api.client import AmigoClient
+from reconciler.applier import ApplyReport, OperationResult, Status
+from reconciler.cli.shared import Runtime
+from reconciler.emulator import Emulator
+from reconciler.plan import Action, Kind, Operation, Plan
+from reconciler.planfile import load_plan, plan_digest, save_plan
+from reconciler.rollback import plan_rollback
+
+HEADER = (
+    "apiVersion: amigo.ai/v1\nkind: Service\nmetadata: {name: Front Desk}\nspec:\n"
+    "  description: Front\n  agent: Concierge\n  service_hierarchical_state_machine: Flow\n"
+    "  version_sets:\n"
+    "    # release serves everyone; canary is where changes are tried first\n"
+    "    release: {agent_version_number: 3}\n"
+)
+
+
+def manifest(tmp_path: Path, canary: int, extra: str = "") -> Path:
+    folder = tmp_path / "services"
+    folder.mkdir(exist_ok=True)
+    (folder / "front.yaml").write_text(
+        HEADER + f"    canary: {{agent_version_number: {canary}}}  # try here\n" + extra
+    )
+    return folder
+
+
+Run = Callable[..., Result]
+
+
+@pytest.fixture
+def emulator() -> Emulator:
+    return Emulator.from_seed(seed(canary_agent=3))
+
+
+@pytest.fixture
+def run(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Run:
+    def open_client(settings: Any, *, emulator_seed: Any = None, on_wait: Any = None) -> Any:
+        return AmigoClient(emulator.api_config(), transport=emulator.transport(), on_wait=on_wait)
+
+    monkeypatch.setenv("AMIGO_RECONCILER_DEBUG", "")
+
+    def invoke(*args: str) -> Result:
+        return CliRunner().invoke(
+            cli.main, list(args), catch_exceptions=False, obj=Runtime(open_client=open_client)
+        )
+
+    return invoke
+
+
+VERIFY = ("--auto-approve", "--verify", "--verify-poll-seconds", "0")
+
+
+def test_a_failing_canary_is_rolled_back_and_the_organization_ends_as_before(
+    tmp_path: Path, emulator: Emulator, run: Run
+) -> None:
+    before = copy.deepcopy(emulator.services())
+    folder = manifest(tmp_path, canary=5)  # agent 5 fails the Politeness metric
+    result = run("apply", str(folder), *VERIFY, "--rollback-on-failure", "--format", "json")
+    assert result.exit_code == 1, result.output
+    report = json.loads(result.stdout)
+    assert report["outcome"] == "converged"  # the apply itself worked
+    verification = report["verification"]
+    assert verification["passed"] is False
+    assert verification["test_sets"][0]["failed_metrics"] == ["Politeness"]
+    assert verification["api_reads"]["get-simulation-unit-test-set-runs"] >= 1
+    assert verification["runs_started"] == 1
+    rollback = report["rollback"]
+    assert rollback["outcome"] == "rolled_back"
+    assert [(o["action"], o["version_set"], o["status"]) for o in rollback["operations"]] == [
+        ("upsert_version_set", "canary", "done")
+    ]
+    assert rollback["left_alone"] == [] and rollback["differences"] == []
+    assert rollback["api_reads"] == {"get-services": 2}  # the safety read and the re-read
+    assert emulator.services() == before
+    assert emulator.rate_limited_count == 0
+    assert "rolling back" in result.stderr
+
+
+def test_a_version_set_the_apply_created_is_deleted_by_the_rollback(
+    tmp_path: Path, emulator: Emulator, run: Run
+) -> None:
+    before = copy.deepcopy(emulator.services())
+    # 'beta' is new and no test set covers it: verification fails for it.
+    folder = manifest(tmp_path, canary=4, extra="    beta: {agent_version_number: 4}\n")
+    result = run("apply", str(folder), *VERIFY, "--rollback-on-failure")
+    assert result.exit_code == 1, result.output
+    assert "no simulation unit test set covers it" in result.stdout
+    assert "Rolled back: 2 version set(s) restored" in result.stdout
+    assert "delete" in result.stdout and "'beta'" in result.stdout
+    assert emulator.services() == before
+
+
+def test_without_rollback_a_failure_is_reported_and_left_in_place(
+    tmp_path: Path, emulator: Emulator, run: Run
+) -> None:
+    result = run("apply", str(manifest(tmp_path, canary=5)), *VERIFY)
+    assert result.exit_code == 1, result.output
+    assert "FAILED  Smoke" in result.stdout and "Politeness" in result.stdout
+    assert "Rolled back" not in result.stdout
+    [service] = emulator.services()
+    assert service["version_sets"]["canary"]["agent_version_number"] == 5
+
+
+def test_a_passing_canary_is_promoted_and_the_promotion_plan_is_only_the_release_change(
+    tmp_path: Path, emulator: Emulator, run: Run
+) -> None:
+    folder = manifest(tmp_path, canary=4)
+    applied = run("apply", str(folder), *VERIFY, "--rollback-on-failure", "--format", "json")
+    assert applied.exit_code == 0, applied.output
+    report = json.loads(applied.stdout)
+    assert report["verification"]["passed"] is True and report["rollback"] is None
+    text = (folder / "front.yaml").read_text()
+
+    promoted = run(
+        "promote", "Front Desk", "--from", "canary", "--to", "release", "--manifests", str(folder)
+    )
+    assert promoted.exit_code == 0, promoted.output
+    edited = (folder / "front.yaml").read_text()
+    assert edited == text.replace(
+        "release: {agent_version_number: 3}", "release: {agent_version_number: 4}"
+    )
+
+    planned = run("plan", str(folder), "--format", "json")
+    assert planned.exit_code in (0, 2), planned.output
+    plan = json.loads(planned.stdout)
+    assert [(o["action"], o["version_set"]) for o in plan["operations"]] == [
+        ("upsert_version_set", "release")
+    ]
+    assert [(c["path"], c["old"], c["new"]) for c in plan["operations"][0]["changes"]] == [
+        ("agent_version_number", 3, 4)
+    ]
+
+
+def test_an_apply_that_changes_no_version_set_has_nothing_to_verify(
+    tmp_path: Path, run: Run
+) -> None:
+    result = run("apply", str(manifest(tmp_path, canary=3)), *VERIFY, "--format", "json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["verification"] == {
+        "passed": False,
+        "skipped": "the apply changed no version set: nothing to verify",
+    }
+    assert report["rollback"] is None
+
+
+def test_rollback_needs_verify(tmp_path: Path, run: Run) -> None:
+    result = run("apply", str(manifest(tmp_path, canary=4)), "--rollback-on-failure")
+    assert result.exit_code == 64
+    assert "--rollback-on-failure needs --verify" in result.output
+
+
+# --- the rollback plan, on its own --------------------------------------------------
+
+
+def _upsert(key: str, kind: Kind, request: dict[str, Any], before: Any) -> Operation:
+    return Operation(
+        key,
+        Action.UPSERT_VERSION_SET,
+        kind,
+        "Front Desk",
+        "s1",
+        version_set="canary",
+        request=request,
+        before=before,
+    )
+
+
+def _set(agent: int) -> dict[str, Any]:
+    return {
+        "agent_version_number": agent,
+        "service_hierarchical_state_machine_version_number": None,
+        "llm_model_preferences": {},
+    }
+
+
+def _plan(*ops: Operation) -> Plan:
+    return Plan("org", "http://127.0.0.1", "m", "f", "2026-01-01T00:00:00Z", operations=ops)
+
+
+def _done(*ops: Operation, status: Status = Status.DONE) -> ApplyReport:
+    return ApplyReport(
+        tuple(
+            OperationResult(o.key, o.action, o.kind, o.service, o.version_set, status) for o in ops
+        ),
+        1.0,
+    )
+
+
+def test_a_set_changed_since_the_apply_is_not_overwritten() -> None:
+    op = _upsert("op-001", Kind.UPDATE, _set(5), _set(3))
+    someone_else = [{"id": "s1", "version_sets": {"canary": _set(6)}}]
+    planned = plan_rollback(_plan(op), _done(op), someone_else)
+    assert planned.plan.operations == ()
+    [left] = planned.left_alone
+    assert "changed since this apply wrote it" in left.reason
+
+
+def test_only_done_upserts_are_rolled_back_and_old_plans_say_why_not() -> None:
+    failed = _upsert("op-001", Kind.UPDATE, _set(5), _set(3))
+    live = [{"id": "s1", "version_sets": {"canary": _set(5)}}]
+    assert (
+        plan_rollback(_plan(failed), _done(failed, status=Status.FAILED), live).plan.operations
+        == ()
+    )
+    old = _upsert("op-001", Kind.UPDATE, _set(5), None)  # a plan file from before `before`
+    [left] = plan_rollback(_plan(old), _done(old), live).left_alone
+    assert "did not record" in left.reason
+    restore = _upsert("op-001", Kind.UPDATE, _set(5), _set(3))
+    [op] = plan_rollback(_plan(restore), _done(restore), live).plan.operations
+    assert (op.key, op.action, op.request) == ("rollback-001", Action.UPSERT_VERSION_SET, _set(3))
+
+
+def test_the_saved_plan_keeps_before_outside_its_digest(tmp_path: Path) -> None:
+    op = _upsert("op-001", Kind.UPDATE, _set(5), _set(3))
+    path = tmp_path / "plan.json"
+    save_plan(_plan(op), path)
+    loaded = load_plan(path)
+    assert loaded.operations[0].before == _set(3)
+    without = _plan(_upsert("op-001", Kind.UPDATE, _set(5), None))
+    assert plan_digest(loaded) == plan_digest(without)
