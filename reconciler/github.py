@@ -13,7 +13,11 @@ CLI writes to the job summary and step outputs.
   branch (a re-run of an old run, or a run queued behind a newer merge), naming both;
 - `find_pr_plan` / `compare_with_pr`: the digest of the plan the pull request showed
   (read from the hidden marker in the bot's sticky comment) against the merge-time plan;
-- `plan_comment`, `apply_summary`: the text people read.
+- `plan_comment`, `apply_summary`: the text people read;
+- `promotable`, `verification_comment`, `post_on_merged_pr`: after apply on merge,
+  which verified canaries may be promoted, and the result posted on the merged pull request;
+- `open_promotion_pr`: `reconciler promote` on a branch, pushed, and one pull request
+  per (from, to) pair opened or updated (docs/progressive-delivery.md).
 """
 
 from __future__ import annotations
@@ -23,9 +27,12 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconciler.diagnostics import UserError
+
+if TYPE_CHECKING:
+    from reconciler.verify import Verification
 
 # The marker the plan comment carries (one line, invisible when rendered). Only comments
 # written by BOT_LOGIN are read back: anyone can type a marker into a comment of their own.
@@ -141,22 +148,26 @@ class GitHubApi:
         )
 
     def get(self, path: str) -> Any:
+        return self.send("GET", path)
+
+    def send(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
+        """One request (GET, or a write: POST / PATCH with a JSON body); the answer's JSON."""
         import httpx
 
         try:
-            response = self._client.get(path)
+            response = self._client.request(method, path, json=body)
         except httpx.HTTPError as exc:
-            raise GitHubError(f"GitHub API GET {path}: {type(exc).__name__}: {exc}") from None
-        if response.status_code != 200:
+            raise GitHubError(f"GitHub API {method} {path}: {type(exc).__name__}: {exc}") from None
+        if response.status_code not in (200, 201):
             try:
                 message = response.json().get("message", "")
-            except ValueError:
+            except (ValueError, AttributeError):
                 message = response.text[:200]
-            raise GitHubError(f"GitHub API GET {path}: HTTP {response.status_code}: {message}")
+            raise GitHubError(f"GitHub API {method} {path}: HTTP {response.status_code}: {message}")
         try:
             return response.json()
         except ValueError:
-            raise GitHubError(f"GitHub API GET {path}: the answer is not JSON") from None
+            raise GitHubError(f"GitHub API {method} {path}: the answer is not JSON") from None
 
     def close(self) -> None:
         self._client.close()
@@ -651,4 +662,240 @@ def stage1_summary(
     return (
         f"### amigo-reconciler: the plan to approve for `{apply_environment}`\n\n"
         f"{comparison.text}\n\n{markdown.strip()}\n\n{next_step}\n"
+    )
+
+
+# --- progressive delivery: verify after merge, then open the promotion PR ----------
+
+PROMOTION_BRANCH = "amigo-reconciler/promote-{source}-to-{target}"
+PROMOTION_MARKER = "<!-- amigo-reconciler promotion from={source} to={target} -->"
+VERIFY_MARKER = "<!-- amigo-reconciler verify environment={environment} commit={commit} -->"
+
+
+def promotable(verification: Verification, source: str) -> list[str]:
+    """Services whose `source` set passed: every test set covering it ran and passed, and no
+    problem names the service. One failure elsewhere does not hold back a passed canary."""
+    from reconciler.verify import Outcome
+
+    failed_services = {e.service for e in verification.errors if e.service}
+    names = []
+    for target in verification.targets:
+        if target.version_set != source or target.service in failed_services:
+            continue
+        pair = (target.service, target.version_set)
+        covering = [s for s in verification.test_sets if pair in s.covers]
+        if covering and all(s.outcome is Outcome.PASSED for s in covering):
+            names.append(target.service)
+    return list(dict.fromkeys(names)) if not verification.cancelled else []
+
+
+def verification_comment(
+    verification: Verification,
+    *,
+    environment: str,
+    commit: str,
+    run_url: str,
+    promote: Sequence[str],
+    source: str,
+    target: str,
+) -> str:
+    """The verification as a comment / job summary: the result, what may be promoted."""
+    from reconciler.render_verify import render_verification
+
+    lines = [
+        VERIFY_MARKER.format(environment=environment, commit=commit),
+        f"## Verification after apply ({environment}, `{commit[:12]}`)",
+        "",
+        render_verification(verification, "markdown").rstrip("\n"),
+        "",
+    ]
+    if promote:
+        lines.append(
+            f"{source} passed for {', '.join(promote)}: a pull request promoting it to "
+            f"{target} is opened or updated."
+        )
+    else:
+        lines.append(f"Nothing to promote: no {source} set passed verification.")
+    lines += ["", f"[Workflow run]({run_url})"]
+    return _cut("\n".join(lines) + "\n", COMMENT_LIMIT, f"Cut; the full report: {run_url}")
+
+
+def post_on_merged_pr(api: GitHubApi, context: RunContext, body: str) -> str | None:
+    """Comment `body` on the pull request whose merge made the run's commit; its URL, or
+    None when the commit came from no pull request (a direct push: the summary only).
+
+    A comment on the pull request people merged needs only `pull-requests: write`; a
+    commit comment would need `contents: write` for the whole job."""
+    pulls = api.get(f"/repos/{context.repository}/commits/{context.sha}/pulls")
+    merged = [
+        p
+        for p in (pulls if isinstance(pulls, list) else [])
+        if isinstance(p, Mapping) and p.get("merge_commit_sha") == context.sha
+    ]
+    if not merged:
+        return None
+    answer = api.send(
+        "POST",
+        f"/repos/{context.repository}/issues/{int(merged[0]['number'])}/comments",
+        {"body": body},
+    )
+    return str(_get(answer, "html_url") or "")
+
+
+@dataclass(frozen=True)
+class PromotionPr:
+    """What `open_promotion_pr` did: `created`, `updated` or `nothing` (already equal)."""
+
+    action: str
+    branch: str
+    number: int | None = None
+    url: str = ""
+    diff: str = ""
+
+
+def _git(args: Sequence[str], cwd: str, env: Mapping[str, str] | None = None) -> str:
+    import os
+    import subprocess
+
+    try:
+        result = subprocess.run(
+            ["git", *args],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+            env={**os.environ, **(env or {})},
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise GitHubError(f"git {args[0]}: {exc}") from None
+    if result.returncode != 0:
+        from reconciler.redaction import redact
+
+        raise GitHubError(
+            f"git {args[0]} failed (exit {result.returncode}): "
+            f"{redact(result.stderr.strip())[:500]}"
+        )
+    return result.stdout
+
+
+def _push_auth(context: RunContext, server_url: str) -> dict[str, str]:
+    """The token as an HTTP header for git, through the environment (never the command
+    line, which other processes can read, and never persisted in .git/config)."""
+    import base64
+
+    if not context.token:
+        return {}
+    basic = base64.b64encode(f"x-access-token:{context.token}".encode()).decode()
+    return {
+        "GIT_CONFIG_COUNT": "1",
+        "GIT_CONFIG_KEY_0": f"http.{server_url.rstrip('/')}/.extraheader",
+        "GIT_CONFIG_VALUE_0": f"AUTHORIZATION: basic {basic}",
+    }
+
+
+def open_promotion_pr(
+    api: GitHubApi,
+    context: RunContext,
+    *,
+    services: Sequence[str],
+    source: str,
+    target: str,
+    paths: Sequence[str],
+    cwd: str,
+    base: str,
+    remote: str = "origin",
+    server_url: str = "https://github.com",
+    run_url: str = "",
+) -> PromotionPr:
+    """Promote `services` from `source` to `target` in the manifests (on a fresh branch from
+    HEAD), push it, and open the pull request, or update the open one for this pair.
+
+    The branch is rebuilt from HEAD every time (force-pushed): the pull request always
+    shows one commit, the promotion of what passed on this commit, and its plan preview
+    shows exactly the target set's change. Nothing to promote (already equal): no push.
+    """
+    from pathlib import Path
+
+    from reconciler.promote import NothingToPromote, plan_promotion, write_promotion
+
+    branch = PROMOTION_BRANCH.format(source=source, target=target)
+    if not services:
+        return PromotionPr("nothing", branch)
+    root = Path(cwd)
+    resolved = [str(root / p) for p in paths]
+    try:
+        promotion = plan_promotion(
+            resolved, list(services), source=source, target=target, all_services=False
+        )
+    except NothingToPromote:
+        return PromotionPr("nothing", branch)
+    _git(["checkout", "-B", branch], cwd)
+    write_promotion(promotion)
+    import dataclasses
+    import os
+
+    diff = "".join(
+        dataclasses.replace(change, path=os.path.relpath(change.path, cwd)).diff()
+        for change in promotion.changes
+    )
+    files = [str(change.path) for change in promotion.changes]
+    _git(["add", "--", *files], cwd)
+    names = ", ".join(services)
+    title = f"Promote {source} to {target}: {names}"
+    _git(
+        [
+            "-c",
+            "user.name=github-actions[bot]",
+            "-c",
+            "user.email=41898282+github-actions[bot]@users.noreply.github.com",
+            "commit",
+            "-q",
+            "-m",
+            f"{title}\n\nVerified on {context.sha}: the {source} set passed its simulation "
+            "unit test sets after apply.",
+        ],
+        cwd,
+    )
+    _git(
+        ["push", "--force", remote, f"HEAD:refs/heads/{branch}"],
+        cwd,
+        _push_auth(context, server_url),
+    )
+    body = "\n".join(
+        [
+            PROMOTION_MARKER.format(source=source, target=target),
+            f"The `{source}` version set of {names} passed verification after apply of "
+            f"`{context.sha[:12]}`" + (f" ([run]({run_url}))" if run_url else "") + ".",
+            f"Merging this makes `{target}` serve it; the plan on this pull request shows "
+            f"exactly the `{target}` change.",
+            "",
+            _fenced(diff),
+        ]
+    )
+    body = _cut(body, COMMENT_LIMIT, "Diff cut; see the commit.")
+    owner = context.repository.split("/", 1)[0]
+    from urllib.parse import quote
+
+    listed = api.get(
+        f"/repos/{context.repository}/pulls?state=open&head={quote(f'{owner}:{branch}')}"
+    )
+    existing = [p for p in listed if isinstance(p, Mapping)] if isinstance(listed, list) else []
+    if existing:
+        number = int(existing[0]["number"])
+        answer = api.send(
+            "PATCH", f"/repos/{context.repository}/pulls/{number}", {"title": title, "body": body}
+        )
+        return PromotionPr("updated", branch, number, str(_get(answer, "html_url") or ""), diff)
+    answer = api.send(
+        "POST",
+        f"/repos/{context.repository}/pulls",
+        {"title": title, "head": branch, "base": base, "body": body},
+    )
+    return PromotionPr(
+        "created",
+        branch,
+        int(_get(answer, "number") or 0),
+        str(_get(answer, "html_url") or ""),
+        diff,
     )

@@ -1,4 +1,5 @@
-"""A fake GitHub REST API on 127.0.0.1: canned JSON for GET paths, and what was asked."""
+"""A fake GitHub REST API on 127.0.0.1: canned JSON for GET paths and for writes (POST,
+PATCH), and what was asked and written."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ class FakeGitHub:
     def __init__(self) -> None:
         self.routes: dict[str, Any] = {}
         self.seen: list[tuple[str, str]] = []  # (path, Authorization header)
+        # Writes: (method, path) -> the answer; and what was written, in order.
+        self.write_routes: dict[tuple[str, str], Any] = {}
+        self.writes: list[tuple[str, str, Any]] = []
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -29,6 +33,29 @@ class FakeGitHub:
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
+
+            def _write(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"null")
+                fake.writes.append((self.command, self.path, body))
+                key = (self.command, self.path)
+                answer, status = (
+                    (fake.write_routes[key], 201 if self.command == "POST" else 200)
+                    if key in fake.write_routes
+                    else ({"message": "Not Found"}, 404)
+                )
+                data = json.dumps(answer).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_POST(self) -> None:
+                self._write()
+
+            def do_PATCH(self) -> None:
+                self._write()
 
             def log_message(self, *args: Any) -> None:
                 pass

@@ -18,9 +18,10 @@ WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
 CALLERS = sorted((REPO / "examples" / "github").glob("*.yml"))
 REUSABLE = {
     name: REPO / ".github" / "workflows" / f"reconciler-{name}.yml"
-    for name in ("plan", "apply", "drift")
+    for name in ("plan", "apply", "drift", "verify")
 }
 SHA = re.compile(r"^[0-9a-f]{40}$")
+CONTENTS_WRITERS = {("reconciler-verify.yml", "promote"), ("apply-on-merge.yml", "verify")}
 
 
 @functools.cache
@@ -63,6 +64,7 @@ def test_the_expected_files_exist() -> None:
         "reconciler-plan.yml",
         "reconciler-apply.yml",
         "reconciler-drift.yml",
+        "reconciler-verify.yml",
     } <= names
     assert {path.name for path in CALLERS} >= {
         "plan-on-pull-request.yml",
@@ -84,7 +86,11 @@ def test_workflow_parses_with_triggers_jobs_and_permissions(path: Path) -> None:
         granted = job.get("permissions", top)
         assert granted != "write-all" and granted != "read-all"
         extra = {k: v for k, v in (granted or {}).items() if v == "write"}
-        assert set(extra) <= {"pull-requests"}, f"{path.name}:{job_id} writes {extra}"
+        # Pushing the promotion branch is the one write to code (issue 18): that job, and
+        # the caller job that grants it, alone.
+        may_push = (path.name, job_id) in CONTENTS_WRITERS
+        allowed = {"pull-requests", "contents"} if may_push else {"pull-requests"}
+        assert set(extra) <= allowed, f"{path.name}:{job_id} writes {extra}"
 
 
 @pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
@@ -174,7 +180,8 @@ def test_reusable_workflows_share_one_interface(name: str) -> None:
     inputs, secrets = reusable_interface(name)
     assert "reconciler-requirement" not in inputs  # one pin: the caller's `uses:` line
     assert inputs["runs-on"]["default"] == "ubuntu-latest"
-    assert {"path", "environment", "manifest-vars", "prune", "emulator-seed"} <= set(inputs)
+    shared = {"path", "environment", "manifest-vars", "emulator-seed"}
+    assert shared | ({"prune"} if name != "verify" else set()) <= set(inputs)
     assert set(secrets) == {"AMIGO_API_KEY", "AMIGO_API_KEY_ID", "AMIGO_USER_ID"}
     assert load(REUSABLE[name])["permissions"] == {}
     for job in jobs(name).values():
@@ -451,3 +458,26 @@ def test_the_docs_say_what_a_runner_needs_and_what_dependabot_gets() -> None:
     assert "Dependabot's pull requests no repository secrets, so its plan check is labelled" in (
         readme
     )
+
+
+def test_verify_workflow_verifies_the_applied_plan_then_promotes_what_passed() -> None:
+    """Issue 18 item 4: after apply on merge, verify the plan stage 2 applied (by the
+    artifact the apply workflow names), post the result, then open the promotion PR."""
+    apply_outputs = load(REUSABLE["apply"])["on"]["workflow_call"]["outputs"]
+    assert apply_outputs["plan-artifact"]["value"] == "${{ jobs.plan.outputs.artifact-name }}"
+    verify, promote = jobs("verify")["verify"], jobs("verify")["promote"]
+    download = step(load(REUSABLE["verify"]), "Download the applied plan")
+    assert download["with"]["name"] == "${{ inputs.plan-artifact }}"
+    run = step(load(REUSABLE["verify"]), "Verify the changed version sets and post the result")
+    assert "reconciler ci verify plan.json" in run["run"]
+    assert verify["permissions"] == {"contents": "read", "pull-requests": "write"}
+    assert verify["outputs"]["promote"] == "${{ steps.verify.outputs.promote }}"
+    assert promote["needs"] == "verify"
+    assert "!cancelled()" in promote["if"] and "needs.verify.outputs.promote" in promote["if"]
+    assert promote["permissions"] == {"contents": "write", "pull-requests": "write"}
+    pr = step(load(REUSABLE["verify"]), "Open or update the promotion pull request")
+    assert "reconciler ci promotion-pr" in pr["run"]
+    assert "AMIGO_API_KEY" not in pr.get("env", {})  # the promotion needs no API key
+    caller = load(REPO / "examples" / "github" / "apply-on-merge.yml")["jobs"]["verify"]
+    assert caller["needs"] == "apply"
+    assert caller["with"]["plan-artifact"] == "${{ needs.apply.outputs.plan-artifact }}"

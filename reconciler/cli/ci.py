@@ -10,7 +10,14 @@ from typing import TYPE_CHECKING
 
 import click
 
-from reconciler.cli.shared import ReconcilerGroup, echo, fail, handle_errors
+from reconciler.cli.shared import (
+    ConnectionOptions,
+    ReconcilerGroup,
+    connection_options,
+    echo,
+    fail,
+    handle_errors,
+)
 
 if TYPE_CHECKING:
     from reconciler.github import RunContext
@@ -378,3 +385,168 @@ def ci_drift_report(environment: str, exit_code: str, markdown_file: str, errors
             errors=read(errors_file),
         )
     )
+
+
+@ci.command("verify")
+@click.argument("plan_file", type=click.Path(exists=True, dir_okay=False, path_type=str))
+@click.option(
+    "--manifests",
+    "paths",
+    multiple=True,
+    metavar="PATH",
+    help="Manifests whose verify.unit_test_sets name the test sets (repeatable).",
+)
+@click.option("--environment", default="default", show_default=True, help="Environment name.")
+@click.option("--promote-from", "source", default="canary", show_default=True, metavar="SET")
+@click.option("--promote-to", "target", default="release", show_default=True, metavar="SET")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=1800.0)
+@click.option("--poll-seconds", type=click.FloatRange(min=0), default=15.0)
+@click.option(
+    "--post/--no-post",
+    default=True,
+    show_default=True,
+    help="Also post the result on the pull request merged as this commit "
+    "(needs pull-requests: write).",
+)
+@connection_options
+@handle_errors
+def ci_verify(
+    plan_file: str,
+    paths: tuple[str, ...],
+    environment: str,
+    source: str,
+    target: str,
+    timeout: float,
+    poll_seconds: float,
+    post: bool,
+    connection: ConnectionOptions,
+) -> None:
+    """After apply on merge: verify the sets the applied plan changed, post the result, and
+    set outputs `passed` and `promote` (a JSON list of the services whose --promote-from
+    set passed). Exit 1 unless every test set passed."""
+    import json
+    import threading
+
+    from reconciler.github import (
+        GitHubApi,
+        post_on_merged_pr,
+        promotable,
+        verification_comment,
+    )
+    from reconciler.workflow import load_saved_plan, verification_targets, verify, verify_plan_pairs
+
+    context = _context()
+    saved, _ = load_saved_plan(plan_file)
+    pairs = verify_plan_pairs(saved)
+    if not pairs:
+        _summary(f"{plan_file} changed no version set: nothing to verify.")
+        _outputs(passed="true", promote="[]")
+        return
+    client = connection.open(on_wait=lambda message: echo(message, err=True))
+    try:
+        result = verify(
+            client,
+            verification_targets(pairs, paths),
+            saved=saved,
+            timeout=timeout,
+            poll_seconds=poll_seconds,
+            on_progress=lambda message: echo(message, err=True),
+            cancel=threading.Event(),
+        )
+    finally:
+        client.close()
+    promote = promotable(result, source)
+    body = verification_comment(
+        result,
+        environment=environment,
+        commit=context.sha,
+        run_url=_run_url(context),
+        promote=promote,
+        source=source,
+        target=target,
+    )
+    _summary(body)
+    if post:
+        api = GitHubApi(context)
+        try:
+            url = post_on_merged_pr(api, context, body)
+        finally:
+            api.close()
+        echo(
+            f"Posted the verification: {url}"
+            if url
+            else "No pull request was merged as this commit: the result is in the job summary."
+        )
+    _outputs(passed=str(result.passed).lower(), promote=json.dumps(promote))
+    if not result.passed:
+        fail("::error::verification after apply did not pass; see the job summary")
+
+
+@ci.command("promotion-pr")
+@click.option(
+    "--services",
+    "services_json",
+    required=True,
+    metavar="JSON",
+    help='The services to promote, a JSON list (`ci verify`\'s `promote` output), e.g. ["A"].',
+)
+@click.option("--from", "source", default="canary", show_default=True, metavar="SET")
+@click.option("--to", "target", default="release", show_default=True, metavar="SET")
+@click.option("--manifests", "paths", multiple=True, required=True, metavar="PATH")
+@click.option("--base", default=None, metavar="BRANCH", help="Default: the default branch.")
+@click.option("--remote", default="origin", show_default=True)
+@handle_errors
+def ci_promotion_pr(
+    services_json: str,
+    source: str,
+    target: str,
+    paths: tuple[str, ...],
+    base: str | None,
+    remote: str,
+) -> None:
+    """Run `reconciler promote` on a branch, push it, and open (or update) its pull request.
+    Sets outputs `action` (created, updated, nothing), `number` and `url`."""
+    import json
+
+    from reconciler.github import GitHubApi, GitHubError, open_promotion_pr
+
+    try:
+        services = json.loads(services_json)
+    except ValueError:
+        services = None
+    if not isinstance(services, list) or not all(isinstance(s, str) for s in services):
+        raise click.BadParameter(
+            f'expected a JSON list of service names, e.g. ["Front Desk"]; got {services_json!r}',
+            param_hint="--services",
+        )
+    context = _context()
+    api = GitHubApi(context)
+    try:
+        if base is None:
+            try:
+                base = context.default_branch
+            except GitHubError:
+                base = "main"
+        result = open_promotion_pr(
+            api,
+            context,
+            services=services,
+            source=source,
+            target=target,
+            paths=paths,
+            cwd=os.getcwd(),
+            base=base,
+            remote=remote,
+            server_url=os.environ.get("GITHUB_SERVER_URL", "https://github.com"),
+            run_url=_run_url(context),
+        )
+    finally:
+        api.close()
+    if result.action == "nothing":
+        _summary(f"Nothing to promote from {source} to {target}.")
+    else:
+        _summary(
+            f"Promotion pull request {result.action}: {result.url}\n\n```diff\n{result.diff}```"
+        )
+        echo(f"Promotion pull request {result.action}: {result.url}")
+    _outputs(action=result.action, number=str(result.number or ""), url=result.url)
