@@ -482,10 +482,13 @@ def verify_applied(
     on_progress: Callable[[str], None],
     on_event: Callable[[Any], None],
     cancel: threading.Event,
+    policies: Sequence[Module] | None = None,
+    namespaces: Sequence[str] = (),
 ) -> ApplyVerification:
     """After a converged apply: verify the version sets it upserted; on failure (and
     `rollback`) restore them to the contents the plan recorded, as ordinary operations
-    through the applier, then re-read them to show they are back.
+    through the applier, then re-read them to show they are back. The rollback plan
+    meets the same `policies` as the apply's (denied: nothing is sent).
 
     Not verified: an apply that did not converge (or was cancelled). Not rolled back: a
     verification cancelled by Ctrl-C (the user stopped it; nothing proved the change bad).
@@ -539,7 +542,17 @@ def verify_applied(
     done = None
     differences: tuple[str, ...] = ()
     error = None
-    if planned.plan.operations:
+    denied = (
+        check_plan_policy(policies, planned.plan, namespaces).denied
+        if policies is not None and planned.plan.operations
+        else ()
+    )
+    if denied:
+        error = (
+            "a policy denies the rollback plan, so nothing was rolled back: "
+            + "; ".join(f"{f.rule}: {f.message}" for f in denied)
+        )
+    elif planned.plan.operations:
         abort = threading.Event()
         done = apply_plan(
             client, planned.plan, on_event=on_event, cancel=client.cancel, abort=abort

@@ -240,3 +240,27 @@ def test_the_saved_plan_keeps_before_outside_its_digest(tmp_path: Path) -> None:
     assert loaded.operations[0].before == _set(3)
     without = _plan(_upsert("op-001", Kind.UPDATE, _set(5), None))
     assert plan_digest(loaded) == plan_digest(without)
+
+
+def test_a_rollback_plan_meets_the_same_policies_as_the_apply(
+    tmp_path: Path, emulator: Emulator, run: Run
+) -> None:
+    policy = tmp_path / "no_deletes.rego"
+    policy.write_text(
+        "package main\n\nimport rego.v1\n\n"
+        'deny contains {"msg": "version sets are never deleted here"} if {\n'
+        "\tsome op in input.operations\n"
+        '\top.kind == "delete"\n'
+        "}\n"
+    )
+    folder = manifest(tmp_path, canary=4, extra="    beta: {agent_version_number: 4}\n")
+    result = run(
+        "apply", str(folder), *VERIFY, "--rollback-on-failure", "--policy", str(policy),
+        "--format", "json",
+    )  # fmt: skip
+    assert result.exit_code == 1, result.output
+    rollback = json.loads(result.stdout)["rollback"]
+    assert rollback["outcome"] == "failed" and rollback["operations"] == []
+    assert "version sets are never deleted here" in rollback["error"]
+    [service] = emulator.services()
+    assert "beta" in service["version_sets"]  # nothing was sent

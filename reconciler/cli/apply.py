@@ -258,6 +258,8 @@ def apply(
                 timeout=verify_timeout,
                 poll_seconds=verify_poll_seconds,
                 progress=lambda text: echo(text, err=as_json),
+                policies=modules,
+                namespaces=policy.namespaces,
             )
             if as_json:
                 echo(json.dumps(apply_report_json(plan, report, convergence, verified), indent=2))
@@ -293,6 +295,8 @@ def _verify_applied(
     timeout: float,
     poll_seconds: float,
     progress: Callable[[str], None],
+    policies: Any,
+    namespaces: tuple[str, ...],
 ) -> Any:
     """An `ApplyVerification`: verify (and maybe roll back) with verify's Ctrl-C handling: the first stops waiting."""
     from reconciler.cli.verify import install_verify_sigint
@@ -318,6 +322,8 @@ def _verify_applied(
             on_progress=progress,
             on_event=on_event,
             cancel=cancel,
+            policies=policies,
+            namespaces=namespaces,
         )
     finally:
         restore()
