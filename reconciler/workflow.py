@@ -548,9 +548,8 @@ def verify_applied(
         else ()
     )
     if denied:
-        error = (
-            "a policy denies the rollback plan, so nothing was rolled back: "
-            + "; ".join(f"{f.rule}: {f.message}" for f in denied)
+        error = "a policy denies the rollback plan, so nothing was rolled back: " + "; ".join(
+            f"{f.rule}: {f.message}" for f in denied
         )
     elif planned.plan.operations:
         abort = threading.Event()

@@ -22,6 +22,7 @@ from reconciler import cli
 from reconciler.api.client import AmigoClient
 from reconciler.applier import ApplyReport, OperationResult, Status
 from reconciler.cli.shared import Runtime
+from reconciler.connect import emulator_config
 from reconciler.emulator import Emulator
 from reconciler.plan import Action, Kind, Operation, Plan
 from reconciler.planfile import load_plan, plan_digest, save_plan
@@ -56,7 +57,9 @@ def emulator() -> Emulator:
 @pytest.fixture
 def run(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Run:
     def open_client(settings: Any, *, emulator_seed: Any = None, on_wait: Any = None) -> Any:
-        return AmigoClient(emulator.api_config(), transport=emulator.transport(), on_wait=on_wait)
+        return AmigoClient(
+            emulator_config(emulator), transport=emulator.transport(), on_wait=on_wait
+        )
 
     monkeypatch.setenv("AMIGO_RECONCILER_DEBUG", "")
 

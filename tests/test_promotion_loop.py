@@ -21,6 +21,7 @@ from test_verify import seed
 from reconciler.api.client import AmigoClient
 from reconciler.cli import main
 from reconciler.cli.shared import Runtime
+from reconciler.connect import emulator_config
 from reconciler.emulator import Emulator
 
 REPO = "acme/manifests"
@@ -93,7 +94,7 @@ class Loop:
         emulator = self.emulator
 
         def open_client(settings: Any, *, emulator_seed: Any = None, on_wait: Any = None) -> Any:
-            return AmigoClient(emulator.api_config(), transport=emulator.transport())
+            return AmigoClient(emulator_config(emulator), transport=emulator.transport())
 
         (self.tmp_path / "output").unlink(missing_ok=True)
         with contextlib.chdir(cwd):
