@@ -18,7 +18,7 @@ restore safely — each with the reason, so the report says what was not undone:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -137,21 +137,7 @@ def plan_rollback(
                 before=written.to_api(),
             )
         )
-    keyed = tuple(
-        Operation(
-            key=f"rollback-{n:03d}",
-            action=o.action,
-            kind=o.kind,
-            service=o.service,
-            service_id=o.service_id,
-            version_set=o.version_set,
-            changes=o.changes,
-            request=o.request,
-            source=o.source,
-            before=o.before,
-        )
-        for n, o in enumerate(operations, start=1)
-    )
+    keyed = tuple(replace(o, key=f"rollback-{n:03d}") for n, o in enumerate(operations, start=1))
     rollback = Plan(
         organization=plan.organization,
         base_url=plan.base_url,

@@ -27,6 +27,9 @@ class FakeGitHub:
                     body, status = {"message": "Not Found"}, 404
                 else:
                     body, status = fake.routes[self.path], 200
+                self._answer(body, status)
+
+            def _answer(self, body: Any, status: int) -> None:
                 data = json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -44,12 +47,7 @@ class FakeGitHub:
                     if key in fake.write_routes
                     else ({"message": "Not Found"}, 404)
                 )
-                data = json.dumps(answer).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self._answer(answer, status)
 
             def do_POST(self) -> None:
                 self._write()
