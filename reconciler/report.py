@@ -212,6 +212,12 @@ def _rollback_json(verified: ApplyVerification | None) -> dict[str, Any] | None:
     }
 
 
+def rollback_line(result: OperationResult) -> str:
+    """One line as a rollback operation finishes (the rollback's size is not known ahead)."""
+    line = f"rollback {result.key}: {_STATUS_LABEL[result.status]} {describe(result)}"
+    return redact(line + (f": {result.message}" if result.message else ""))
+
+
 def render_apply_verification_text(verified: ApplyVerification) -> str:
     """What `apply --verify` adds after the apply summary: the verification, the rollback."""
     from reconciler.render_verify import render_verification

@@ -110,7 +110,8 @@ def test_a_version_set_the_apply_created_is_deleted_by_the_rollback(
     assert result.exit_code == 1, result.output
     assert "no simulation unit test set covers it" in result.stdout
     assert "Rolled back: 2 version set(s) restored" in result.stdout
-    assert "delete" in result.stdout and "'beta'" in result.stdout
+    assert "rollback rollback-001: done delete 'Front Desk' version set 'beta'" in result.stdout
+    assert "rollback rollback-002: done update 'Front Desk' version set 'canary'" in result.stdout
     assert emulator.services() == before
 
 

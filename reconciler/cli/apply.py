@@ -300,16 +300,14 @@ def _verify_applied(
 ) -> Any:
     """An `ApplyVerification`: verify (and maybe roll back) with verify's Ctrl-C handling: the first stops waiting."""
     from reconciler.cli.verify import install_verify_sigint
-    from reconciler.report import progress_line
+    from reconciler.report import rollback_line
     from reconciler.workflow import verify_applied
 
     cancel = threading.Event()
     restore = install_verify_sigint(cancel)
-    count = [0]
 
     def on_event(result: Any) -> None:
-        count[0] += 1
-        progress("rollback " + progress_line(result, count[0], count[0]))
+        progress(rollback_line(result))
 
     try:
         return verify_applied(
