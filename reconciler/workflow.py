@@ -492,6 +492,8 @@ def verify_applied(
 
     Not verified: an apply that did not converge (or was cancelled). Not rolled back: a
     verification cancelled by Ctrl-C (the user stopped it; nothing proved the change bad).
+    Failed, errored and timed-out test sets all count as failure (nothing proved the
+    change good). `cancel` set during the rollback starts no further operation of it.
     """
     from reconciler.api.errors import ApiError
     from reconciler.applier import apply_plan
@@ -552,9 +554,9 @@ def verify_applied(
             f"{f.rule}: {f.message}" for f in denied
         )
     elif planned.plan.operations:
-        abort = threading.Event()
+        # Ctrl-C (`cancel`) now means: start no further rollback operation, report.
         done = apply_plan(
-            client, planned.plan, on_event=on_event, cancel=client.cancel, abort=abort
+            client, planned.plan, on_event=on_event, cancel=cancel, abort=threading.Event()
         )
         try:
             differences = tuple(remaining_differences(client, planned.plan, done))

@@ -268,3 +268,66 @@ def test_a_rollback_plan_meets_the_same_policies_as_the_apply(
     assert "version sets are never deleted here" in rollback["error"]
     [service] = emulator.services()
     assert "beta" in service["version_sets"]  # nothing was sent
+
+
+def _apply_directly(emulator: Emulator, folder: Path) -> tuple[AmigoClient, Any, Any]:
+    import threading
+
+    from reconciler.workflow import apply_and_check, load_for_apply
+
+    client = AmigoClient(emulator_config(emulator), transport=emulator.transport())
+    applying = load_for_apply(client, [str(folder)], saved=False)
+    outcome = apply_and_check(
+        client,
+        applying,
+        on_event=lambda _result: None,
+        cancel=threading.Event(),
+        abort=threading.Event(),
+        running=threading.Event(),
+    )
+    assert outcome.report.ok and outcome.convergence is not None
+    return client, applying, outcome
+
+
+def test_ctrl_c_as_the_rollback_starts_sends_nothing_and_says_so(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    import threading
+
+    from reconciler.report import rollback_outcome
+    from reconciler.workflow import verify_applied
+
+    client, applying, outcome = _apply_directly(emulator, manifest(tmp_path, canary=5))
+    cancel = threading.Event()
+
+    def progress(message: str) -> None:
+        if "rolling back" in message:
+            cancel.set()  # what the first Ctrl-C does
+
+    with client:
+        verified = verify_applied(
+            client, applying, outcome, rollback=True, timeout=30, poll_seconds=0,
+            on_progress=progress, on_event=lambda _r: None, cancel=cancel,
+        )  # fmt: skip
+    assert verified.rollback is not None and verified.rollback.report is not None
+    assert [r.status for r in verified.rollback.report.results] == [Status.NOT_STARTED]
+    assert rollback_outcome(verified.rollback) == "failed"
+    [service] = emulator.services()
+    assert service["version_sets"]["canary"]["agent_version_number"] == 5  # as reported
+
+
+def test_a_cancelled_verification_is_never_rolled_back(tmp_path: Path, emulator: Emulator) -> None:
+    import threading
+
+    from reconciler.workflow import verify_applied
+
+    client, applying, outcome = _apply_directly(emulator, manifest(tmp_path, canary=5))
+    cancel = threading.Event()
+    cancel.set()
+    with client:
+        verified = verify_applied(
+            client, applying, outcome, rollback=True, timeout=30, poll_seconds=0,
+            on_progress=lambda _m: None, on_event=lambda _r: None, cancel=cancel,
+        )  # fmt: skip
+    assert verified.rollback is None
+    assert verified.rollback_skipped == "verification was cancelled: nothing was rolled back"

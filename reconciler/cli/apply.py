@@ -298,13 +298,24 @@ def _verify_applied(
     policies: Any,
     namespaces: tuple[str, ...],
 ) -> Any:
-    """An `ApplyVerification`: verify (and maybe roll back) with verify's Ctrl-C handling: the first stops waiting."""
-    from reconciler.cli.verify import install_verify_sigint
+    """An `ApplyVerification`: verify, and maybe roll back. The first Ctrl-C stops waiting
+    and starts no rollback operation (those on the wire finish); the second stops at once."""
     from reconciler.report import rollback_line
     from reconciler.workflow import verify_applied
 
     cancel = threading.Event()
-    restore = install_verify_sigint(cancel)
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if cancel.is_set():
+            raise KeyboardInterrupt
+        cancel.set()
+        echo(
+            "\nCancelling: no more waiting for runs (those started keep running) and no "
+            "rollback operation starts; reporting what finished (Ctrl-C again to stop at once).",
+            err=True,
+        )
+
+    restore = install_sigint(on_sigint)
 
     def on_event(result: Any) -> None:
         progress(rollback_line(result))
