@@ -730,7 +730,9 @@ def post_on_merged_pr(api: GitHubApi, context: RunContext, body: str) -> str | N
     merged = [
         p
         for p in (pulls if isinstance(pulls, list) else [])
-        if isinstance(p, Mapping) and p.get("merge_commit_sha") == context.sha
+        if isinstance(p, Mapping)
+        and p.get("merge_commit_sha") == context.sha
+        and isinstance(p.get("number"), int)
     ]
     if not merged:
         return None
@@ -880,7 +882,11 @@ def open_promotion_pr(
     listed = api.get(
         f"/repos/{context.repository}/pulls?state=open&head={quote(f'{owner}:{branch}')}"
     )
-    existing = [p for p in listed if isinstance(p, Mapping)] if isinstance(listed, list) else []
+    existing = [
+        p
+        for p in (listed if isinstance(listed, list) else [])
+        if isinstance(p, Mapping) and isinstance(p.get("number"), int)
+    ]
     if existing:
         number = int(existing[0]["number"])
         answer = api.send(
