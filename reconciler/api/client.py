@@ -31,7 +31,7 @@ import httpx
 
 from reconciler.api.answers import check_created, check_page, check_run_created, check_sign_in
 from reconciler.api.auth import TokenCache, parse_expires_at
-from reconciler.api.config import DEFAULT_BASE_URL, ApiConfig
+from reconciler.api.config import DEFAULT_BASE_URL, MONGO_CLUSTER_HEADER, ApiConfig
 from reconciler.api.errors import (
     ApiError,
     OutcomeUnknown,
@@ -189,7 +189,15 @@ class AmigoClient:
             timeout=httpx.Timeout(
                 config.timeout, connect=min(config.timeout, CONNECT_TIMEOUT_SECONDS)
             ),
-            headers={"accept": "application/json", "user-agent": "amigo-reconciler"},
+            headers={
+                "accept": "application/json",
+                "user-agent": "amigo-reconciler",
+                **(
+                    {MONGO_CLUSTER_HEADER: config.mongo_cluster_name}
+                    if config.mongo_cluster_name is not None
+                    else {}
+                ),
+            },
             follow_redirects=False,
         )
         self._tokens = TokenCache(self._clock)

@@ -25,6 +25,11 @@ ENV_API_KEY_ID = "AMIGO_API_KEY_ID"
 ENV_USER_ID = "AMIGO_USER_ID"
 ENV_ORGANIZATION_ID = "AMIGO_ORGANIZATION_ID"
 ENV_BASE_URL = "AMIGO_BASE_URL"
+# The seed's `x-mongo-cluster-name` header, needed only while an organization is not yet in
+# the infra config database: sent on every call when set, never otherwise.
+ENV_MONGO_CLUSTER_NAME = "AMIGO_MONGO_CLUSTER_NAME"
+MONGO_CLUSTER_HEADER = "x-mongo-cluster-name"
+_HEADER_VALUE_RE = re.compile(r"^[!-~]{1,200}$")  # printable ASCII, no space: no header injection
 
 # What signs in. Only the key is a secret (it authenticates; output never shows it, see
 # reconciler/redaction.py). The key id and the user id identify: the API answers 401
@@ -126,6 +131,8 @@ class ApiConfig:
     # Wall-clock bound on one attempt (connect, send, every byte of the answer), however
     # the server paces its bytes. None: 2 x timeout + 5 s (65 s with the default timeout).
     attempt_deadline: float | None = None
+    # Sent as the x-mongo-cluster-name header on every call when set (None: never sent).
+    mongo_cluster_name: str | None = None
 
     @property
     def attempt_deadline_seconds(self) -> float:
@@ -154,6 +161,13 @@ class ApiConfig:
                 f"rate_window_seconds must be positive, not {self.rate_window_seconds}"
             )
         object.__setattr__(self, "base_url", check_base_url(self.base_url))
+        if self.mongo_cluster_name is not None and not _HEADER_VALUE_RE.match(
+            self.mongo_cluster_name
+        ):
+            raise ConfigError(
+                f"{ENV_MONGO_CLUSTER_NAME} / --mongo-cluster must be a cluster name "
+                "(1-200 printable ASCII characters, no spaces)"
+            )
 
     @classmethod
     def from_env(
@@ -190,4 +204,5 @@ class ApiConfig:
             api_key_id=values[ENV_API_KEY_ID] or "",
             user_id=values[ENV_USER_ID] or "",
             base_url=setting(ENV_BASE_URL) or DEFAULT_BASE_URL,
+            mongo_cluster_name=setting(ENV_MONGO_CLUSTER_NAME),
         )
