@@ -10,6 +10,8 @@ tests/test_architecture.py fails when a module imports a higher layer):
   a service field is one entry in model.py (docs/adding-a-field.md).
 - manifests/: YAML → validated DesiredState: spec (a manifest rule goes here),
   positioned (reading files, values + positions), variables (`${VAR}`), loader.
+- project: reconciler.yaml, the environments (organization, credentials' variable
+  names, ${VAR} values, prune, paths, policy, mongo cluster).
 - api/: the HTTP client: auth, pacing, retries, answers (an API call goes here).
 - emulator/: an independent in-process / local Amigo API (its own reading of the
   API rules; an API rule goes in rules.py); redaction: the one place the API key is scrubbed from output.

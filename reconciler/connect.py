@@ -24,19 +24,25 @@ def open_client(
     """A client for the API the settings name (flags first, then AMIGO_* environment).
 
     With `emulator_seed` the emulator runs in-process from that seed file and
-    no credentials are needed; the settings are then ignored.
+    no credentials are needed; the settings are then ignored but for the Mongo
+    cluster name, sent to the emulator as to the API.
     """
     from reconciler.api.client import AmigoClient
     from reconciler.api.config import ApiConfig
 
     if emulator_seed is not None:
+        from dataclasses import replace
+
+        from reconciler.api.config import ENV_MONGO_CLUSTER_NAME
         from reconciler.emulator import Emulator
 
         emulator = Emulator.from_seed(emulator_seed)
         # The transport holds the emulator (its state lives there) as long as the client.
-        return AmigoClient(
-            emulator_config(emulator), transport=emulator.transport(), on_wait=on_wait
+        # The cluster header is the one setting the emulator also gets (it records it).
+        config = replace(
+            emulator_config(emulator), mongo_cluster_name=settings.get(ENV_MONGO_CLUSTER_NAME)
         )
+        return AmigoClient(config, transport=emulator.transport(), on_wait=on_wait)
     return AmigoClient(ApiConfig.from_env(settings), on_wait=on_wait)
 
 

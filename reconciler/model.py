@@ -178,6 +178,8 @@ class DesiredService:
     tags: Tags | None = None
     keyterms: tuple[str, ...] | None = None
     version_sets: Mapping[str, VersionSet] = field(default_factory=dict)
+    # metadata.environments: the reconciler.yaml environments it is in (None: every one).
+    environments: tuple[str, ...] | None = None
     # Version set -> unit test set names `verify` runs for it (never sent to the API).
     verify: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     # Dotted field path ("spec.agent", "spec.version_sets.canary.agent_version_number")

@@ -30,7 +30,10 @@ JSON object, format_version 1:
   absent in plans from before it existed (those get the generic refusal);
 - `plan_digest`: `plan_digest(plan)`, the content digest of what the plan would do
   (see below); shown by every render format so a reviewer can tell two plans apart;
-- `environment` (string or null; null until environments exist) and `services`
+- `environment` (string or null: the `--env` it was planned for; null without one, and in
+  plan files from before environments; not part of `plan_digest`, which is about the calls
+  made — the organization it covers already tells two targets apart — and `apply` checks it
+  separately, as it does the base URL) and `services`
   (optional): every declared service as written, with its source position
   (reconciler/declared.py). With these the plan file is also the policy input
   document (docs/policy.md), so conftest reads it unchanged;
@@ -412,8 +415,21 @@ def load_plan(path: str | Path) -> Plan:
     return plan_from_dict(data, name=f"plan file {source}")
 
 
-def check_plan_target(plan: Plan, *, organization: str, base_url: str) -> None:
-    """Refuse a plan made for another organization or API (a foreign plan)."""
+def check_plan_target(
+    plan: Plan, *, organization: str, base_url: str, environment: str | None = None
+) -> None:
+    """Refuse a plan made for another environment, organization or API (a foreign plan).
+
+    A plan made with `--env X` is applied only with `--env X`; a plan made without
+    --env (or an older plan file, whose `environment` is null) with any or none.
+    """
+    if plan.environment is not None and plan.environment != environment:
+        wanted = f"--env {plan.environment}"
+        given = f"--env {environment}" if environment is not None else "no --env"
+        raise UserError(
+            f"the plan was made for environment {plan.environment!r}, but apply was given "
+            f"{given}; apply it with {wanted}, or plan again for this environment"
+        )
     if plan.organization != organization:
         raise UserError(
             f"the plan was made for organization {plan.organization!r}, but the connection "

@@ -21,7 +21,7 @@ import html
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -31,6 +31,9 @@ from reconciler.model import OWNERSHIP_TAG_KEY, OWNERSHIP_TAG_VALUE
 from reconciler.plan import Action, Kind, Operation, Plan
 from reconciler.planfile import plan_digest, plan_to_json
 from reconciler.redaction import redact
+
+if TYPE_CHECKING:
+    from reconciler.policy import PolicyResult
 
 FORMATS = ("text", "markdown", "json", "github")
 GITHUB_COMMENT_LIMIT = 65_536
@@ -114,6 +117,11 @@ def reads_line(plan: Plan) -> str:
     return f"API reads: {sum(reads.values())} ({detail})"
 
 
+def environment_line(plan: Plan) -> str:
+    """`Environment: staging (organization acme-staging)`: which one a plan is for."""
+    return f"Environment: {plan.environment} (organization {plan.organization})"
+
+
 def digest_line(plan: Plan) -> str:
     return f"Plan digest: {plan_digest(plan)}"
 
@@ -172,6 +180,9 @@ def render_text(plan: Plan, *, color: bool = False) -> str:
         return click.style(text, fg=colour, bold=bold) if color else text
 
     out: list[str] = []
+    if plan.environment is not None:
+        out.append(environment_line(plan))
+        out.append("")
     if plan.operations:
         out.append("The reconciler will perform these operations, in this order:")
         out.append("")
@@ -230,7 +241,8 @@ def render_markdown(plan: Plan, *, limit: int = GITHUB_COMMENT_LIMIT) -> str:
     """A pull-request comment; details are dropped (with a notice) to stay under `limit`."""
     head: list[str] = [
         DIGEST_MARKER.format(digest=plan_digest(plan)),
-        f"### Amigo reconciler plan for `{_md_text(plan.organization)}`",
+        f"### Amigo reconciler plan for `{_md_text(plan.organization)}`"
+        + (f" (environment `{_md_text(plan.environment)}`)" if plan.environment else ""),
         "",
     ]
     if plan.errors:
@@ -338,8 +350,112 @@ def render_github(plan: Plan) -> str:
     """Workflow commands: one annotation per error and warning, then a notice with the totals."""
     lines = [d.github_annotation() for d in (*plan.errors, *plan.warnings)]
     summary = closing_line(plan)
+    if plan.environment is not None:
+        summary = f"[{plan.environment}] {summary}"
     if plan.errors:
         summary += f" {len(plan.errors)} error(s): this plan cannot be applied."
     summary += f" {digest_line(plan)}"
     lines.append(workflow_command("notice", summary, {"title": "reconciler plan"}))
     return "\n".join(lines) + "\n"
+
+
+# --- several environments (`plan --env all`) --------------------------------------
+
+
+def render_environments(
+    results: Sequence[tuple[str, Plan, PolicyResult | None]], fmt: str, *, color: bool = False
+) -> str:
+    """One report for the same manifests planned against each environment, in file order."""
+    from reconciler.policy.render import render as render_policy
+
+    if fmt == "json":
+        from reconciler.planfile import plan_to_dict
+
+        return (
+            json.dumps(
+                {"environments": {name: plan_to_dict(plan) for name, plan, _ in results}},
+                indent=2,
+                ensure_ascii=False,
+            )
+            + "\n"
+        )
+    if fmt == "markdown":
+        return render_environments_markdown(results)
+    parts: list[str] = []
+    for name, plan, checked in results:
+        if fmt == "github":
+            parts.append(render_github(plan))
+            if checked is not None:
+                parts.append(render_policy(checked, "github"))
+            continue
+        parts.append(f"=== environment {name} ===\n")
+        parts.append(render_text(plan, color=color))
+        if checked is not None:
+            parts.append(render_policy(checked, "text"))
+        parts.append("\n")
+    return "".join(parts)
+
+
+def render_environments_markdown(
+    results: Sequence[tuple[str, Plan, PolicyResult | None]],
+    *,
+    limit: int = GITHUB_COMMENT_LIMIT,
+) -> str:
+    """One comment: a table with a column per environment (the same change side by side),
+    then each environment's plan folded; details are cut to stay under `limit`."""
+    from reconciler.policy.render import render as render_policy
+
+    names = [name for name, _, _ in results]
+    rows: dict[tuple[str, str], dict[str, str]] = {}
+    for name, plan, _ in results:
+        for op in plan.operations:
+            cell = rows.setdefault((op.service, _op_label(op)), {})
+            changed = ", ".join(
+                f"{c.path}: {value(c.new)}" for c in op.changes if is_user_visible(c)
+            )
+            cell[name] = f"{_SYMBOL[op.kind]} {op.kind.value}" + (
+                f" ({changed})" if changed else ""
+            )
+    head = [
+        "### Amigo reconciler plan for every environment",
+        "",
+        "| Environment | Organization | Plan | Digest |",
+        "| --- | --- | --- | --- |",
+    ]
+    for name, plan, checked in results:
+        verdict = closing_line(plan)
+        if checked is not None and checked.denied:
+            verdict += f" **{len(checked.denied)} policy denial(s)**"
+        head.append(
+            f"| {_md_text(name)} | `{_md_text(plan.organization)}` | {_md_text(verdict)} | "
+            f"`{plan_digest(plan)[7:19]}` |"
+        )
+    head.append("")
+    if rows:
+        head.append("| Service | Change | " + " | ".join(_md_text(n) for n in names) + " |")
+        head.append("| --- | --- |" + " --- |" * len(names))
+        for (service, label), cells in rows.items():
+            head.append(
+                f"| {_md_text(service)} | {_md_text(label)} | "
+                + " | ".join(_md_text(cells.get(n, "·")) for n in names)
+                + " |"
+            )
+        head.append("")
+        head.append("<sub>· : no change in that environment</sub>")
+        head.append("")
+    top = "\n".join(head)
+    budget = max(0, (limit - len(top) - 200 * len(results)) // max(1, len(results)))
+    sections = []
+    for name, plan, checked in results:
+        policy = render_policy(checked, "markdown") + "\n" if checked is not None else ""
+        body = render_markdown(plan, limit=max(budget - len(policy), 2000))
+        _, _, body = body.partition("\n")  # the digest marker belongs to single plans
+        sections.append(
+            f"<details><summary>environment {html.escape(name)}: "
+            f"{html.escape(closing_line(plan))}</summary>\n\n{policy}{body}\n</details>"
+        )
+    text = top + "\n" + "\n\n".join(sections) + "\n"
+    if len(text) > limit:
+        cut = "\n\n> **Truncated here**: run `reconciler plan --env NAME` for one environment.\n"
+        text = text[: limit - len(cut)] + cut
+    return text

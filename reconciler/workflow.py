@@ -37,20 +37,111 @@ if TYPE_CHECKING:
     from reconciler.plan import Plan
     from reconciler.policy import JsonInput, PolicyResult, TestResult
     from reconciler.policy.engine import Module
+    from reconciler.project import Project, Selection
     from reconciler.rollback import ApplyVerification
     from reconciler.verify import Verification, VerifyTarget
 
 STALE_SERVICES_SHOWN = 10  # services a stale-plan refusal names before "and N more"
 
 
+# --- environments (reconciler.yaml) ------------------------------------------------
+
+
+def find_and_load_project(config: str | None, paths: Sequence[str]) -> Project | None:
+    """The project file (--config, else found from the manifest paths), validated; None if none."""
+    from reconciler.project import find_project, load_project
+
+    found = find_project(config, paths)
+    return load_project(found) if found is not None else None
+
+
+def select_environment(config: str | None, name: str | None, paths: Sequence[str]) -> Selection:
+    """The project file and the environment `name` in it (UserError: none, or unknown name)."""
+    from reconciler.diagnostics import UserError
+    from reconciler.project import ALL, Selection
+
+    project = find_and_load_project(config, paths)
+    if name is None:
+        return Selection(project, None)
+    if project is None:
+        raise UserError(
+            f"--env {name}: no reconciler.yaml found at or above the manifests (up to the "
+            "repository root); pass --config FILE (docs/environments.md)"
+        )
+    if name == ALL:
+        raise UserError(f"--env {ALL} is for `reconciler plan` only: name one environment")
+    return Selection(project, project.environment(name))
+
+
+def each_environment(config: str | None, paths: Sequence[str]) -> list[Selection]:
+    """`--env all`: a selection per environment of the project file, in file order."""
+    from reconciler.diagnostics import UserError
+    from reconciler.project import Selection
+
+    project = find_and_load_project(config, paths)
+    if project is None:
+        raise UserError("--env all: no reconciler.yaml found; pass --config FILE")
+    return [Selection(project, env) for env in project.environments]
+
+
 # --- manifests → desired ---------------------------------------------------------
 
 
-def load_desired(paths: Sequence[str]) -> DesiredState:
-    """The manifests under `paths`, validated (UserError lists every problem)."""
+def load_desired(paths: Sequence[str], selection: Selection | None = None) -> DesiredState:
+    """The manifests under `paths`, validated (UserError lists every problem).
+
+    With a selection: `${VAR}` is filled from its variables under the process
+    environment, and a service whose `metadata.environments` leaves the selected
+    environment out is dropped (its names are checked against the project file).
+    """
+    import os
+
     from reconciler.manifests import load_manifests
 
-    return load_manifests(paths)
+    if selection is None:
+        return select_services(load_manifests(paths), None)
+    desired = load_manifests(paths, env=selection.variables(os.environ))
+    return select_services(desired, selection)
+
+
+def select_services(desired: DesiredState, selection: Selection | None) -> DesiredState:
+    """The services declared for the selected environment.
+
+    A service without `metadata.environments` is in every environment; one with it
+    only in those it lists, and never when no environment is selected (so forgetting
+    --env cannot put a staging-only service in production). With a project file, the
+    names listed must be its environments.
+    """
+    import difflib
+
+    from reconciler.diagnostics import Diagnostic, UserError
+
+    project = selection.project if selection is not None else None
+    name = selection.name if selection is not None else None
+    errors = []
+    kept = []
+    for service in desired.services:
+        names = service.environments
+        if names is None:
+            kept.append(service)
+            continue
+        for unknown in (n for n in names if project is not None and n not in project.names):
+            assert project is not None
+            close = difflib.get_close_matches(unknown, project.names, n=1, cutoff=0.5)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            errors.append(
+                Diagnostic(
+                    f"metadata.environments: {unknown!r} is not an environment of "
+                    f"{project.path}; {hint}known: {', '.join(project.names)}",
+                    service=service.name,
+                    pos=service.pos("metadata.environments"),
+                )
+            )
+        if name is not None and name in names:
+            kept.append(service)
+    if errors:
+        raise UserError(errors)
+    return replace(desired, services=tuple(kept))
 
 
 # --- read → plan -----------------------------------------------------------------
@@ -63,6 +154,7 @@ def make_plan(
     prune: bool = False,
     targets: Sequence[str] = (),
     check_targets: bool = True,
+    environment: str | None = None,
 ) -> Plan:
     """Read what the plan needs, plan, and check deletions against unit tests.
 
@@ -92,7 +184,7 @@ def make_plan(
         for op in sorted(after)
         if op.startswith("get-") and after.get(op, 0) - before.get(op, 0) > 0
     }
-    return replace(plan, api_reads=reads)
+    return replace(plan, api_reads=reads, environment=environment)
 
 
 def save_plan(plan: Plan, path: str) -> None:
@@ -158,11 +250,13 @@ def check_manifests_policy(
     namespaces: Sequence[str],
     *,
     organization: str | None,
+    environment: str | None = None,
 ) -> PolicyResult:
     """The policies' verdict on manifests alone (offline, as `validate` runs them)."""
     from reconciler.policy import validate_input
 
-    return check_policy(modules, validate_input(desired, organization=organization), namespaces)
+    document = validate_input(desired, organization=organization, environment=environment)
+    return check_policy(modules, document, namespaces)
 
 
 def test_policies(paths: Sequence[str]) -> list[TestResult]:
@@ -175,7 +269,7 @@ def test_policies(paths: Sequence[str]) -> list[TestResult]:
 # --- saved plan → stale check → apply → convergence check --------------------------
 
 
-def check_saved_plan(client: AmigoClient, plan: Plan) -> None:
+def check_saved_plan(client: AmigoClient, plan: Plan, environment: str | None = None) -> None:
     """Refuse a saved plan that is foreign, carries errors, or is stale (UserError says what to do).
 
     Stale means the services read now differ from those the plan was computed
@@ -187,7 +281,10 @@ def check_saved_plan(client: AmigoClient, plan: Plan) -> None:
     from reconciler.planfile import check_plan_target
 
     check_plan_target(
-        plan, organization=client.config.organization, base_url=client.config.base_url
+        plan,
+        organization=client.config.organization,
+        base_url=client.config.base_url,
+        environment=environment,
     )
     if plan.errors:
         raise UserError(
@@ -236,16 +333,21 @@ def load_for_apply(
     saved: bool,
     prune: bool = False,
     targets: Sequence[str] = (),
+    selection: Selection | None = None,
 ) -> ApplyInput:
-    """A saved plan (loaded and checked: target, errors, staleness), or a fresh plan."""
+    """A saved plan (loaded and checked: target, environment, errors, staleness), or a fresh plan."""
+    environment = selection.name if selection is not None else None
     if saved:
         from reconciler.planfile import load_plan
 
         plan = load_plan(paths[0])
-        check_saved_plan(client, plan)
+        check_saved_plan(client, plan, environment)
         return ApplyInput(plan, None)
-    desired = load_desired(paths)
-    return ApplyInput(make_plan(client, desired, prune=prune, targets=targets), desired)
+    desired = load_desired(paths, selection)
+    return ApplyInput(
+        make_plan(client, desired, prune=prune, targets=targets, environment=environment),
+        desired,
+    )
 
 
 def check_convergence(
@@ -431,12 +533,14 @@ def verify_plan_pairs(plan: Plan) -> list[tuple[str, str]]:
 
 
 def verification_targets(
-    pairs: Sequence[tuple[str, str]], manifests: Sequence[str]
+    pairs: Sequence[tuple[str, str]],
+    manifests: Sequence[str],
+    selection: Selection | None = None,
 ) -> list[VerifyTarget]:
     """The (service, version set) pairs, with the test sets the manifests name for them."""
     from reconciler.verify import verify_targets
 
-    return verify_targets(pairs, load_desired(manifests) if manifests else None)
+    return verify_targets(pairs, load_desired(manifests, selection) if manifests else None)
 
 
 def verify(
@@ -444,6 +548,7 @@ def verify(
     targets: Sequence[VerifyTarget],
     *,
     saved: Plan | None,
+    environment: str | None = None,
     timeout: float,
     poll_seconds: float,
     on_progress: Callable[[str], None],
@@ -456,7 +561,10 @@ def verify(
         from reconciler.planfile import check_plan_target
 
         check_plan_target(
-            saved, organization=client.config.organization, base_url=client.config.base_url
+            saved,
+            organization=client.config.organization,
+            base_url=client.config.base_url,
+            environment=environment,
         )
     return run_verification(
         client,

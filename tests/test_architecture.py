@@ -30,7 +30,13 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("model", ("reconciler.model", "reconciler.declared")),
     (
         "adapters",
-        ("reconciler.api", "reconciler.emulator", "reconciler.manifests", "reconciler.redaction"),
+        (
+            "reconciler.api",
+            "reconciler.emulator",
+            "reconciler.manifests",
+            "reconciler.project",
+            "reconciler.redaction",
+        ),
     ),
     (
         "stages",

@@ -12,9 +12,11 @@ import click
 
 from reconciler.cli.shared import (
     ConnectionOptions,
+    EnvOptions,
     PolicyOptions,
     connection_options,
     echo,
+    env_options,
     fail,
     format_option,
     handle_errors,
@@ -60,7 +62,7 @@ def install_apply_sigint(
 
 
 @click.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.argument("paths", nargs=-1, type=click.Path(path_type=str))
 @click.option("--auto-approve", is_flag=True, help="Apply without asking for confirmation (CI).")
 @click.option(
     "--prune",
@@ -100,6 +102,7 @@ def install_apply_sigint(
     "json: a machine-readable apply report on stdout (progress goes to stderr).",
 )
 @policy_options
+@env_options
 @connection_options
 @handle_errors
 def apply(
@@ -114,6 +117,7 @@ def apply(
     fmt: str,
     connection: ConnectionOptions,
     policy: PolicyOptions,
+    env: EnvOptions,
 ) -> None:
     """Plan from manifests (or load a saved PLANFILE), confirm, apply, and check convergence.
 
@@ -143,6 +147,13 @@ def apply(
     terminal = runtime()
     as_json = fmt == "json"
     plans = [path for path in paths if is_saved_plan(path)]
+    # A saved plan is checked against --env; the project file is looked for from here.
+    selection = env.select([] if plans else paths)
+    if not plans:
+        paths = selection.manifest_paths(paths)
+        prune = selection.prune(prune)
+    policy = policy.within(selection)
+    connection = connection.within(selection)
     if plans and len(paths) > 1:
         raise click.UsageError(
             f"{plans[0]} is a saved plan: apply it on its own (`reconciler apply {plans[0]}`), "
@@ -169,7 +180,9 @@ def apply(
 
     client = connection.open(on_wait=on_wait)
     try:
-        applying = load_for_apply(client, paths, saved=saved, prune=prune, targets=targets)
+        applying = load_for_apply(
+            client, paths, saved=saved, prune=prune, targets=targets, selection=selection
+        )
         plan = applying.plan
 
         shown = render_plan(plan, "text", color=color and not as_json)
@@ -209,7 +222,9 @@ def apply(
             answer = click.prompt(
                 redact(
                     f"\nApply {count} change{'s' if count != 1 else ''} to organization "
-                    f"{plan.organization}? Only 'yes' will be accepted"
+                    f"{plan.organization}"
+                    + (f" (environment {plan.environment})" if plan.environment else "")
+                    + "? Only 'yes' will be accepted"
                 ),
                 default="",
                 show_default=False,

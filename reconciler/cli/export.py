@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import click
 
-from reconciler.cli.shared import ConnectionOptions, connection_options, echo, handle_errors
+from reconciler.cli.shared import (
+    ConnectionOptions,
+    EnvOptions,
+    connection_options,
+    echo,
+    env_options,
+    handle_errors,
+)
 
 
 @click.command("export")
@@ -32,6 +39,7 @@ from reconciler.cli.shared import ConnectionOptions, connection_options, echo, h
     help="Write the whole organization as an emulator seed to FILE (no secrets), "
     "for `plan --emulator FILE`; manifests too only with --out.",
 )
+@env_options
 @connection_options
 @handle_errors
 def export(
@@ -41,6 +49,7 @@ def export(
     force: bool,
     seed_file: str | None,
     connection: ConnectionOptions,
+    env: EnvOptions,
 ) -> None:
     """Write a manifest for every live service, to adopt an organization as it stands.
 
@@ -64,6 +73,8 @@ def export(
             "--active-only and --target choose manifests; a seed always copies the whole "
             "organization (add --out DIR to write the chosen manifests too)"
         )
+    # The project file is looked for from DIR (or here); --env picks the organization.
+    connection = connection.within(env.select([out_dir] if out_dir else []))
     client = connection.open(on_wait=lambda message: echo(message, err=True))
     try:
         organization, unit_tests = read_for_export(client, with_unit_tests=bool(seed_file))

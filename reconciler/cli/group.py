@@ -20,6 +20,7 @@ COMMANDS = {
     "apply": "apply:apply",
     "ci": "ci:ci",
     "emulator": "emulator:emulator",
+    "environments": "environments:environments",
     "export": "export:export",
     "plan": "plan:plan",
     "policy": "policy:policy_group",

@@ -10,10 +10,12 @@ import click
 
 from reconciler.cli.shared import (
     ConnectionOptions,
+    EnvOptions,
     PolicyOptions,
     connection_options,
     echo,
     echo_diagnostics,
+    env_options,
     format_option,
     handle_errors,
     policy_options,
@@ -26,7 +28,7 @@ if TYPE_CHECKING:
 
 
 @click.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.argument("paths", nargs=-1, type=click.Path(path_type=str))
 @click.option(
     "--out",
     "out",
@@ -52,6 +54,7 @@ if TYPE_CHECKING:
     help="Exit 2 when the plan has changes (0: none, 1: error).",
 )
 @policy_options
+@env_options
 @connection_options
 @handle_errors
 def plan(
@@ -63,25 +66,44 @@ def plan(
     detailed_exitcode: bool,
     connection: ConnectionOptions,
     policy: PolicyOptions,
+    env: EnvOptions,
 ) -> None:
     """Diff the manifests against live state and show the operations apply would run.
+
+    PATHS default to the environment's `paths` (reconciler.yaml). `--env all` plans
+    every environment of the project file into one report, a section each.
 
     Exit 0 ok, 1 on any error (manifests, plan checks, API, a policy deny); with
     --detailed-exitcode, 2 when there are changes.
     """
     from reconciler.diagnostics import UserError
+    from reconciler.project import ALL
     from reconciler.workflow import check_plan_policy, load_desired, make_plan, save_plan
 
+    if env.name == ALL:
+        if out:
+            raise click.UsageError(
+                "--out saves one environment's plan: use --env NAME (--env all is for review)"
+            )
+        plan_all(paths, fmt, prune, targets, detailed_exitcode, connection, policy, env)
+        return
+    selection = env.select(paths)
+    paths = selection.manifest_paths(paths)
+    policy = policy.within(selection)
+    connection = connection.within(selection)
+    prune = selection.prune(prune)
     modules = policy.load()
     try:  # manifests first: offline mistakes are reported before any connection
-        desired = load_desired(paths)
+        desired = load_desired(paths, selection)
     except UserError as exc:
         echo_diagnostics(exc.diagnostics, fmt if fmt == "github" else "text")
         sys.exit(1)
 
     client = connection.open(on_wait=lambda message: echo(message, err=True))
     try:
-        result = make_plan(client, desired, prune=prune, targets=targets)
+        result = make_plan(
+            client, desired, prune=prune, targets=targets, environment=selection.name
+        )
     finally:
         client.close()
     checked = None
@@ -127,3 +149,60 @@ def echo_plan_with_policy(
     else:
         echo(render_plan(result, fmt, color=color), nl=False)
         echo(render(checked, fmt), nl=False)
+
+
+def plan_all(
+    paths: tuple[str, ...],
+    fmt: str,
+    prune: bool,
+    targets: tuple[str, ...],
+    detailed_exitcode: bool,
+    connection: ConnectionOptions,
+    policy: PolicyOptions,
+    env: EnvOptions,
+) -> None:
+    """`plan --env all`: each environment planned as `--env NAME` would, one report.
+
+    Each environment reads what its own plan needs and nothing more (the same reads
+    as planning it alone); manifests are loaded once per environment, because its
+    variables fill `${VAR}` differently.
+    """
+    from reconciler.diagnostics import UserError
+    from reconciler.render import render_environments
+    from reconciler.workflow import check_plan_policy, each_environment, load_desired, make_plan
+
+    results: list[tuple[str, Plan, PolicyResult | None]] = []
+    for selection in each_environment(env.config, paths):
+        name = selection.name or ""
+        own_policy = policy.within(selection)
+        modules = own_policy.load()
+        try:
+            desired = load_desired(selection.manifest_paths(paths), selection)
+        except UserError as exc:
+            echo(f"environment {name}:", err=True)
+            echo_diagnostics(exc.diagnostics, fmt if fmt == "github" else "text")
+            sys.exit(1)
+        client = connection.within(selection).open(on_wait=lambda message: echo(message, err=True))
+        try:
+            result = make_plan(
+                client,
+                desired,
+                prune=selection.prune(prune),
+                targets=targets,
+                environment=selection.name,
+            )
+        finally:
+            client.close()
+        checked = (
+            check_plan_policy(modules, result, own_policy.namespaces)
+            if modules is not None
+            else None
+        )
+        results.append((name, result, checked))
+    color = fmt == "text" and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    echo(render_environments(results, fmt, color=color), nl=False)
+    failed = any(r.errors or (c is not None and c.denied) for _, r, c in results)
+    if failed:
+        sys.exit(1)
+    if detailed_exitcode and any(r.has_changes for _, r, _ in results):
+        sys.exit(2)

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from reconciler.api.client import AmigoClient
     from reconciler.diagnostics import Diagnostic
     from reconciler.policy.engine import Module
+    from reconciler.project import Selection
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -173,16 +174,29 @@ class ConnectionOptions:
     api_key_id: str | None = None
     user_id: str | None = None
     emulator_seed: str | None = None
+    mongo_cluster: str | None = None
     factory: ClientFactory = field(default=_open_client, compare=False, repr=False)
+    # The project file's environment (--env): fills what flags and AMIGO_* leave unset.
+    selection: Selection | None = None
+
+    def within(self, selection: Selection) -> ConnectionOptions:
+        """These flags, over the settings of the environment selected."""
+        from dataclasses import replace
+
+        return replace(self, selection=selection)
 
     def settings(self) -> dict[str, str | None]:
-        """The flags keyed by the AMIGO_* names they override."""
-        return {
+        """The flags keyed by the AMIGO_* names they override (then the environment's)."""
+        flags: dict[str, str | None] = {
             "AMIGO_ORGANIZATION_ID": self.organization,
             "AMIGO_BASE_URL": self.base_url,
             "AMIGO_API_KEY_ID": self.api_key_id,
             "AMIGO_USER_ID": self.user_id,
+            "AMIGO_MONGO_CLUSTER_NAME": self.mongo_cluster,
         }
+        if self.selection is None or self.emulator_seed is not None:
+            return flags
+        return self.selection.settings(flags, os.environ)
 
     def open(self, on_wait: Callable[[str], None] | None = None) -> AmigoClient:
         """The client, through the runtime's factory."""
@@ -211,9 +225,16 @@ def connection_options(func: F) -> F:
         type=click.Path(exists=True, dir_okay=False),
         help="Run against the local emulator seeded from this file (no credentials needed).",
     )
+    @click.option(
+        "--mongo-cluster",
+        metavar="NAME",
+        help="Send x-mongo-cluster-name: NAME on every API call (default: "
+        "$AMIGO_MONGO_CLUSTER_NAME, else the environment's mongo_cluster; unset: never sent).",
+    )
     @functools.wraps(func)
     def wrapper(
         *args: Any,
+        mongo_cluster: str | None,
         organization: str | None,
         base_url: str | None,
         api_key_id: str | None,
@@ -227,8 +248,51 @@ def connection_options(func: F) -> F:
             api_key_id=api_key_id,
             user_id=user_id,
             emulator_seed=emulator_seed,
+            mongo_cluster=mongo_cluster,
             factory=runtime().open_client,
         )
+        return func(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+# --- environments (reconciler.yaml) ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EnvOptions:
+    """--env and --config: which environment of which project file (docs/environments.md)."""
+
+    name: str | None = None
+    config: str | None = None
+
+    def select(self, paths: Iterable[str] = ()) -> Selection:
+        """The project file found for `paths` (or --config) and the environment --env names."""
+        from reconciler.workflow import select_environment
+
+        return select_environment(self.config, self.name, tuple(paths))
+
+
+def env_options(func: F) -> F:
+    """Add --env NAME and --config FILE; pass `env`."""
+
+    @click.option(
+        "--env",
+        "env_name",
+        metavar="NAME",
+        help="The environment of reconciler.yaml to use (its organization, credentials' "
+        "variable names, ${VAR} values, prune, paths, policy, mongo cluster).",
+    )
+    @click.option(
+        "--config",
+        metavar="FILE",
+        type=click.Path(dir_okay=False, path_type=str),
+        help="The project file (default: the nearest reconciler.yaml at or above the "
+        "manifests' common directory, up to the repository root).",
+    )
+    @functools.wraps(func)
+    def wrapper(*args: Any, env_name: str | None, config: str | None, **kwargs: Any) -> Any:
+        kwargs["env"] = EnvOptions(env_name, config)
         return func(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
@@ -292,6 +356,10 @@ def policy_options(func: F) -> F:
 class PolicyOptions:
     paths: tuple[str, ...]
     namespaces: tuple[str, ...]
+
+    def within(self, selection: Selection) -> PolicyOptions:
+        """--policy if given, else the selected environment's `policy` paths."""
+        return PolicyOptions(selection.policy(self.paths), self.namespaces)
 
     def load(self) -> list[Module] | None:
         """The policy modules, compiled once to fail fast (before any API call); None if none."""

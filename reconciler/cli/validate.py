@@ -8,9 +8,11 @@ import sys
 import click
 
 from reconciler.cli.shared import (
+    EnvOptions,
     PolicyOptions,
     echo,
     echo_diagnostics,
+    env_options,
     format_option,
     handle_errors,
     policy_options,
@@ -18,21 +20,33 @@ from reconciler.cli.shared import (
 
 
 @click.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.argument("paths", nargs=-1, type=click.Path(path_type=str))
 @format_option(
     ["text", "github"],
     "github: print ::error annotations so problems show inline on a pull request.",
 )
 @policy_options
+@env_options
 @handle_errors
-def validate(paths: tuple[str, ...], fmt: str, policy: PolicyOptions) -> None:
-    """Check manifests offline: exit 0 when valid, 1 with every problem found."""
+def validate(paths: tuple[str, ...], fmt: str, policy: PolicyOptions, env: EnvOptions) -> None:
+    """Check manifests offline: exit 0 when valid, 1 with every problem found.
+
+    A reconciler.yaml found beside the manifests is validated too; with --env its
+    variables fill ${VAR} and only that environment's services are checked.
+    """
     from reconciler.diagnostics import Severity, UserError
     from reconciler.workflow import check_manifests_policy, load_desired
 
+    try:
+        selection = env.select(paths)
+        paths = selection.manifest_paths(paths)
+    except UserError as exc:
+        echo_diagnostics(exc.diagnostics, fmt)
+        sys.exit(1)
+    policy = policy.within(selection)
     modules = policy.load()
     try:
-        desired = load_desired(paths)
+        desired = load_desired(paths, selection)
     except UserError as exc:
         echo_diagnostics(exc.diagnostics, fmt)
         errors = sum(1 for d in exc.diagnostics if d.severity is Severity.ERROR)
@@ -54,7 +68,9 @@ def validate(paths: tuple[str, ...], fmt: str, policy: PolicyOptions) -> None:
             modules,
             desired,
             policy.namespaces,
-            organization=os.environ.get("AMIGO_ORGANIZATION_ID"),
+            organization=os.environ.get("AMIGO_ORGANIZATION_ID")
+            or (selection.environment.organization if selection.environment else None),
+            environment=selection.name,
         )
         echo(render(checked, fmt), nl=False)
         if checked.denied:

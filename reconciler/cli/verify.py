@@ -11,8 +11,10 @@ import click
 
 from reconciler.cli.shared import (
     ConnectionOptions,
+    EnvOptions,
     connection_options,
     echo,
+    env_options,
     format_option,
     handle_errors,
     install_sigint,
@@ -67,6 +69,7 @@ from reconciler.cli.shared import (
     ["text", "markdown", "json", "github"],
     "markdown: a pull-request comment; json: machine-readable; github: annotations.",
 )
+@env_options
 @connection_options
 @handle_errors
 def verify(
@@ -78,6 +81,7 @@ def verify(
     poll_seconds: float,
     fmt: str,
     connection: ConnectionOptions,
+    env: EnvOptions,
 ) -> None:
     """Run the simulation unit test sets covering version sets and report per set and metric.
 
@@ -106,7 +110,9 @@ def verify(
             return
     else:
         pairs = [(s, v) for s in services for v in version_sets]
-    targets = verification_targets(pairs, paths)
+    selection = env.select(paths)
+    connection = connection.within(selection)
+    targets = verification_targets(pairs, paths, selection)
     cancel = threading.Event()
     restore = install_verify_sigint(cancel)
     client = connection.open(on_wait=lambda message: echo(message, err=True))
@@ -115,6 +121,7 @@ def verify(
             client,
             targets,
             saved=saved,
+            environment=selection.name,
             timeout=timeout,
             poll_seconds=poll_seconds,
             on_progress=lambda message: echo(message, err=True),

@@ -242,6 +242,11 @@ def _to_desired(doc: Document, manifest: ServiceManifest) -> DesiredService:
         description=spec.description,
         source=node_pos(file, doc.root),
         id=manifest.metadata.id,
+        environments=(
+            None
+            if manifest.metadata.environments is None
+            else tuple(manifest.metadata.environments)
+        ),
         is_active=spec.is_active,
         agent=spec.agent,
         agent_id=spec.agent_id,
@@ -293,11 +298,18 @@ def _llm_warnings(service: DesiredService) -> list[Diagnostic]:
     return warnings
 
 
+def _disjoint(a: tuple[str, ...] | None, b: tuple[str, ...] | None) -> bool:
+    """Two `metadata.environments` lists no environment shares (None: every environment)."""
+    return a is not None and b is not None and not set(a) & set(b)
+
+
 def _duplicates(services: Sequence[DesiredService]) -> list[Diagnostic]:
     """Two documents claiming one service: the same pinned id, or the same name.
 
     Documents that share a name are distinct services only when both pin different
-    ids and at most one is active (the API lets only one active service hold a name).
+    ids and at most one is active (the API lets only one active service hold a name),
+    or are one service declared for different environments (`metadata.environments`
+    lists that share none).
     """
     diagnostics = []
     by_id: dict[str, DesiredService] = {}
@@ -323,6 +335,8 @@ def _duplicates(services: Sequence[DesiredService]) -> list[Diagnostic]:
             )
             if distinct_ids and not (first.is_active and service.is_active):
                 continue
+            if _disjoint(first.environments, service.environments):
+                continue  # one service, declared once per environment (metadata.environments)
             reason = (
                 "only one active service may hold a name"
                 if distinct_ids

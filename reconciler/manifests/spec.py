@@ -169,11 +169,21 @@ class VersionSetSpec(_Strict):
     )
 
 
+# An environment of reconciler.yaml, as reconciler/project.py accepts its names.
+EnvironmentName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
+
+
 class MetadataSpec(_Strict):
     name: NonBlankString = Field(description="The service's name: its identity.")
     id: ObjectId | None = Field(
         default=None,
         description="Pin this manifest to one existing service (for renames and ambiguous names).",
+    )
+    environments: list[EnvironmentName] | None = Field(
+        default=None,
+        min_length=1,
+        description="Only in these environments of reconciler.yaml (absent: in every one; "
+        "left out when no --env is given). Never sent to the API.",
     )
 
 
