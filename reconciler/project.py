@@ -415,6 +415,14 @@ class Selection:
             return ()
         return self.project.resolve(own.policy)
 
+    def mongo_cluster(self, flag: str | None, process: Mapping[str, str]) -> str | None:
+        """--mongo-cluster, else AMIGO_MONGO_CLUSTER_NAME, else the environment's (None: unset)."""
+        if flag:
+            return flag
+        if process.get(ENV_MONGO_CLUSTER, "").strip():
+            return process[ENV_MONGO_CLUSTER].strip()
+        return self.environment.mongo_cluster if self.environment is not None else None
+
     def settings(
         self, flags: Mapping[str, str | None], process: Mapping[str, str]
     ) -> dict[str, str | None]:

@@ -448,7 +448,20 @@ def test_every_refused_parameter_is_refused_with_its_interpretation(
             assert "cluster-0" not in response.text  # a header value is never echoed
             assert interpretation_of(response) == rule.interpretation
             checked += 1
-    assert checked == 2 * len(PARAMETERS)
+    assert checked == len(PARAMETERS)  # Sec-WebSocket-Protocol on each operation
+
+
+def test_the_mongo_cluster_header_is_accepted_and_recorded_on_every_operation(
+    api: Api,
+) -> None:
+    for table in PARAMETERS.values():
+        assert table[("header", "x-mongo-cluster-name")].handling is Handling.HONOURED
+    response = api.call("GET", "/service/", headers={"x-mongo-cluster-name": "cluster-0"})
+    assert response.status_code == 200
+    response = api.call("GET", "/organization/agent")
+    assert response.status_code == 200
+    recorded = api.emulator.mongo_cluster_names
+    assert recorded[-2:] == [("get-services", "cluster-0"), ("get-agents", None)]
 
 
 # --- the interpretations table, held to docs/emulator.md ---------------------------------

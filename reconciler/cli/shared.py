@@ -194,7 +194,12 @@ class ConnectionOptions:
             "AMIGO_USER_ID": self.user_id,
             "AMIGO_MONGO_CLUSTER_NAME": self.mongo_cluster,
         }
-        if self.selection is None or self.emulator_seed is not None:
+        if self.emulator_seed is not None:  # no credentials; the cluster header is still sent
+            from reconciler.project import Selection
+
+            cluster = (self.selection or Selection()).mongo_cluster(self.mongo_cluster, os.environ)
+            return {**flags, "AMIGO_MONGO_CLUSTER_NAME": cluster}
+        if self.selection is None:
             return flags
         return self.selection.settings(flags, os.environ)
 

@@ -161,6 +161,9 @@ class Emulator:
         self._late_pending = 0
         self._counts: Counter[str] = Counter()
         self._refusals: deque[Refusal] = deque(maxlen=MAX_REFUSALS)
+        # (operation, x-mongo-cluster-name or None) per request, so a test can assert
+        # the header was sent exactly when configured.
+        self._clusters: deque[tuple[str, str | None]] = deque(maxlen=MAX_REFUSALS)
         self.simulations = Simulations(
             seed.organization,
             self._state.unit_tests,
@@ -344,6 +347,12 @@ class Emulator:
     def deprecated_llms(self) -> frozenset[str]:
         with self._lock:
             return frozenset(self._state.deprecated_llms)
+
+    @property
+    def mongo_cluster_names(self) -> list[tuple[str, str | None]]:
+        """(operation, the x-mongo-cluster-name header or None) of each request, oldest first."""
+        with self._lock:
+            return list(self._clusters)
 
     @property
     def refusals(self) -> list[Refusal]:
@@ -582,6 +591,7 @@ class Emulator:
         body: bytes,
     ) -> EmulatorResponse:
         with self._lock:
+            self._clusters.append((operation, headers.get("x-mongo-cluster-name")))
             identity = self._auth.identity(operation, headers)
             limited = self._windows.spend(operation, identity)
             if limited is not None:

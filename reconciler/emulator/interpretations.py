@@ -142,9 +142,10 @@ INTERPRETATIONS: tuple[Interpretation, ...] = (
     ),
     Interpretation(
         UNMODELLED_HEADERS,
-        "`x-mongo-cluster-name` and `Sec-WebSocket-Protocol` are documented on every "
-        "endpoint; the emulator has one cluster and no WebSockets.",
-        "A request carrying either is refused (422 naming the header) rather than "
+        "`Sec-WebSocket-Protocol` is documented on every endpoint; the emulator has no "
+        "WebSockets. (`x-mongo-cluster-name`, documented beside it, is accepted and "
+        "recorded: it only locates the organization, and the emulator has one cluster.)",
+        "A request carrying it is refused (422 naming the header) rather than "
         "silently answered as if the header meant nothing.",
         Effect.REFUSES,
     ),

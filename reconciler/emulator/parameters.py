@@ -35,9 +35,9 @@ def _h(how: str) -> ParameterRule:
     return ParameterRule(Handling.HONOURED, how)
 
 
-_REFUSED_HEADERS: Mapping[tuple[str, str], ParameterRule] = {
-    ("header", "x-mongo-cluster-name"): ParameterRule(
-        Handling.REFUSED, "the emulator has one cluster: 422", UNMODELLED_HEADERS
+_HEADERS: Mapping[tuple[str, str], ParameterRule] = {
+    ("header", "x-mongo-cluster-name"): _h(
+        "accepted and recorded (Emulator.mongo_cluster_names); the emulator has one cluster"
     ),
     ("header", "sec-websocket-protocol"): ParameterRule(
         Handling.REFUSED, "the emulator serves no WebSocket: 422", UNMODELLED_HEADERS
@@ -55,7 +55,7 @@ _VERSIONED = {
     ("query", "id"): _h("filter: any of these ids"),
     ("query", "limit"): _LIMIT,
     ("query", "continuation_token"): _TOKEN,
-    **_REFUSED_HEADERS,
+    **_HEADERS,
 }
 
 PARAMETERS: Mapping[str, Mapping[tuple[str, str], ParameterRule]] = {
@@ -64,7 +64,7 @@ PARAMETERS: Mapping[str, Mapping[tuple[str, str], ParameterRule]] = {
         ("header", "x-api-key"): _h("checked against the seed's key (401)"),
         ("header", "x-api-key-id"): _h("checked against the seed's key id (401)"),
         ("header", "x-user-id"): _h("checked against the seed's user (401)"),
-        **_REFUSED_HEADERS,
+        **_HEADERS,
     },
     "get-agents": _VERSIONED,
     "get-service-hierarchical-state-machines": _VERSIONED,
@@ -76,21 +76,21 @@ PARAMETERS: Mapping[str, Mapping[tuple[str, str], ParameterRule]] = {
         ("query", "tags"): _h("`key:value` (`*` any value, empty: null value), all must match"),
         ("query", "limit"): _LIMIT,
         ("query", "continuation_token"): _TOKEN,
-        **_REFUSED_HEADERS,
+        **_HEADERS,
     },
-    "create-service": {**_ORG, **_REFUSED_HEADERS},
-    "update-service": {**_ORG, **_SERVICE_ID, **_REFUSED_HEADERS},
+    "create-service": {**_ORG, **_HEADERS},
+    "update-service": {**_ORG, **_SERVICE_ID, **_HEADERS},
     "upsert-service-version-set": {
         **_ORG,
         **_SERVICE_ID,
         ("path", "version_set_name"): _h("the set upserted (pattern and length as documented)"),
-        **_REFUSED_HEADERS,
+        **_HEADERS,
     },
     "delete-service-version-set": {
         **_ORG,
         **_SERVICE_ID,
         ("path", "version_set_name"): _h("the set deleted (404 if absent)"),
-        **_REFUSED_HEADERS,
+        **_HEADERS,
     },
     "get-simulation-unit-tests": {
         **_ORG,
@@ -105,7 +105,7 @@ PARAMETERS: Mapping[str, Mapping[tuple[str, str], ParameterRule]] = {
         ("query", "is_deleted"): _h("filter on is_deleted"),
         ("query", "limit"): _LIMIT,
         ("query", "continuation_token"): _TOKEN,
-        **_REFUSED_HEADERS,
+        **_HEADERS,
     },
     "get-simulation-unit-test-sets": {
         **_ORG,
@@ -117,7 +117,7 @@ PARAMETERS: Mapping[str, Mapping[tuple[str, str], ParameterRule]] = {
         ("query", "sort_by"): _h("`[+|-]updated_at`; else 422"),
         ("query", "limit"): _LIMIT,
         ("query", "continuation_token"): _TOKEN,
-        **_REFUSED_HEADERS,
+        **_HEADERS,
     },
     "get-simulation-unit-test-set-runs": {
         **_ORG,
@@ -132,9 +132,9 @@ PARAMETERS: Mapping[str, Mapping[tuple[str, str], ParameterRule]] = {
         ("query", "sort_by"): _h("`[+|-]created_at`; else 422"),
         ("query", "limit"): _LIMIT,
         ("query", "continuation_token"): _TOKEN,
-        **_REFUSED_HEADERS,
+        **_HEADERS,
     },
-    "create-simulation-unit-test-set-run": {**_ORG, **_REFUSED_HEADERS},
+    "create-simulation-unit-test-set-run": {**_ORG, **_HEADERS},
 }
 
 
