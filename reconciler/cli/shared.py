@@ -349,9 +349,7 @@ def policy_options(func: F) -> F:
     def wrapper(
         *args: Any, policy_paths: tuple[str, ...], namespaces: tuple[str, ...], **kwargs: Any
     ) -> Any:
-        if namespaces and not policy_paths:
-            raise click.UsageError("--namespace needs --policy")
-        kwargs["policy"] = PolicyOptions(policy_paths, namespaces or ("main",))
+        kwargs["policy"] = PolicyOptions(policy_paths, namespaces or ("main",), bool(namespaces))
         return func(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
@@ -361,14 +359,20 @@ def policy_options(func: F) -> F:
 class PolicyOptions:
     paths: tuple[str, ...]
     namespaces: tuple[str, ...]
+    namespaces_given: bool = False  # --namespace on the command line
 
     def within(self, selection: Selection) -> PolicyOptions:
         """--policy if given, else the selected environment's `policy` paths."""
-        return PolicyOptions(selection.policy(self.paths), self.namespaces)
+        return PolicyOptions(selection.policy(self.paths), self.namespaces, self.namespaces_given)
 
     def load(self) -> list[Module] | None:
         """The policy modules, compiled once to fail fast (before any API call); None if none."""
         from reconciler.workflow import load_policies
+
+        if self.namespaces_given and not self.paths:
+            raise click.UsageError(
+                "--namespace needs --policy (or an --env whose `policy` setting names some)"
+            )
 
         return load_policies(self.paths)
 

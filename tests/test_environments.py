@@ -1,0 +1,336 @@
+"""Environments (issue 16): reconciler.yaml, --env, metadata.environments, the
+environments command, plan --env all, and the x-mongo-cluster-name header over HTTP."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from reconciler.cli import main
+from reconciler.diagnostics import UserError
+from reconciler.emulator import Emulator
+from reconciler.emulator.server import EmulatorServer
+from reconciler.project import find_project, load_project
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO / "examples"
+
+SEED: dict[str, Any] = {
+    "organization": "acme",
+    "credentials": {"api_key": "seed-key-not-secret", "api_key_id": "kid", "user_id": "u1"},
+    "agents": [{"name": "Concierge", "latest_version": 4}],
+    "state_machines": [{"name": "Flow", "latest_version": 2}],
+    "services": [],
+}
+
+SERVICE = """\
+apiVersion: amigo.ai/v1
+kind: Service
+metadata:
+  name: {name}
+{extra}spec:
+  description: {description}
+  agent: Concierge
+  service_hierarchical_state_machine: Flow
+"""
+
+PROJECT = """\
+version: 1
+paths: [services]
+variables:
+  GREETING: hello
+environments:
+  staging:
+    organization: acme
+    base_url: {base_url}
+    credentials: {{api_key: STAGING_KEY, api_key_id: STAGING_KEY_ID, user_id: STAGING_USER}}
+    mongo_cluster: cluster-7
+    variables: {{GREETING: hi from staging}}
+  production:
+    organization: acme
+    base_url: {base_url}
+    credentials: {{api_key: PROD_KEY, api_key_id: PROD_KEY_ID, user_id: PROD_USER}}
+"""
+
+
+def write_tree(root: Path, base_url: str = "http://127.0.0.1:9") -> Path:
+    (root / "services").mkdir(parents=True)
+    (root / "reconciler.yaml").write_text(PROJECT.format(base_url=base_url))
+    (root / "services" / "greeter.yaml").write_text(
+        SERVICE.format(name="Greeter", extra="", description="${GREETING}")
+    )
+    (root / "services" / "beta.yaml").write_text(
+        SERVICE.format(name="Beta", extra="  environments: [staging]\n", description="beta")
+    )
+    return root
+
+
+def credentials_for(emulator: Emulator, prefix: str) -> dict[str, str]:
+    creds = emulator.credentials()
+    return {
+        f"{prefix}_KEY": creds["AMIGO_API_KEY"],
+        f"{prefix}_KEY_ID": creds["AMIGO_API_KEY_ID"],
+        f"{prefix}_USER": creds["AMIGO_USER_ID"],
+    }
+
+
+CLEAN_ENV = {
+    name: None
+    for name in (
+        "AMIGO_API_KEY",
+        "AMIGO_API_KEY_ID",
+        "AMIGO_USER_ID",
+        "AMIGO_ORGANIZATION_ID",
+        "AMIGO_BASE_URL",
+        "AMIGO_MONGO_CLUSTER_NAME",
+    )
+}
+
+
+# --- the project file ------------------------------------------------------------------
+
+
+def test_the_example_project_loads_with_defaults_filled_in() -> None:
+    project = load_project(EXAMPLES / "reconciler.yaml")
+    assert project.names == ("staging", "production")
+    staging, production = project.environments
+    assert staging.prune and not production.prune
+    assert staging.variables["BILLING_AGENT"] == "Billing Assistant"  # the top-level default
+    assert staging.credentials["api_key"] == "STAGING_AMIGO_API_KEY"
+    assert production.policy == ("policies",) and staging.policy == ()
+    assert staging.mongo_cluster and production.mongo_cluster is None
+
+
+def test_project_errors_name_file_line_column_and_suggest(tmp_path: Path) -> None:
+    path = tmp_path / "reconciler.yaml"
+    path.write_text(
+        "version: 1\nenvironments:\n  staging:\n    organisation: acme\n    prune: maybe\n"
+    )
+    with pytest.raises(UserError) as caught:
+        load_project(path)
+    lines = [str(d) for d in caught.value.diagnostics]
+    assert any(f"{path}:4:5" in line and "did you mean 'organization'" in line for line in lines), (
+        lines
+    )
+    assert any(f"{path}:5:12" in line and "true or false" in line for line in lines), lines
+    assert any("needs an organization" in line for line in lines), lines
+
+
+def test_a_pasted_secret_is_refused_and_never_echoed(tmp_path: Path) -> None:
+    secret = "sk-4f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a"
+    path = tmp_path / "reconciler.yaml"
+    path.write_text(
+        "environments:\n"
+        "  staging:\n"
+        "    organization: acme\n"
+        f"    credentials: {{api_key: {secret}}}\n"
+        "    variables:\n"
+        f"      BILLING_AGENT: {secret}\n"
+        "      STAGING_API_TOKEN: x\n"
+    )
+    with pytest.raises(UserError) as caught:
+        load_project(path)
+    text = "\n".join(str(d) for d in caught.value.diagnostics)
+    assert secret not in text
+    assert "credentials.api_key must name the environment variable" in text
+    assert "looks like a secret" in text
+    assert "named like a secret" in text
+
+
+def test_the_project_file_is_found_from_the_manifests_up_to_the_repository(
+    tmp_path: Path,
+) -> None:
+    write_tree(tmp_path / "repo")
+    (tmp_path / "repo" / ".git").mkdir()
+    found = find_project(None, ["services"], cwd=tmp_path / "repo")
+    assert found is not None and found.resolve() == (tmp_path / "repo" / "reconciler.yaml")
+    # Not above the repository root:
+    (tmp_path / "reconciler.yaml").write_text("environments: {}\n")
+    (tmp_path / "repo" / "reconciler.yaml").unlink()
+    assert find_project(None, ["services"], cwd=tmp_path / "repo") is None
+
+
+# --- --env on the commands --------------------------------------------------------------
+
+
+def run(args: list[str], cwd: Path, env: dict[str, str | None] | None = None) -> Any:
+    runner = CliRunner()
+    import os
+
+    old = Path.cwd()
+    os.chdir(cwd)
+    try:
+        return runner.invoke(main, args, env={**CLEAN_ENV, **(env or {})})
+    finally:
+        os.chdir(old)
+
+
+def test_an_unknown_environment_gets_did_you_mean_and_the_list(tmp_path: Path) -> None:
+    write_tree(tmp_path)
+    result = run(["validate", "--env", "prodution"], tmp_path)
+    assert result.exit_code == 1
+    assert "did you mean 'production'?" in result.output
+    assert "known: staging, production" in result.output
+
+
+def test_metadata_environments_selects_services_and_unknown_names_are_errors(
+    tmp_path: Path,
+) -> None:
+    write_tree(tmp_path)
+    assert "2 services valid" in run(["validate", "--env", "staging"], tmp_path).output
+    assert "1 service valid" in run(["validate", "--env", "production"], tmp_path).output
+    # No --env: a service restricted to some environments is left out.
+    assert "1 service valid" in run(["validate", "services"], tmp_path).output
+    (tmp_path / "services" / "beta.yaml").write_text(
+        SERVICE.format(name="Beta", extra="  environments: [stagin]\n", description="b")
+    )
+    result = run(["validate", "services"], tmp_path)
+    assert result.exit_code == 1
+    assert "beta.yaml:5:" in result.output and "did you mean 'staging'?" in result.output
+
+
+def test_one_service_may_be_declared_once_per_environment(tmp_path: Path) -> None:
+    write_tree(tmp_path)
+    for env in ("staging", "production"):
+        (tmp_path / "services" / f"pinned-{env}.yaml").write_text(
+            SERVICE.format(name="Pinned", extra=f"  environments: [{env}]\n", description=env)
+        )
+    assert run(["validate", "--env", "production"], tmp_path).exit_code == 0
+    (tmp_path / "services" / "pinned-both.yaml").write_text(
+        SERVICE.format(name="Pinned", extra="  environments: [staging]\n", description="x")
+    )
+    result = run(["validate", "--env", "production"], tmp_path)
+    assert result.exit_code == 1 and "also declared" in result.output
+
+
+def test_environments_command_lists_a_matrix(tmp_path: Path) -> None:
+    write_tree(tmp_path)
+    result = run(["environments", "--format", "json"], tmp_path)
+    assert result.exit_code == 0, result.output
+    listed = json.loads(result.output)
+    assert [e["name"] for e in listed] == ["staging", "production"]
+    assert listed[0]["credentials"]["api_key"] == "STAGING_KEY"  # a name, never a value
+    names = run(["environments", "--format", "json", "--names-only"], tmp_path)
+    assert json.loads(names.output) == ["staging", "production"]
+
+
+def test_missing_credentials_name_the_environments_variables(tmp_path: Path) -> None:
+    write_tree(tmp_path)
+    result = run(["plan", "--env", "production"], tmp_path)
+    assert result.exit_code == 1
+    assert "PROD_KEY (environment 'production': credentials.api_key)" in result.output
+
+
+# --- over real HTTP: credentials by name, the cluster header, the plan's environment ----
+
+
+@pytest.fixture
+def server() -> Any:
+    emulator = Emulator.from_seed(SEED, window_seconds=1.0)
+    with EmulatorServer(emulator) as running:
+        yield emulator, running
+
+
+def test_the_cluster_header_is_sent_exactly_when_configured(tmp_path: Path, server: Any) -> None:
+    emulator, running = server
+    write_tree(tmp_path, running.base_url)
+    creds = {**credentials_for(emulator, "STAGING"), **credentials_for(emulator, "PROD")}
+
+    result = run(["plan", "--env", "staging"], tmp_path, creds)
+    assert result.exit_code == 0, result.output
+    assert "Environment: staging (organization acme)" in result.output
+    assert 'create service "Beta"' in result.output
+    assert '"hi from staging"' in result.output  # staging's ${GREETING}
+    staging = emulator.mongo_cluster_names
+    assert staging and all(value == "cluster-7" for _, value in staging)
+
+    before = len(emulator.mongo_cluster_names)
+    result = run(["plan", "--env", "production"], tmp_path, creds)
+    assert result.exit_code == 0, result.output
+    assert 'create service "Beta"' not in result.output
+    assert '"hello"' in result.output  # the top-level default
+    production = emulator.mongo_cluster_names[before:]
+    assert production and all(value is None for _, value in production)
+
+    before = len(emulator.mongo_cluster_names)
+    flagged = run(["plan", "--env", "production", "--mongo-cluster", "c-9"], tmp_path, creds)
+    assert flagged.exit_code == 0, flagged.output
+    assert {v for _, v in emulator.mongo_cluster_names[before:]} == {"c-9"}
+
+    before = len(emulator.mongo_cluster_names)
+    variable = run(
+        ["plan", "--env", "staging"], tmp_path, {**creds, "AMIGO_MONGO_CLUSTER_NAME": "c-env"}
+    )
+    assert variable.exit_code == 0, variable.output
+    assert {v for _, v in emulator.mongo_cluster_names[before:]} == {"c-env"}
+
+
+def test_a_plan_for_staging_is_refused_by_apply_in_production(tmp_path: Path, server: Any) -> None:
+    emulator, running = server
+    write_tree(tmp_path, running.base_url)
+    creds = {**credentials_for(emulator, "STAGING"), **credentials_for(emulator, "PROD")}
+    made = run(["plan", "--env", "staging", "--out", "plan.json"], tmp_path, creds)
+    assert made.exit_code == 0, made.output
+    saved = json.loads((tmp_path / "plan.json").read_text())
+    assert saved["environment"] == "staging"
+
+    refused = run(["apply", "plan.json", "--env", "production", "--auto-approve"], tmp_path, creds)
+    assert refused.exit_code == 1
+    assert "made for environment 'staging'" in refused.output
+    assert "--env staging" in refused.output
+    assert emulator.mongo_cluster_names[-1][0] != "create-service"  # nothing written
+
+    applied = run(["apply", "plan.json", "--env", "staging", "--auto-approve"], tmp_path, creds)
+    assert applied.exit_code == 0, applied.output
+
+
+def test_plan_env_all_is_one_report_with_a_column_per_environment(
+    tmp_path: Path, server: Any
+) -> None:
+    emulator, running = server
+    write_tree(tmp_path, running.base_url)
+    creds = {**credentials_for(emulator, "STAGING"), **credentials_for(emulator, "PROD")}
+    result = run(["plan", "--env", "all", "--format", "markdown"], tmp_path, creds)
+    assert result.exit_code == 0, result.output
+    text = result.output
+    assert "| Service | Change | staging | production |" in text
+    greeter = next(line for line in text.splitlines() if line.startswith("| Greeter |"))
+    assert "hi from staging" in greeter and "hello" in greeter  # side by side
+    beta = next(line for line in text.splitlines() if line.startswith("| Beta |"))
+    assert beta.rstrip().endswith("| · |")  # not in production
+    assert "environment staging" in text and "environment production" in text
+
+    as_text = run(["plan", "--env", "all"], tmp_path, creds)
+    assert "=== environment staging ===" in as_text.output
+    assert "=== environment production ===" in as_text.output
+    # Each environment read only what its own plan needs: one services list each.
+    reads = [line for line in as_text.output.splitlines() if line.startswith("API reads:")]
+    assert len(reads) == 2 and all("get-services 1" in line for line in reads)
+
+
+def test_readme_first_command_is_unchanged_by_the_example_project_file() -> None:
+    result = run(["plan", "examples/services", "--emulator", "examples/emulator-seed.yaml"], REPO)
+    assert result.exit_code == 0, result.output
+    assert "Environment:" not in result.output
+    assert "Appointment Reminders" not in result.output and "Lab Results" not in result.output
+
+
+def test_example_staging_follows_latest_and_production_pins() -> None:
+    seed = "examples/emulator-seed.yaml"
+    tree = "examples/services"  # examples/reconciler.yaml is found from it
+    staging = run(["plan", tree, "--env", "staging", "--emulator", seed], REPO)
+    # production's policies (examples/policies) deny the example's unapproved LLM: the
+    # namespace nothing uses keeps them loaded and silent, to compare the plans alone.
+    production = run(
+        ["plan", tree, "--env", "production", "--emulator", seed, "--namespace", "nothing"],
+        REPO,
+    )
+    assert staging.exit_code == 0, staging.output
+    assert 'create service "Appointment Reminders"' in staging.output
+    assert 'create service "Appointment Reminders"' not in production.output
+    assert "release_version_set.agent_version_number: null" in staging.output
+    assert "release_version_set.agent_version_number: 3" in production.output
