@@ -37,7 +37,8 @@ if TYPE_CHECKING:
     from reconciler.plan import Plan
     from reconciler.policy import JsonInput, PolicyResult, TestResult
     from reconciler.policy.engine import Module
-    from reconciler.project import Project, Selection
+    from reconciler.project import Project
+    from reconciler.project import Selection as Selection  # for the CLI's annotations
     from reconciler.rollback import ApplyVerification
     from reconciler.verify import Verification, VerifyTarget
 
@@ -71,6 +72,13 @@ def select_environment(config: str | None, name: str | None, paths: Sequence[str
     if name == ALL:
         raise UserError(f"--env {ALL} is for `reconciler plan` only: name one environment")
     return Selection(project, project.environment(name))
+
+
+def means_every_environment(name: str | None) -> bool:
+    """`--env all`: plan every environment of the project file into one report."""
+    from reconciler.project import ALL
+
+    return name == ALL
 
 
 def each_environment(config: str | None, paths: Sequence[str]) -> list[Selection]:

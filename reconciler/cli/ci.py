@@ -247,7 +247,13 @@ def ci_comment(
     if not exit_code.strip() or exit_code == "unknown":  # the plan did not run
         if validation == "failure":
             try:
-                load_desired(paths)
+                import os
+
+                from reconciler.cli.shared import EnvOptions
+
+                # The environment the workflow planned (AMIGO_RECONCILER_ENV): its ${VAR}s.
+                name = os.environ.get("AMIGO_RECONCILER_ENV") or None
+                load_desired(paths, EnvOptions(name).select(paths))
                 errors = "(validating again found no error: see the workflow run's log)"
             except UserError as exc:
                 errors = "\n".join(str(diag) for diag in exc.diagnostics)

@@ -77,10 +77,15 @@ def plan(
     --detailed-exitcode, 2 when there are changes.
     """
     from reconciler.diagnostics import UserError
-    from reconciler.project import ALL
-    from reconciler.workflow import check_plan_policy, load_desired, make_plan, save_plan
+    from reconciler.workflow import (
+        check_plan_policy,
+        load_desired,
+        make_plan,
+        means_every_environment,
+        save_plan,
+    )
 
-    if env.name == ALL:
+    if means_every_environment(env.name):
         if out:
             raise click.UsageError(
                 "--out saves one environment's plan: use --env NAME (--env all is for review)"

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from reconciler.api.client import AmigoClient
     from reconciler.diagnostics import Diagnostic
     from reconciler.policy.engine import Module
-    from reconciler.project import Selection
+    from reconciler.workflow import Selection
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -195,10 +195,12 @@ class ConnectionOptions:
             "AMIGO_MONGO_CLUSTER_NAME": self.mongo_cluster,
         }
         if self.emulator_seed is not None:  # no credentials; the cluster header is still sent
-            from reconciler.project import Selection
-
-            cluster = (self.selection or Selection()).mongo_cluster(self.mongo_cluster, os.environ)
-            return {**flags, "AMIGO_MONGO_CLUSTER_NAME": cluster}
+            if self.selection is not None:
+                cluster = self.selection.mongo_cluster(self.mongo_cluster, os.environ)
+                flags["AMIGO_MONGO_CLUSTER_NAME"] = cluster
+            elif not self.mongo_cluster:
+                flags["AMIGO_MONGO_CLUSTER_NAME"] = os.environ.get("AMIGO_MONGO_CLUSTER_NAME")
+            return flags
         if self.selection is None:
             return flags
         return self.selection.settings(flags, os.environ)
@@ -285,15 +287,19 @@ def env_options(func: F) -> F:
         "--env",
         "env_name",
         metavar="NAME",
+        envvar="AMIGO_RECONCILER_ENV",
         help="The environment of reconciler.yaml to use (its organization, credentials' "
-        "variable names, ${VAR} values, prune, paths, policy, mongo cluster).",
+        "variable names, ${VAR} values, prune, paths, policy, mongo cluster; "
+        "default: $AMIGO_RECONCILER_ENV).",
     )
     @click.option(
         "--config",
         metavar="FILE",
+        envvar="AMIGO_RECONCILER_CONFIG",
         type=click.Path(dir_okay=False, path_type=str),
-        help="The project file (default: the nearest reconciler.yaml at or above the "
-        "manifests' common directory, up to the repository root).",
+        help="The project file (default: $AMIGO_RECONCILER_CONFIG, else the nearest "
+        "reconciler.yaml at or above the manifests' common directory, up to the repository "
+        "root).",
     )
     @functools.wraps(func)
     def wrapper(*args: Any, env_name: str | None, config: str | None, **kwargs: Any) -> Any:
