@@ -21,7 +21,16 @@ SCHEMA = REPO / "schemas" / "service.schema.json"
 DOCS = sorted((REPO / "docs").glob("*.md"))
 
 # Options every API-facing command shares (documented once, above the command table).
-CONNECTION_OPTIONS = {"--organization", "--base-url", "--api-key-id", "--user-id", "--emulator"}
+CONNECTION_OPTIONS = {
+    "--organization",
+    "--base-url",
+    "--api-key-id",
+    "--user-id",
+    "--emulator",
+    "--mongo-cluster",
+    "--env",  # with --config: on every command that reads manifests or talks to the API
+    "--config",
+}
 
 
 def readme() -> str:

@@ -154,6 +154,23 @@ def test_the_project_file_is_found_from_the_manifests_up_to_the_repository(
     assert find_project(None, ["services"], cwd=tmp_path / "repo") is None
 
 
+def test_the_schema_documents_exactly_what_the_loader_accepts() -> None:
+    import jsonschema
+    import yaml
+
+    from reconciler.project import CREDENTIALS, SETTINGS, TOP_LEVEL
+
+    schema = json.loads((REPO / "schemas" / "project.schema.json").read_text())
+    settings = schema["$defs"]["settings"]["properties"]
+    assert set(schema["properties"]) == set(TOP_LEVEL)
+    assert set(settings) == set(SETTINGS)
+    assert set(settings["credentials"]["properties"]) == set(CREDENTIALS)
+    example = yaml.safe_load((EXAMPLES / "reconciler.yaml").read_text())
+    jsonschema.validate(example, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"environments": {"all": {"organization": "x"}}}, schema)
+
+
 # --- --env on the commands --------------------------------------------------------------
 
 
