@@ -126,6 +126,7 @@ def select_services(desired: DesiredState, selection: Selection | None) -> Desir
 
     project = selection.project if selection is not None else None
     name = selection.name if selection is not None else None
+    known = project.names if project is not None else None
     errors = []
     kept = []
     for service in desired.services:
@@ -133,14 +134,13 @@ def select_services(desired: DesiredState, selection: Selection | None) -> Desir
         if names is None:
             kept.append(service)
             continue
-        for unknown in (n for n in names if project is not None and n not in project.names):
-            assert project is not None
-            close = difflib.get_close_matches(unknown, project.names, n=1, cutoff=0.5)
+        for unknown in (n for n in names if known is not None and n not in known):
+            close = difflib.get_close_matches(unknown, known or (), n=1, cutoff=0.5)
             hint = f"did you mean {close[0]!r}? " if close else ""
             errors.append(
                 Diagnostic(
                     f"metadata.environments: {unknown!r} is not an environment of "
-                    f"{project.path}; {hint}known: {', '.join(project.names)}",
+                    f"{project.path if project else ''}; {hint}known: {', '.join(known or ())}",
                     service=service.name,
                     pos=service.pos("metadata.environments"),
                 )

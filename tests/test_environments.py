@@ -351,3 +351,34 @@ def test_example_staging_follows_latest_and_production_pins() -> None:
     assert 'create service "Appointment Reminders"' not in production.output
     assert "release_version_set.agent_version_number: null" in staging.output
     assert "release_version_set.agent_version_number: 3" in production.output
+
+
+# --- the plan file: environment recorded, checked, outside the digest ----------------------
+
+
+def test_a_plan_without_environment_applies_anywhere_and_the_digest_ignores_the_label() -> None:
+    from dataclasses import replace
+
+    from reconciler.plan import Plan
+    from reconciler.planfile import (
+        check_plan_target,
+        checksum,
+        plan_digest,
+        plan_from_dict,
+        plan_to_dict,
+    )
+
+    plan = Plan("acme", "https://api.amigo.ai", "m", "l", "2026-01-01T00:00:00Z")
+    for environment in (None, "staging"):
+        check_plan_target(
+            plan, organization="acme", base_url="https://api.amigo.ai", environment=environment
+        )
+    staging = replace(plan, environment="staging")
+    assert plan_digest(staging) == plan_digest(plan)
+    with pytest.raises(UserError, match="made for environment 'staging'"):
+        check_plan_target(staging, organization="acme", base_url="https://api.amigo.ai")
+    # A plan file from before environments (no `environment` key) still loads, as null.
+    old = plan_to_dict(plan)
+    del old["environment"], old["checksum"]
+    old["checksum"] = checksum(old)
+    assert plan_from_dict(old).environment is None

@@ -21,6 +21,7 @@ from reconciler.cli.shared import (
     format_option,
     handle_errors,
     install_sigint,
+    manifest_paths,
     policy_options,
     runtime,
     target_option,
@@ -150,7 +151,7 @@ def apply(
     # A saved plan is checked against --env; the project file is looked for from here.
     selection = env.select([] if plans else paths)
     if not plans:
-        paths = selection.manifest_paths(paths)
+        paths = manifest_paths(selection, paths)
         prune = selection.prune(prune)
     policy = policy.within(selection)
     connection = connection.within(selection)

@@ -18,6 +18,7 @@ from reconciler.cli.shared import (
     env_options,
     format_option,
     handle_errors,
+    manifest_paths,
     policy_options,
     target_option,
 )
@@ -93,7 +94,7 @@ def plan(
         plan_all(paths, fmt, prune, targets, detailed_exitcode, connection, policy, env)
         return
     selection = env.select(paths)
-    paths = selection.manifest_paths(paths)
+    paths = manifest_paths(selection, paths)
     policy = policy.within(selection)
     connection = connection.within(selection)
     prune = selection.prune(prune)
@@ -182,7 +183,7 @@ def plan_all(
         own_policy = policy.within(selection)
         modules = own_policy.load()
         try:
-            desired = load_desired(selection.manifest_paths(paths), selection)
+            desired = load_desired(manifest_paths(selection, paths), selection)
         except UserError as exc:
             echo(f"environment {name}:", err=True)
             echo_diagnostics(exc.diagnostics, fmt if fmt == "github" else "text")

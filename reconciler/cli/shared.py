@@ -280,6 +280,16 @@ class EnvOptions:
         return select_environment(self.config, self.name, tuple(paths))
 
 
+def manifest_paths(selection: Selection, given: Iterable[str]) -> tuple[str, ...]:
+    """PATH arguments, else the environment's `paths`; neither is a usage error (exit 64)."""
+    from reconciler.diagnostics import UserError
+
+    try:
+        return selection.manifest_paths(tuple(given))
+    except UserError as exc:
+        raise click.UsageError(exc.diagnostics[0].message) from None
+
+
 def env_options(func: F) -> F:
     """Add --env NAME and --config FILE; pass `env`."""
 

@@ -15,6 +15,7 @@ from reconciler.cli.shared import (
     env_options,
     format_option,
     handle_errors,
+    manifest_paths,
     policy_options,
 )
 
@@ -39,7 +40,7 @@ def validate(paths: tuple[str, ...], fmt: str, policy: PolicyOptions, env: EnvOp
 
     try:
         selection = env.select(paths)
-        paths = selection.manifest_paths(paths)
+        paths = manifest_paths(selection, paths)
     except UserError as exc:
         echo_diagnostics(exc.diagnostics, fmt)
         sys.exit(1)
