@@ -399,8 +399,15 @@ class Selection:
         own = self._settings
         if own is not None and own.paths and self.project is not None:
             return self.project.resolve(own.paths)
-        where = f" and environment {self.name!r} sets no `paths`" if self.name else ""
-        raise UserError(f"no manifest paths given{where}: name files or directories of manifests")
+        if self.name:
+            raise UserError(
+                f"Missing argument 'PATHS...': environment {self.name!r} sets no `paths`; "
+                "name files or directories of manifests"
+            )
+        raise UserError(
+            "Missing argument 'PATHS...': name files or directories of manifests "
+            "(or --env NAME, for an environment of reconciler.yaml that sets `paths`)"
+        )
 
     def prune(self, flag: bool) -> bool:
         own = self._settings

@@ -396,6 +396,9 @@ def render_environments(
     return "".join(parts)
 
 
+CELL_LIMIT = 160  # characters of one environment's change shown in the side-by-side table
+
+
 def render_environments_markdown(
     results: Sequence[tuple[str, Plan, PolicyResult | None]],
     *,
@@ -413,9 +416,9 @@ def render_environments_markdown(
             changed = ", ".join(
                 f"{c.path}: {value(c.new)}" for c in op.changes if is_user_visible(c)
             )
-            cell[name] = f"{_SYMBOL[op.kind]} {op.kind.value}" + (
-                f" ({changed})" if changed else ""
-            )
+            text = f"{_SYMBOL[op.kind]} {op.kind.value}" + (f" ({changed})" if changed else "")
+            # A cell stays short (a long description would crowd out the table).
+            cell[name] = text if len(text) <= CELL_LIMIT else text[: CELL_LIMIT - 1] + "…"
     head = [
         "### Amigo reconciler plan for every environment",
         "",
