@@ -905,3 +905,27 @@ def open_promotion_pr(
         str(_get(answer, "html_url") or ""),
         diff,
     )
+
+
+# --- links to the reviewed commit ------------------------------------------------------
+
+
+def link_base_from_env(env: Mapping[str, str]) -> str | None:
+    """`{server}/{owner/repo}/blob/{sha}` for the commit being reviewed, or None outside
+    GitHub Actions: a pull request's head commit (from the event), else GITHUB_SHA."""
+    server, repository = env.get("GITHUB_SERVER_URL", ""), env.get("GITHUB_REPOSITORY", "")
+    if not server or not repository:
+        return None
+    sha = env.get("GITHUB_SHA", "")
+    path = env.get("GITHUB_EVENT_PATH")
+    if path:
+        try:
+            event = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            event = None
+        head = _get(event, "pull_request", "head", "sha")
+        if isinstance(head, str) and re.fullmatch(r"[0-9a-f]{40}", head):
+            sha = head
+    if not re.fullmatch(r"[0-9a-f]{40}", sha):
+        return None
+    return f"{server.rstrip('/')}/{repository}/blob/{sha}"

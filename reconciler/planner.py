@@ -178,6 +178,23 @@ class _Builder:
         return len(self.drafts) - 1
 
 
+def _change_pos(want: DesiredService, kind: Kind, changes: Sequence[Change]) -> SourcePos:
+    """The manifest line an update comes from: `is_active` for (de)activation, else the
+    first changed field (`metadata.name` for a rename); the document for an adoption."""
+    if kind is Kind.ADOPT or not changes:
+        return want.source
+    paths = [c.path for c in changes]
+    path = "is_active" if kind in (Kind.ACTIVATE, Kind.DEACTIVATE) else paths[0]
+    top = path.split(".", 1)[0].split("[", 1)[0]
+    if top == "name":
+        return want.pos("metadata.name")
+    for ref in ("agent", "service_hierarchical_state_machine"):
+        if top == f"{ref}_id":
+            named = f"spec.{ref}"
+            return want.pos(named if named in want.positions else f"spec.{ref}_id")
+    return want.pos(f"spec.{path}")
+
+
 def _warning(want: DesiredService, path: str, message: str) -> Diagnostic:
     return Diagnostic(
         message, severity=Severity.WARNING, pos=want.pos(path), field=path, service=want.name
@@ -251,9 +268,13 @@ def _plan_version_sets(
             service_id,
             (want.name, service_id or "", 1, name),
             version_set=name,
-            changes=diff_version_set(current, declared),
+            changes=(vs_changes := diff_version_set(current, declared)),
             request=declared.to_api(),
-            source=want.pos(f"spec.version_sets.{name}"),
+            # The line of the first changed field, so the annotation sits on the edit.
+            source=want.pos(
+                f"spec.version_sets.{name}"
+                + (f".{vs_changes[0].path}" if current is not None and vs_changes else "")
+            ),
             desired=want,
             before=current.to_api() if current is not None else None,
         )
@@ -383,7 +404,7 @@ def _plan_service(
                 (want.name, live.id, 0, ""),
                 changes=changes,
                 request={f: desired_fields[f] for f in changed},
-                source=want.source,
+                source=_change_pos(want, kind, changes),
                 desired=want,
             )
         )
@@ -530,7 +551,7 @@ def _activate_last(b: _Builder, update_index: int, version_set_drafts: Iterable[
             (name, service_id or "", 2, ""),
             changes=(Change("is_active", False, True),),
             request={"is_active": True},
-            source=update.source,
+            source=update.desired.pos("spec.is_active") if update.desired else update.source,
             desired=update.desired,
             deps={update_index, *after},
         )

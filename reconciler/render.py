@@ -19,14 +19,17 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import click
 
-from reconciler.diagnostics import workflow_command
+from reconciler.diagnostics import SourcePos, workflow_command
 from reconciler.diff import is_user_visible
+from reconciler.fit import SEPARATOR, Budget, fenced, take_lines
 from reconciler.model import OWNERSHIP_TAG_KEY, OWNERSHIP_TAG_VALUE
 from reconciler.plan import Action, Kind, Operation, Plan
 from reconciler.planfile import plan_digest, plan_to_json
@@ -57,15 +60,24 @@ _SYMBOL = {
 _COLOUR = {"+": "green", "~": "yellow", "-": "red"}
 
 
-def render_plan(plan: Plan, fmt: str, *, color: bool = False) -> str:
+def render_plan(
+    plan: Plan,
+    fmt: str,
+    *,
+    color: bool = False,
+    max_chars: int | None = None,
+    link_base: str | None = None,
+) -> str:
     """The plan in one of FORMATS; `color` (text only) is for a TTY and the CLI decides it.
 
-    Every format passes through the one redaction of the API key.
+    `max_chars` and `link_base` are for markdown (see `render_markdown`). Every format
+    passes through the one redaction of the API key.
     """
     if fmt == "text":
         return redact(render_text(plan, color=color))
     if fmt == "markdown":
-        return redact(render_markdown(plan))
+        limit = MARKDOWN_MAX_CHARS if max_chars is None else max_chars
+        return redact(render_markdown(plan, limit=limit, link_base=link_base))
     if fmt == "json":
         return redact(plan_to_json(plan))
     if fmt == "github":
@@ -216,6 +228,16 @@ def render_text(plan: Plan, *, color: bool = False) -> str:
 
 # --- markdown ------------------------------------------------------------------
 
+# The markdown default leaves 5,536 characters under GitHub's 65,536 for what the CI
+# wraps around the plan (status line, marker, footer, the sticky-comment key) and a
+# policy section; docs/ci.md documents the margin.
+MARKDOWN_MAX_CHARS = 60_000
+FULL_PLAN_AT = (
+    "the saved plan file (`reconciler plan --out plan.json`; in CI, the workflow run's plan "
+    "artifact), which `reconciler show plan.json` renders in full"
+)
+_BANNER_NAMES = 10  # services named in the deletion banner before "and N more"
+
 
 def _md_text(text: str) -> str:
     """Escape for Markdown table cells and inline text (no markup, no HTML)."""
@@ -224,10 +246,7 @@ def _md_text(text: str) -> str:
 
 
 def _fenced(lines: Sequence[str], lang: str = "diff") -> str:
-    body = "\n".join(lines)
-    longest = max((len(m) for m in re.findall(r"`+", body)), default=0)
-    fence = "`" * max(3, longest + 1)
-    return f"{fence}{lang}\n{body}\n{fence}"
+    return fenced("\n".join(lines), lang)
 
 
 def _service_groups(plan: Plan) -> list[tuple[str, list[Operation]]]:
@@ -237,103 +256,207 @@ def _service_groups(plan: Plan) -> list[tuple[str, list[Operation]]]:
     return list(groups.items())
 
 
-def render_markdown(plan: Plan, *, limit: int = GITHUB_COMMENT_LIMIT) -> str:
-    """A pull-request comment; details are dropped (with a notice) to stay under `limit`."""
-    head: list[str] = [
-        DIGEST_MARKER.format(digest=plan_digest(plan)),
-        f"### Amigo reconciler plan for `{_md_text(plan.organization)}`"
-        + (f" (environment `{_md_text(plan.environment)}`)" if plan.environment else ""),
-        "",
+def source_link(link_base: str | None, pos: SourcePos | None) -> str | None:
+    """`{link_base}/{path}#L{line}` for a manifest position, or None (no base, or a file
+    outside the working tree, which the reviewed commit cannot hold)."""
+    if not link_base or pos is None:
+        return None
+    path = pos.file
+    if os.path.isabs(path):
+        try:
+            path = os.path.relpath(path)
+        except ValueError:
+            return None
+    path = path.replace(os.sep, "/")
+    while path.startswith("./"):
+        path = path[2:]
+    if path.startswith("../") or not path:
+        return None
+    return f"{link_base.rstrip('/')}/{quote(path, safe='/')}#L{pos.line}"
+
+
+def _linked(label: str, url: str | None) -> str:
+    """`[label](url)` (label already escaped), or the label alone."""
+    return f"[{label}]({url})" if url else label
+
+
+def diff_lines(op: Operation, names: Mapping[str, str] | None = None) -> list[str]:
+    """The operation's changes as `-` (removed) and `+` (added) lines for a `diff` fence."""
+    known = names or {}
+
+    def shown(v: Any) -> str:
+        name = known.get(v) if isinstance(v, str) else None
+        return f"{value(v)} (named {value(name)})" if name is not None else value(v)
+
+    lines: list[str] = []
+    for change in op.changes:
+        if not is_user_visible(change):
+            continue
+        created = op.kind is Kind.CREATE or (
+            change.old is None and op.action is Action.CREATE_SERVICE
+        )
+        if not created and (op.kind is Kind.DELETE or change.old is not None):
+            lines.append(f"- {change.path}: {shown(change.old)}")
+        if op.kind is not Kind.DELETE and (created or change.new is not None):
+            lines.append(f"+ {change.path}: {shown(change.new)}")
+    adopts = any(not is_user_visible(c) and c.old is None for c in op.changes)
+    if adopts and op.action is Action.UPDATE_SERVICE:
+        lines.append(f"+ tags.{OWNERSHIP_TAG_KEY}: {value(OWNERSHIP_TAG_VALUE)}  (adopt)")
+    if op.depends_on:
+        lines.append(f"  (after {', '.join(op.depends_on)})")
+    return lines
+
+
+def _banner(plan: Plan) -> str | None:
+    """The caution at the top when the plan deletes or deactivates anything."""
+    deletes = [op for op in plan.operations if op.kind is Kind.DELETE]
+    deactivates = [op for op in plan.operations if op.kind is Kind.DEACTIVATE]
+    if not deletes and not deactivates:
+        return None
+    parts = []
+    if deletes:
+        parts.append(f"deletes {len(deletes)} version set{'s' if len(deletes) != 1 else ''}")
+    if deactivates:
+        n = len(deactivates)
+        parts.append(f"deactivates {n} service{'s' if n != 1 else ''}")
+    named = [
+        f"`{_md_text(op.service)}`"
+        + (f" version set `{_md_text(op.version_set)}`" if op.version_set else "")
+        for op in (*deactivates, *deletes)
     ]
+    shown = ", ".join(named[:_BANNER_NAMES])
+    if len(named) > _BANNER_NAMES:
+        shown += f" and {len(named) - _BANNER_NAMES} more"
+    return f"> [!CAUTION]\n> **This plan {' and '.join(parts)}:** {shown}."
+
+
+def _service_section(
+    service: str, ops: Sequence[Operation], plan: Plan, link_base: str | None
+) -> str:
+    parts = [
+        f"<details><summary>{html.escape(service)} ({len(ops)} "
+        f"operation{'s' if len(ops) != 1 else ''})</summary>"
+    ]
+    for op in ops:
+        where = op.source
+        label = _md_text(f"{where.file}:{where.line}") if where else "no manifest line"
+        parts.append(
+            f"{_md_text(headline(op))} · `{op.key}` · {_linked(label, source_link(link_base, where))}"
+        )
+        parts.append(_fenced([headline(op), *diff_lines(op, plan.reference_names)]))
+    parts.append("</details>")
+    return "\n\n".join(parts)
+
+
+def _table(rows: Sequence[str]) -> str:
+    return "\n".join(["| Service | Operations |", "| --- | --- |", *rows])
+
+
+def _drift_items(plan: Plan) -> list[str]:
+    return [
+        f"service {value(d.service)} ({d.service_id})"
+        + (f" version set {value(d.version_set)}" if d.version_set else "")
+        + f": {d.message}"
+        for d in plan.drift
+    ]
+
+
+def render_markdown(
+    plan: Plan,
+    *,
+    limit: int = MARKDOWN_MAX_CHARS,
+    link_base: str | None = None,
+    full_plan_at: str = FULL_PLAN_AT,
+) -> str:
+    """A pull-request comment of at most `limit` characters, always valid markdown.
+
+    Order of importance: the digest marker, verdict and deletion banner; every error
+    and warning in full; a summary row per service (compacted to "and N more" only when
+    the table itself does not fit); then per-service details and what is left alone,
+    while they fit. What is left out is whole blocks, named in the tail with where the
+    full plan is (reconciler/fit.py). `link_base` (`https://github.com/O/R/blob/SHA`)
+    links each service and operation to its manifest line.
+    """
+    head = [DIGEST_MARKER.format(digest=plan_digest(plan))]
+    head.append(
+        f"### Amigo reconciler plan for `{_md_text(plan.organization)}`"
+        + (f" (environment `{_md_text(plan.environment)}`)" if plan.environment else "")
+    )
+    banner = _banner(plan)
+    if banner:
+        head.append(banner)
     if plan.errors:
         n = len(plan.errors)
         head.append(f"> **{n} error{'s' if n != 1 else ''}: this plan cannot be applied.**")
-        head.append("")
     head.append(f"**{closing_line(plan)}**")
-    head.append("")
-    groups = _service_groups(plan)
-    if groups:
-        head.extend(["| Service | Operations |", "| --- | --- |"])
-        for service, ops in groups:
-            kinds = ", ".join(f"{_SYMBOL[o.kind]} {_op_label(o)}" for o in ops)
-            head.append(f"| {_md_text(service)} | {_md_text(kinds)} |")
-        head.append("")
-
-    details: list[str] = []
-    for service, ops in groups:
-        lines: list[str] = []
-        for op in ops:
-            lines.append(f"{headline(op)}  [{op.key}]")
-            lines.extend(f"    {line}" for line in detail_lines(op, plan.reference_names))
-        details.append(
-            f"<details><summary>{html.escape(service)} ({len(ops)} "
-            f"operation{'s' if len(ops) != 1 else ''})</summary>\n\n{_fenced(lines)}\n\n</details>"
-        )
-
-    tail: list[str] = []
-    for title, items in (
-        ("Errors", [str(e) for e in plan.errors]),
-        ("Warnings", [str(w) for w in plan.warnings]),
-        (
-            "Left alone (not managed, or not pruned)",
-            [
-                f"service {value(d.service)} ({d.service_id})"
-                + (f" version set {value(d.version_set)}" if d.version_set else "")
-                + f": {d.message}"
-                for d in plan.drift
-            ],
-        ),
-    ):
-        if items:
-            tail.extend(["", f"#### {title}", "", *[f"- {_md_text(i)}" for i in items]])
-    tail.extend(
-        [
-            "",
-            f"<sub>{_md_text(reads_line(plan))} · plan created {plan.created_at} · "
-            f"{_md_text(digest_line(plan))}</sub>",
-        ]
+    footer = (
+        f"<sub>{_md_text(reads_line(plan))} · plan created {_md_text(plan.created_at)} · "
+        f"{_md_text(digest_line(plan))}</sub>"
     )
+    groups = _service_groups(plan)
+    drift = _drift_items(plan)
 
-    def assemble(shown: int, tail_lines: list[str], notice: str | None) -> str:
-        parts = ["\n".join(head), *details[:shown]]
-        if notice:
-            parts.append(notice)
-        return "\n\n".join(parts) + "\n" + "\n".join(tail_lines) + "\n"
-
-    text = assemble(len(details), tail, None)
-    if len(text) <= limit:
-        return text
-    return _truncate(assemble, details, tail, limit)
-
-
-def _truncate(
-    assemble: Callable[[int, list[str], str | None], str],
-    details: list[str],
-    tail: list[str],
-    limit: int,
-) -> str:
-    def notice(hidden: int) -> str:
+    def notice(left_out: Sequence[str]) -> str:
         return (
-            f"> **This plan is too long for one comment: {hidden} of {len(details)} service "
-            "sections are not shown.** See the full plan in the workflow's plan artifact, or "
-            "run `reconciler plan` locally (`--out plan.json` saves it)."
+            f"> **Not shown here (too long for one comment): {'; '.join(left_out)}.** "
+            f"The full plan is in {full_plan_at}."
         )
 
-    # Linear: the fixed part once, then as many whole sections as fit (each adds "\n\n").
-    budget = limit - len(assemble(0, tail, notice(len(details))))
-    shown = 0
-    for section in details:
-        if budget - (len(section) + 2) < 0:
-            break
-        budget -= len(section) + 2
-        shown += 1
-    while shown > 0 and len(assemble(shown, tail, notice(len(details) - shown))) > limit:
-        shown -= 1
-    text = assemble(shown, tail, notice(len(details) - shown))
-    if len(text) > limit:  # the tail alone (errors, drift) is too long: cut it too
-        cut = "\n\n> **Truncated here**: see the full plan artifact.\n"
-        text = text[: limit - len(cut)] + cut
-    return text
+    worst = [
+        f"{len(plan.errors)} errors",
+        f"{len(plan.warnings)} warnings",
+        f"{len(groups)} of {len(groups)} service rows",
+        f"the details of {len(groups)} of {len(groups)} services",
+        f"{len(drift)} left-alone items",
+    ]
+    budget = Budget(limit - len(notice(worst)) - len(footer) - 2 * len(SEPARATOR) - 1)
+    budget.force("\n".join(head[:2]))
+    for block in head[2:]:
+        budget.force(block)
+    left_out: list[str] = []
+
+    for title, items, what in (
+        ("Errors", [str(e) for e in plan.errors], "errors"),
+        ("Warnings", [str(w) for w in plan.warnings], "warnings"),
+    ):
+        if not items:
+            continue
+        lines, left = take_lines(
+            [f"- {_md_text(i)}" for i in items],
+            budget.room - len(f"#### {title}\n\n") - len(SEPARATOR),
+            more="- … and {n} more " + what,
+        )
+        if left:
+            left_out.append(f"{left} {what}")
+        budget.add(f"#### {title}\n\n" + "\n".join(lines))
+
+    if groups:
+        rows = []
+        for service, ops in groups:
+            url = source_link(link_base, ops[0].source)
+            kinds = ", ".join(f"{_SYMBOL[o.kind]} {_op_label(o)}" for o in ops)
+            rows.append(f"| {_linked(_md_text(service), url)} | {_md_text(kinds)} |")
+        if not budget.add(_table(rows)):
+            room = budget.room - len(_table([])) - 1 - len(SEPARATOR)
+            kept, left = take_lines(rows, room, more="| … and {n} more services | |")
+            budget.add(_table(kept))
+            left_out.append(f"{left} of {len(rows)} service rows")
+
+    hidden = 0
+    for service, ops in groups:
+        if hidden or not budget.add(_service_section(service, ops, plan, link_base)):
+            hidden += 1
+    if hidden:
+        left_out.append(f"the details of {hidden} of {len(groups)} services")
+    if drift:
+        items = [f"- {_md_text(i)}" for i in drift]
+        block = "#### Left alone (not managed, or not pruned)\n\n" + "\n".join(items)
+        if not budget.add(block):
+            left_out.append(f"{len(drift)} left-alone items")
+    if left_out:
+        budget.force(notice(left_out))
+    budget.force(footer)
+    return budget.text() + "\n"
 
 
 def _op_label(op: Operation) -> str:
@@ -346,9 +469,42 @@ def _op_label(op: Operation) -> str:
 # --- github --------------------------------------------------------------------
 
 
+_ANNOTATION_CHANGES = 4  # field changes named in one annotation before "and N more"
+
+
+def annotation_text(op: Operation, names: Mapping[str, str] | None = None) -> str:
+    """One line for an operation's annotation: `~ update: agent_version_number 3 → 4`."""
+    fields = []
+    for line in detail_lines(op, names):
+        if line.startswith("("):
+            continue
+        path, _, rest = line.partition(": ")
+        fields.append(f"{path} {rest.replace(' -> ', ' → ')}")
+    shown = ", ".join(fields[:_ANNOTATION_CHANGES])
+    if len(fields) > _ANNOTATION_CHANGES:
+        shown += f", and {len(fields) - _ANNOTATION_CHANGES} more"
+    what = _op_label(op)
+    return f"{_SYMBOL[op.kind]} {what}: {shown}" if shown else f"{_SYMBOL[op.kind]} {what}"
+
+
 def render_github(plan: Plan) -> str:
-    """Workflow commands: one annotation per error and warning, then a notice with the totals."""
+    """Workflow commands, so the plan shows in the pull request's *Files changed* view:
+    `::error` per plan-time error and `::warning` per warning (at their manifest
+    position), a `::notice` on the manifest line of each planned operation,
+    `::warning` for each thing left alone, then a notice with the totals. An operation
+    with no manifest line (a prune of an undeclared service) is annotated without a file,
+    so it shows in the run's summary. Escaping: diagnostics.workflow_command."""
     lines = [d.github_annotation() for d in (*plan.errors, *plan.warnings)]
+    for op in plan.operations:
+        props: dict[str, object] = {}
+        if op.source is not None:
+            props = {"file": op.source.file, "line": op.source.line, "col": op.source.column}
+        props["title"] = f"reconciler plan: {op.service}"
+        lines.append(workflow_command("notice", annotation_text(op, plan.reference_names), props))
+    for item in _drift_items(plan):
+        lines.append(
+            workflow_command("warning", f"left alone: {item}", {"title": "reconciler plan"})
+        )
     summary = closing_line(plan)
     if plan.environment is not None:
         summary = f"[{plan.environment}] {summary}"
@@ -457,8 +613,12 @@ def render_environments_markdown(
             f"<details><summary>environment {html.escape(name)}: "
             f"{html.escape(closing_line(plan))}</summary>\n\n{policy}{body}\n</details>"
         )
-    text = top + "\n" + "\n\n".join(sections) + "\n"
-    if len(text) > limit:
-        cut = "\n\n> **Truncated here**: run `reconciler plan --env NAME` for one environment.\n"
-        text = text[: limit - len(cut)] + cut
-    return text
+    # Whole environment sections while they fit, never a cut inside one (reconciler/fit.py).
+    notice = "> **Not shown here: {n} environment sections** (too long for one comment): run "
+    notice += "`reconciler plan --env NAME` for one environment."
+    fitted = Budget(limit - len(notice) - 2 * len(SEPARATOR) - 8)
+    fitted.force(top)
+    hidden = sum(1 for section in sections if not fitted.add(section))
+    if hidden:
+        fitted.force(notice.format(n=hidden))
+    return fitted.text() + "\n"

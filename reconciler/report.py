@@ -354,3 +354,95 @@ class ApplyProgress:
         if self.bar is not None:
             self.bar.clear()
         self.line(text)
+
+
+# --- a saved apply report (`reconciler show`, the merged pull request's comment) --------
+
+_OUTCOME_TEXT = {
+    "converged": "Applied, and the live state converged.",
+    "applied": "Applied (convergence was not checked).",
+    "failed": "The apply failed: some operations failed.",
+    "outcome_unknown": "Outcome unknown: some writes may or may not have taken effect.",
+    "cancelled": "Cancelled: operations not started were left for the next run.",
+    "unchecked": "Applied, but convergence could not be checked.",
+    "not_converged": "Applied, but the live state still differs from the manifests.",
+}
+REPORT_KEYS = ("format_version", "outcome", "summary", "operations", "elapsed_seconds")
+
+
+def is_report_document(data: Any) -> bool:
+    """Whether decoded JSON is an apply report (`apply --format json`), not a plan."""
+    return (
+        isinstance(data, dict)
+        and all(key in data for key in REPORT_KEYS)
+        and "checksum" not in data
+        and isinstance(data.get("operations"), list)
+        and isinstance(data.get("summary"), dict)
+    )
+
+
+def _op_line(op: Any) -> str:
+    what = f"{op.get('kind', '?')} service {op.get('service')!r}"
+    if op.get("version_set"):
+        what += f" version set {op.get('version_set')!r}"
+    message = f": {op['message']}" if op.get("message") else ""
+    return f"{op.get('key', '?')} {what}{message}"
+
+
+def report_lines(data: dict[str, Any]) -> list[str]:
+    """A saved report as plain lines: outcome, counts, every operation not done, convergence."""
+    counts = data.get("summary") or {}
+    parts = [f"{n} {status.replace('_', ' ')}" for status, n in counts.items() if n]
+    lines = [
+        _OUTCOME_TEXT.get(str(data.get("outcome")), f"Outcome: {data.get('outcome')}"),
+        f"Operations: {', '.join(parts) or 'none'} "
+        f"(in {format_duration(float(data.get('elapsed_seconds') or 0))}).",
+    ]
+    for status, title in (
+        ("failed", "Failed"),
+        ("outcome_unknown", "Outcome unknown (may or may not have taken effect)"),
+        ("not_started", "Not started"),
+        ("skipped", "Skipped"),
+    ):
+        ops = [
+            op for op in data["operations"] if isinstance(op, dict) and op.get("status") == status
+        ]
+        if ops:
+            lines.append(f"{title}:")
+            lines += [f"  {_op_line(op)}" for op in ops]
+    if data.get("convergence_error"):
+        lines.append(f"Convergence not checked: {data['convergence_error']}")
+    elif data.get("converged") is True:
+        lines.append("Converged.")
+    elif data.get("converged") is False:
+        lines.append("Not converged: live state still differs from the manifests:")
+        lines += [f"  {d}" for d in data.get("differences") or []]
+    return lines
+
+
+def render_report_document(data: dict[str, Any], fmt: str, *, max_chars: int | None = None) -> str:
+    """A saved apply report in text, markdown (fitted to `max_chars`), json or github."""
+    import json
+
+    from reconciler.diagnostics import workflow_command
+    from reconciler.fit import fenced, take_lines
+
+    lines = report_lines(data)
+    if fmt == "json":
+        return redact(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    if fmt == "text":
+        return redact("\n".join(lines) + "\n")
+    if fmt == "github":
+        ok = data.get("outcome") in ("converged", "applied")
+        command = "notice" if ok else "error"
+        return redact(
+            workflow_command(command, " ".join(lines[:2]), {"title": "reconciler apply"}) + "\n"
+        )
+    if fmt == "markdown":
+        org = str(data.get("organization", "")).replace("`", "'")
+        title = f"### Amigo reconciler apply for `{org}`\n\n"
+        head = f"{title}**{lines[0]}** {lines[1]}"
+        room = (max_chars or 60_000) - len(head) - 200
+        body, _ = take_lines(lines[2:], room, more="… and {n} more lines: see the run log")
+        return redact(head + ("\n\n" + fenced("\n".join(body)) if body else "") + "\n")
+    raise ValueError(f"unknown format {fmt!r}")

@@ -111,7 +111,11 @@ def test_json_and_github_formats(env: tuple[Path, Path]) -> None:
     code, out, _ = run(str(services), "--emulator", str(seed), "--format", "json")
     assert code == 0 and json.loads(out)["summary"]["update"] == 1
     code, out, _ = run(str(services), "--emulator", str(seed), "--format", "github")
-    assert code == 0 and out.startswith("::notice title=reconciler plan::Plan: 0 to create")
+    lines = out.splitlines()
+    assert code == 0 and lines[-1].startswith("::notice title=reconciler plan::Plan: 0 to create")
+    # the update is annotated on the manifest line that causes it (the description)
+    assert lines[0].startswith("::notice file=") and "greeter.yaml,line=" in lines[0]
+    assert "~ update: description" in lines[0]
     code, out, _ = run(str(services), "--emulator", str(seed), "--format", "markdown")
     assert code == 0 and "<details>" in out
 

@@ -6,6 +6,7 @@ Each test here pins a fix found by using the tool end to end against the emulato
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import httpx
@@ -133,8 +134,9 @@ def test_an_agent_change_names_both_agents(tmp_path: Path) -> None:
     manifest.write_text(original.replace("agent: Concierge", "agent: Triage Nurse"), "utf-8")
     result = run(["plan", str(manifest), "--emulator", SEED, "--format", "markdown"])
     assert result.exit_code == 0, result.output
-    assert '(named "Concierge") -> ' in result.output
-    assert '(named "Triage Nurse")' in result.output
+    # markdown shows the change as diff lines: the old agent removed, the new one added
+    assert re.search(r'\n- agent_id: "\w+" \(named "Concierge"\)\n', result.output)
+    assert re.search(r'\n\+ agent_id: "\w+" \(named "Triage Nurse"\)\n', result.output)
 
 
 def test_saved_plan_keeps_the_names_and_older_plans_still_load(tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ COMMANDS = {
     "policy": "policy:policy_group",
     "promote": "promote:promote",
     "schema": "schema:schema",
+    "show": "show:show",
     "validate": "validate:validate",
     "verify": "verify:verify",
 }

@@ -12,6 +12,7 @@ from reconciler.cli.shared import (
     ConnectionOptions,
     EnvOptions,
     PolicyOptions,
+    ReviewOptions,
     connection_options,
     echo,
     echo_diagnostics,
@@ -20,6 +21,7 @@ from reconciler.cli.shared import (
     handle_errors,
     manifest_paths,
     policy_options,
+    review_options,
     target_option,
 )
 
@@ -54,6 +56,7 @@ if TYPE_CHECKING:
     is_flag=True,
     help="Exit 2 when the plan has changes (0: none, 1: error).",
 )
+@review_options
 @policy_options
 @env_options
 @connection_options
@@ -65,6 +68,7 @@ def plan(
     prune: bool,
     targets: tuple[str, ...],
     detailed_exitcode: bool,
+    review: ReviewOptions,
     connection: ConnectionOptions,
     policy: PolicyOptions,
     env: EnvOptions,
@@ -119,7 +123,7 @@ def plan(
     if out and not denied:
         save_plan(result, out)
     color = fmt == "text" and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-    echo_plan_with_policy(result, checked, fmt, color)
+    echo_plan_with_policy(result, checked, fmt, color, review)
     if out and denied:
         echo(f"Plan not saved to {out}: a policy denies it.", err=True)
     elif out:
@@ -131,20 +135,25 @@ def plan(
 
 
 def echo_plan_with_policy(
-    result: Plan, checked: PolicyResult | None, fmt: str, color: bool
+    result: Plan, checked: PolicyResult | None, fmt: str, color: bool, review: ReviewOptions
 ) -> None:
     """The plan, with the policy findings where each format's reader looks for them."""
-    from reconciler.render import GITHUB_COMMENT_LIMIT, render_markdown, render_plan
+    from reconciler.render import render_plan
 
+    max_chars, link_base = review.resolve(fmt)
     if checked is None:
-        echo(render_plan(result, fmt, color=color), nl=False)
+        echo(
+            render_plan(result, fmt, color=color, max_chars=max_chars, link_base=link_base),
+            nl=False,
+        )
         return
     from reconciler.policy.render import render
 
     if fmt == "markdown":  # the policy section heads the pull-request comment
         section = render(checked, "markdown")
-        limit = GITHUB_COMMENT_LIMIT - len(section) - 1
-        body = render_markdown(result, limit=limit)
+        body = render_plan(
+            result, fmt, max_chars=(max_chars or 0) - len(section) - 1, link_base=link_base
+        )
         marker, newline, rest = body.partition("\n")  # the hidden digest line stays first
         if not marker.startswith("<!--"):
             marker, newline, rest = "", "", body

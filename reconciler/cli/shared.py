@@ -393,6 +393,49 @@ class PolicyOptions:
         return load_policies(self.paths)
 
 
+@dataclass(frozen=True)
+class ReviewOptions:
+    """--max-chars and --link-base (markdown), for `plan` and `show`."""
+
+    max_chars: int | None
+    link_base: str | None
+
+    def resolve(self, fmt: str) -> tuple[int | None, str | None]:
+        """(cap, link base): the markdown default cap; links from the GitHub environment."""
+        from reconciler.github import link_base_from_env
+        from reconciler.render import MARKDOWN_MAX_CHARS
+
+        if self.max_chars is not None and fmt != "markdown":
+            fail(f"--max-chars applies to --format markdown, not {fmt}", 2)
+        link = self.link_base or link_base_from_env(os.environ)
+        return (self.max_chars or MARKDOWN_MAX_CHARS) if fmt == "markdown" else None, link
+
+
+def review_options(func: F) -> F:
+    """Add --max-chars and --link-base; pass `review`."""
+
+    @click.option(
+        "--max-chars",
+        type=click.IntRange(min=2_000),
+        default=None,
+        metavar="N",
+        help="markdown: at most N characters, fitted by leaving out whole sections "
+        "(default 60000, under GitHub's 65,536-character comment limit).",
+    )
+    @click.option(
+        "--link-base",
+        metavar="URL",
+        default=None,
+        help="markdown: link manifest lines to URL/PATH#LLINE (default in GitHub Actions: "
+        "the reviewed commit's blob URL).",
+    )
+    @functools.wraps(func)
+    def wrapper(*args: Any, max_chars: int | None, link_base: str | None, **kwargs: Any) -> Any:
+        return func(*args, review=ReviewOptions(max_chars, link_base), **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
 def echo_diagnostics(diagnostics: Iterable[Diagnostic], fmt: str) -> None:
     """Text lines on stderr, or GitHub annotations on stdout (where Actions reads them)."""
     for diag in diagnostics:

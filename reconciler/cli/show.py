@@ -1,0 +1,23 @@
+"""`reconciler show FILE`: a saved plan or apply report, rendered again (no manifests, no API)."""
+
+from __future__ import annotations
+
+import click
+
+from reconciler.cli.shared import ReviewOptions, echo, format_option, handle_errors, review_options
+
+
+@click.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=str))
+@format_option(
+    ["text", "markdown", "json", "github"],
+    "As for plan; an apply report (apply --format json) renders its result.",
+)
+@review_options
+@handle_errors
+def show(file: str, fmt: str, review: ReviewOptions) -> None:
+    """Render a saved plan or apply report again, without manifests or the API."""
+    from reconciler.show import load_saved, render_saved
+
+    max_chars, link_base = review.resolve(fmt)
+    echo(render_saved(load_saved(file), fmt, max_chars=max_chars, link_base=link_base), nl=False)
