@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reconciler.diagnostics import UserError
+from reconciler.fit import fenced, take_lines
 
 if TYPE_CHECKING:
     from reconciler.verify import Verification
@@ -49,7 +50,7 @@ _MARKER_RE = re.compile(  # the whole first line of the comment, nowhere else
 _STICKY_HEADER_RE = re.compile(r"<!-- Sticky Pull Request Comment[^\n]*? -->")
 BOT_LOGIN = "github-actions[bot]"
 DEPENDABOT_LOGIN = "dependabot[bot]"
-COMMENT_LIMIT = 60_000  # GitHub refuses comments over 65,536 characters; room for the rest
+GITHUB_COMMENT_LIMIT = 65_536  # GitHub refuses longer comments
 SUMMARY_LIMIT = 900_000  # GitHub accepts up to 1 MiB per step summary
 STALE_PLAN_TEXT = "live state changed since the plan was made"  # workflow.check_saved_plan
 SKIPPED_NO_CREDENTIALS = "plan skipped: no credentials for this pull request"
@@ -439,18 +440,18 @@ def compare_with_pr(
 # --- text for people -----------------------------------------------------------------
 
 
-def _cut(body: str, room: int, notice: str) -> str:
-    if len(body) <= room:
-        return body
-    cut = body.rfind("\n", 0, room - len(notice))  # whole lines only
-    return body[: cut if cut > 0 else max(room - len(notice), 0)].rstrip() + notice
-
-
 def _fenced(text: str) -> str:
     """A code block no line of `text` can close (echoed input may hold backticks)."""
-    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
-    fence = "`" * max(3, longest + 1)
-    return f"{fence}\n{text}\n{fence}"
+    return fenced(text)
+
+
+def _fenced_lines(text: str, room: int, what: str) -> str:
+    """`text` in a code block of at most `room` characters: whole lines while they fit,
+    then a line saying how many more the run's log has (reconciler/fit.py)."""
+    lines, _ = take_lines(
+        text.split("\n"), room - 16, more="[... and {n} more lines: " + what + "]"
+    )
+    return fenced("\n".join(lines))
 
 
 VALIDATION_FAILED = "validation failed"
@@ -464,9 +465,11 @@ def failure_comment(
     body = (
         f"**amigo-reconciler · `{environment}`** · **{label[0].upper()}{label[1:]}.**\n\n{detail}"
     )
+    footer = f"\n\n<sub>Commit {commit[:12]} · [workflow run]({run_url})</sub>\n"
     if errors.strip():
-        body += "\n\n" + _fenced(_cut(errors.strip(), COMMENT_LIMIT - len(body) - 500, "\n[...]"))
-    return body + f"\n\n<sub>Commit {commit[:12]} · [workflow run]({run_url})</sub>\n"
+        room = GITHUB_COMMENT_LIMIT - len(body) - len(footer) - 2 - 1_000
+        body += "\n\n" + _fenced_lines(errors.strip(), room, "see the workflow run's log")
+    return body + footer
 
 
 def plan_comment(
@@ -511,15 +514,23 @@ def plan_comment(
             )
             + "\n"
         )
-    body = markdown.strip()
-    if exit_code not in ("0", "2") and errors.strip():
-        body = (body + "\n\n" if body else "") + _fenced(errors.strip())
     head = f"{marker}{head_line}{status}\n\n"
-    notice = (
-        "\n\n> **The plan is too long for a comment and was cut here.** The full plan is in "
-        f"the `{artifact}` artifact of [this run]({run_url})."
-    )
-    return head + _cut(body, COMMENT_LIMIT - len(head) - len(footer), notice) + footer
+    room = GITHUB_COMMENT_LIMIT - len(head) - len(footer) - 1_000  # the sticky action's key
+    # The renderer fitted the markdown (`--max-chars`); it is never cut here. Rendered with
+    # a cap too large for a comment, it is left out whole, with where the full plan is.
+    body = markdown.strip()
+    if len(body) > room:
+        body = (
+            f"> **The plan's markdown ({len(body):,} characters) does not fit in a comment** "
+            f"(render it with `--max-chars` under {room:,}). The full plan is in the "
+            f"`{artifact}` artifact of [this run]({run_url})."
+        )
+    if exit_code not in ("0", "2") and errors.strip():
+        left = room - len(body) - 2
+        body = (body + "\n\n" if body else "") + _fenced_lines(
+            errors.strip(), left, "see the workflow run's log"
+        )
+    return head + body + footer
 
 
 def is_stale_refusal(log: str) -> bool:
@@ -552,16 +563,17 @@ def apply_summary(*, environment: str, exit_code: str, log: str, commit: str) ->
             "each operation. Fix the cause, then **re-run all jobs** of this run: stage 1 "
             "plans what remains, and you approve that."
         )
-    body = log.strip()
-    if len(body) > SUMMARY_LIMIT:
-        body = "[... earlier lines cut; the step log has them all ...]\n" + body[-SUMMARY_LIMIT:]
+    # The newest lines matter most: whole lines from the end while they fit.
+    kept, _ = take_lines(
+        log.strip().split("\n")[::-1],
+        SUMMARY_LIMIT,
+        more="[... {n} earlier lines: the step log has them all ...]",
+    )
     lines += [
         "",
         "<details><summary>Apply log</summary>",
         "",
-        "```",
-        body,
-        "```",
+        fenced("\n".join(kept[::-1])),
         "",
         "</details>",
         "",

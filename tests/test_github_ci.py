@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import json
+import re
 import subprocess
 from collections.abc import Iterator
 from dataclasses import replace
@@ -461,26 +462,85 @@ def test_a_usage_error_exits_64_as_a_real_process() -> None:
     assert "No such option" in result.stderr
 
 
-def test_a_long_plan_comment_is_cut_between_lines_under_githubs_limit(tmp_path: Path) -> None:
-    from reconciler.github import plan_comment
+def test_the_comment_never_cuts_the_renderers_markdown() -> None:
+    """A 10,000-operation plan, fitted by the renderer, goes into the comment whole."""
+    from test_review_output import balanced, big_plan
 
-    row = "| update | `Service {}` | description changed |\n"
+    from reconciler.github import plan_comment
+    from reconciler.render import render_plan
+
+    plan = big_plan(10_000)
+    markdown = render_plan(plan, "markdown")
     comment = plan_comment(
         environment="production",
         exit_code="2",
         commit="c" * 40,
-        markdown="".join(row.format(i) for i in range(3000)),
+        markdown=markdown,
+        errors="",
+        run_url="https://github.example/run",
+        plan=plan_to_dict(plan),
+    )
+    assert len(comment) <= 65_536 - 1_000  # room for the sticky action's key line
+    assert markdown.strip() in comment
+    balanced(comment)
+    assert comment.splitlines()[0].startswith(
+        "<!-- amigo-reconciler pr-plan environment=production"
+    )
+    assert all(error.message in comment for error in plan.errors)
+
+
+def test_markdown_rendered_too_large_is_left_out_whole_never_cut() -> None:
+    from test_review_output import balanced
+
+    from reconciler.github import plan_comment
+
+    markdown = "```diff\n" + "+ x\n" * 30_000 + "```\n"
+    comment = plan_comment(
+        environment="production",
+        exit_code="2",
+        commit="c" * 40,
+        markdown=markdown,
         errors="",
         run_url="https://github.example/run",
         plan=plan_to_dict(make_plan()),
     )
-    assert len(comment) <= 65_536
-    assert "too long for a comment" in comment and "reconciler-plan-production" in comment
-    kept = comment.split("\n\n> **The plan is too long", 1)[0]
-    assert kept.endswith("description changed |"), "the cut must fall between table rows"
-    assert comment.splitlines()[0].startswith(
-        "<!-- amigo-reconciler pr-plan environment=production"
+    assert len(comment) <= 65_536 and "+ x" not in comment
+    assert "does not fit in a comment" in comment and "reconciler-plan-production" in comment
+    balanced(comment)
+
+
+def test_long_failure_output_keeps_whole_lines_in_a_closed_fence() -> None:
+    from test_review_output import balanced
+
+    from reconciler.github import failure_comment, plan_comment
+
+    errors = "".join(
+        f"services/s{i}.yaml:3:5: error: spec.agent: no agent ```\n" for i in range(5_000)
     )
+    for comment in (
+        failure_comment(
+            environment="p",
+            label="validation failed",
+            detail="d",
+            errors=errors,
+            commit="c" * 40,
+            run_url="u",
+        ),
+        plan_comment(
+            environment="p",
+            exit_code="1",
+            commit="c" * 40,
+            markdown="",
+            errors=errors,
+            run_url="u",
+            plan=None,
+        ),
+    ):
+        assert len(comment) <= 65_536
+        balanced(comment)
+        assert re.search(r"\[\.\.\. and \d+ more lines: see the workflow run's log\]", comment)
+        kept = [line for line in comment.splitlines() if line.startswith("services/")]
+        assert kept and all(line.endswith("no agent ```") for line in kept)
 
 
 def test_a_failed_plan_comment_carries_the_error_and_no_digest() -> None:
