@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from reconciler.diagnostics import UserError
 from reconciler.fit import fenced, take_lines
@@ -130,13 +131,13 @@ def _get(data: Any, *keys: str) -> Any:
     return data
 
 
-# --- GitHub's REST API (read-only) --------------------------------------------------
+# --- GitHub's REST API ----------------------------------------------------------------
 
 Fetch = Callable[[str], Any]  # API path -> decoded JSON
 
 
 class GitHubApi:
-    """GET requests to the REST API with the run's token (never printed)."""
+    """Requests to the REST API with the run's token (never printed)."""
 
     def __init__(self, context: RunContext, *, timeout: float = 30.0) -> None:
         import httpx
@@ -322,13 +323,15 @@ class PrPlan:
     url: str = ""
 
 
-def find_pr_plan(context: RunContext, fetch: Fetch, environment: str) -> PrPlan | None:
-    """The newest bot-written plan marker for `environment` on the PR that made this commit."""
+def merged_pull_request(context: RunContext, fetch: Fetch) -> int | None:
+    """The number of the pull request that merged as this very commit, or None.
+
+    An open one that merely contains the commit, or one merged as another commit, is
+    not it (it showed some other plan).
+    """
     pulls = fetch(f"/repos/{context.repository}/commits/{context.sha}/pulls")
     if not isinstance(pulls, list):
         return None
-    # Only the pull request that merged as this very commit: an open one that merely
-    # contains it, or one merged as another commit, showed some other plan.
     merged = [
         p
         for p in pulls
@@ -337,9 +340,14 @@ def find_pr_plan(context: RunContext, fetch: Fetch, environment: str) -> PrPlan 
         and p.get("merge_commit_sha") == context.sha
         and isinstance(p.get("number"), int)
     ]
-    if len(merged) != 1:
+    return int(merged[0]["number"]) if len(merged) == 1 else None
+
+
+def find_pr_plan(context: RunContext, fetch: Fetch, environment: str) -> PrPlan | None:
+    """The newest bot-written plan marker for `environment` on the PR that made this commit."""
+    number = merged_pull_request(context, fetch)
+    if number is None:
         return None
-    number = merged[0]["number"]
     found: PrPlan | None = None
     for page in range(1, 31):  # 3,000 comments at most
         comments = fetch(
@@ -729,7 +737,14 @@ def verification_comment(
     else:
         lines.append(f"Nothing to promote: no {source} set passed verification.")
     lines += ["", f"[Workflow run]({run_url})"]
-    return _cut("\n".join(lines) + "\n", COMMENT_LIMIT, f"Cut; the full report: {run_url}")
+    text = "\n".join(lines) + "\n"
+    if len(text) > GITHUB_COMMENT_LIMIT - 1_000:  # left out whole, never cut (reconciler/fit.py)
+        lines[3] = (
+            f"> **The verification report is too long for a comment** ({len(lines[3]):,} "
+            f"characters): the [workflow run]({run_url}) has it in full."
+        )
+        text = "\n".join(lines) + "\n"
+    return text
 
 
 def post_on_merged_pr(api: GitHubApi, context: RunContext, body: str) -> str | None:
@@ -883,11 +898,11 @@ def open_promotion_pr(
             f"`{context.sha[:12]}`" + (f" ([run]({run_url}))" if run_url else "") + ".",
             f"Merging this makes `{target}` serve it; the plan on this pull request shows "
             f"exactly the `{target}` change.",
-            "",
-            _fenced(diff),
         ]
     )
-    body = _cut(body, COMMENT_LIMIT, "Diff cut; see the commit.")
+    # The diff in whole lines, the fence closed (reconciler/fit.py), never cut mid-line.
+    room = GITHUB_COMMENT_LIMIT - len(body) - 1_000
+    body += "\n\n" + _fenced_lines(diff, room, "see the commit")
     owner = context.repository.split("/", 1)[0]
     from urllib.parse import quote
 
@@ -941,3 +956,239 @@ def link_base_from_env(env: Mapping[str, str]) -> str | None:
     if not re.fullmatch(r"[0-9a-f]{40}", sha):
         return None
     return f"{server.rstrip('/')}/{repository}/blob/{sha}"
+
+
+# --- the apply result on the merged pull request ----------------------------------------
+
+APPLY_RESULT_MARKER = "<!-- amigo-reconciler apply-result environment={environment} -->"
+
+
+def apply_result_comment(
+    *,
+    environment: str,
+    exit_code: str,
+    report: Mapping[str, Any] | None,
+    log: str,
+    commit: str,
+    run_url: str,
+) -> str:
+    """The comment on the merged pull request: done, failed, outcome unknown or not
+    started, and convergence, from the apply report (`apply --format json`)."""
+    head = APPLY_RESULT_MARKER.format(environment=environment) + "\n"
+    title = f"**amigo-reconciler apply · `{environment}` · commit `{commit[:12]}`** · "
+    outcome = str(report.get("outcome")) if report is not None else ""
+    if report is None:
+        if is_stale_refusal(log):
+            state = (
+                "**Not started: refused, the plan is stale.** Nothing was applied; the "
+                "organization changed after the plan was approved. Re-run all jobs to plan "
+                "and approve again."
+            )
+        elif exit_code == "130":
+            state = "**Not started: cancelled before any operation.**"
+        else:
+            state = (
+                f"**Not started** (exit code {exit_code or 'unknown'}): nothing was applied; "
+                "the run's log says why."
+            )
+        details = ""
+    else:
+        from reconciler.report import report_lines
+
+        state = {
+            "converged": "**Done, and the live state converged.**",
+            "applied": "**Done** (convergence was not checked).",
+            "failed": "**Failed:** some operations failed; re-run all jobs after fixing the cause.",
+            "outcome_unknown": (
+                "**Outcome unknown:** some writes may or may not have taken effect; plan "
+                "again to see."
+            ),
+            "cancelled": "**Cancelled:** operations not started were left for the next run.",
+            "unchecked": "**Done, but convergence could not be checked.**",
+            "not_converged": "**Done, but not converged:** live state still differs.",
+        }.get(outcome, f"**{outcome or 'unknown outcome'}**")
+        room = GITHUB_COMMENT_LIMIT - 2_000
+        lines, _ = take_lines(
+            report_lines(dict(report))[1:], room, more="[... and {n} more lines: see the run]"
+        )
+        details = "\n\n" + fenced("\n".join(lines))
+    return f"{head}{title}{state}{details}\n\n<sub>[workflow run]({run_url})</sub>\n"
+
+
+def read_report(path: str) -> Mapping[str, Any] | None:
+    """The apply report `apply --format json` wrote, or None (refused, or no such file)."""
+    from reconciler.report import is_report_document
+
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if is_report_document(data) else None
+
+
+def post_apply_result(context: RunContext, api: GitHubApi, body: str) -> int | None:
+    """Comment `body` on the pull request merged as this commit; its number, or None
+    (pushed without a pull request: nothing to comment on)."""
+    number = merged_pull_request(context, api.get)
+    if number is None:
+        return None
+    api.send("POST", f"/repos/{context.repository}/issues/{number}/comments", {"body": body})
+    return number
+
+
+# --- one drift issue per environment -----------------------------------------------------
+
+DRIFT_MARKER = "<!-- amigo-reconciler drift environment={environment} digest={digest} -->"
+_DRIFT_MARKER_RE = re.compile(
+    r"<!-- amigo-reconciler drift environment=(?P<environment>\S*) digest=(?P<digest>\S*) -->"
+)
+
+
+@dataclass(frozen=True)
+class DriftIssue:
+    """What `sync_drift_issue` did: opened, updated (the drift changed: edited and a
+    comment), edited (unchanged drift: the body refreshed, no new comment), closed,
+    or none; and the issue's number."""
+
+    action: str
+    number: int | None = None
+
+
+def drift_label(environment: str) -> str:
+    return f"reconciler-drift:{environment}"[:50]  # GitHub's label limit
+
+
+def _open_drift_issue(
+    context: RunContext, api: GitHubApi, environment: str, label: str
+) -> tuple[int, str] | None:
+    """(number, digest) of the bot's open drift issue for `environment`, oldest first."""
+    issues = api.get(
+        f"/repos/{context.repository}/issues?labels={quote(label)}&state=open"
+        "&sort=created&direction=asc&per_page=100"
+    )
+    for issue in issues if isinstance(issues, list) else []:
+        if not isinstance(issue, dict) or _get(issue, "user", "login") != BOT_LOGIN:
+            continue
+        body = issue.get("body") or ""
+        match = _DRIFT_MARKER_RE.fullmatch(str(body).split("\n", 1)[0].rstrip("\r"))
+        if match and match["environment"] == environment and isinstance(issue.get("number"), int):
+            return int(issue["number"]), match["digest"]
+    return None
+
+
+def sync_drift_issue(
+    context: RunContext,
+    api: GitHubApi,
+    *,
+    environment: str,
+    exit_code: str,
+    digest: str,
+    markdown: str,
+    run_url: str,
+    label: str | None = None,
+) -> DriftIssue:
+    """Keep one issue per environment (by label): open it when drift is found, edit it
+    while the drift is unchanged (same plan digest), comment when it changes, close it
+    when it clears. A failed check (exit code not 0 or 2) changes nothing."""
+    label = label or drift_label(environment)
+    found = _open_drift_issue(context, api, environment, label)
+    issues = f"/repos/{context.repository}/issues"
+    if exit_code == "0":
+        if found is None:
+            return DriftIssue("none")
+        number = found[0]
+        api.send(
+            "POST",
+            f"{issues}/{number}/comments",
+            {"body": f"The drift in `{environment}` cleared: no drift in [this run]({run_url})."},
+        )
+        api.send("PATCH", f"{issues}/{number}", {"state": "closed", "state_reason": "completed"})
+        return DriftIssue("closed", number)
+    if exit_code != "2":
+        return DriftIssue("none", found[0] if found else None)
+    body = (
+        DRIFT_MARKER.format(environment=environment, digest=digest)
+        + f"\n**Drift in `{environment}`**: the live state differs from the manifests. "
+        f"Applying the manifests would make these changes (or change the manifests to match). "
+        f"Last seen in [this run]({run_url}); this issue closes itself when the drift clears."
+        f"\n\n{markdown.strip()}\n"
+    )
+    if found is None:
+        created = api.send(
+            "POST",
+            issues,
+            {"title": f"Drift in {environment}", "body": body, "labels": [label]},
+        )
+        new = created.get("number") if isinstance(created, dict) else None
+        return DriftIssue("opened", new if isinstance(new, int) else None)
+    number, previous = found
+    api.send("PATCH", f"{issues}/{number}", {"body": body})
+    if previous == digest:
+        return DriftIssue("edited", number)
+    api.send(
+        "POST",
+        f"{issues}/{number}/comments",
+        {
+            "body": f"The drift changed (plan `{digest}`, was `{previous}`): see [this run]({run_url})."
+        },
+    )
+    return DriftIssue("updated", number)
+
+
+# --- what `reconciler ci apply-report --comment-pr` and `ci drift-issue` run -------------
+
+
+def comment_apply_result(
+    context: RunContext,
+    *,
+    environment: str,
+    exit_code: str,
+    report_file: str,
+    log: str,
+    run_url: str,
+) -> int | None:
+    """Comment the apply result on the pull request merged as this commit; its number."""
+    body = apply_result_comment(
+        environment=environment,
+        exit_code=exit_code,
+        report=read_report(report_file),
+        log=log,
+        commit=context.sha,
+        run_url=run_url,
+    )
+    api = GitHubApi(context)
+    try:
+        return post_apply_result(context, api, body)
+    finally:
+        api.close()
+
+
+def drift_issue(
+    context: RunContext,
+    *,
+    environment: str,
+    exit_code: str,
+    plan_file: str,
+    markdown_file: str,
+    run_url: str,
+    label: str | None = None,
+) -> DriftIssue:
+    """`sync_drift_issue` from the drift check's files (the plan's digest and markdown)."""
+    from reconciler.planfile import load_plan, plan_digest
+
+    digest = plan_digest(load_plan(plan_file)) if exit_code == "2" else ""
+    markdown = Path(markdown_file)
+    api = GitHubApi(context)
+    try:
+        return sync_drift_issue(
+            context,
+            api,
+            environment=environment,
+            exit_code=exit_code,
+            digest=digest,
+            markdown=markdown.read_text(encoding="utf-8") if markdown.is_file() else "",
+            run_url=run_url,
+            label=label,
+        )
+    finally:
+        api.close()

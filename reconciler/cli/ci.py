@@ -298,12 +298,28 @@ def ci_comment(
 @click.option("--environment", default="default", show_default=True, help="Environment name.")
 @click.option("--exit-code", required=True, help="The apply step's exit code.")
 @click.option("--log", "log_file", default="apply.log", show_default=True, metavar="FILE")
+@click.option(
+    "--report",
+    "report_file",
+    default="apply.json",
+    show_default=True,
+    metavar="FILE",
+    help="The apply report (`apply --format json`), if the apply wrote one.",
+)
+@click.option(
+    "--comment-pr",
+    is_flag=True,
+    help="Comment the result on the pull request merged as this commit.",
+)
 @handle_errors
-def ci_apply_report(environment: str, exit_code: str, log_file: str) -> None:
-    """Write the apply's job summary (what to do after a stale refusal); exit 1 unless applied."""
+def ci_apply_report(
+    environment: str, exit_code: str, log_file: str, report_file: str, comment_pr: bool
+) -> None:
+    """Write the apply's job summary (what to do after a stale refusal), comment the result
+    on the merged pull request; exit 1 unless applied."""
     from pathlib import Path
 
-    from reconciler.github import apply_summary
+    from reconciler.github import GitHubError, apply_summary, comment_apply_result
 
     path = Path(log_file)
     log = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
@@ -314,6 +330,20 @@ def ci_apply_report(environment: str, exit_code: str, log_file: str) -> None:
         commit=os.environ.get("GITHUB_SHA", ""),
     )
     _summary(text)
+    if comment_pr:
+        context = _context()
+        try:
+            number = comment_apply_result(
+                context,
+                environment=environment,
+                exit_code=exit_code,
+                report_file=report_file,
+                log=log,
+                run_url=_run_url(context),
+            )
+            echo(f"apply result commented on #{number}" if number else "no merged pull request")
+        except GitHubError as exc:  # the apply's own outcome decides the exit code
+            echo(f"::warning::could not comment the apply result: {exc}")
     if not ok:
         fail(
             f"::error::reconciler apply did not apply (exit code {exit_code}); see the job summary"
@@ -556,3 +586,29 @@ def ci_promotion_pr(
         )
         echo(f"Promotion pull request {result.action}: {result.url}")
     _outputs(action=result.action, number=str(result.number or ""), url=result.url)
+
+
+@ci.command("drift-issue")
+@click.option("--environment", default="default", show_default=True, help="Environment name.")
+@click.option("--exit-code", required=True, help="The plan step's exit code (0, 2, or other).")
+@click.option("--plan-file", default="plan.json", show_default=True, metavar="FILE")
+@click.option("--markdown", "markdown_file", default="plan.md", show_default=True, metavar="FILE")
+@click.option("--label", default=None, help="The issue's label (default reconciler-drift:ENV).")
+@handle_errors
+def ci_drift_issue(
+    environment: str, exit_code: str, plan_file: str, markdown_file: str, label: str | None
+) -> None:
+    """Open, edit, comment or close the environment's one drift issue."""
+    from reconciler.github import drift_issue
+
+    context = _context()
+    done = drift_issue(
+        context,
+        environment=environment,
+        exit_code=exit_code,
+        plan_file=plan_file,
+        markdown_file=markdown_file,
+        run_url=_run_url(context),
+        label=label,
+    )
+    echo(f"drift issue: {done.action}" + (f" #{done.number}" if done.number else ""))
