@@ -287,14 +287,29 @@ def test_relative_links_resolve(doc: Path) -> None:
     assert not broken, f"{doc.name} links to missing files: {broken}"
 
 
-def test_pre_commit_hook_runs_validate_on_the_users_paths() -> None:
+def test_pre_commit_hook_works_with_no_args(tmp_path: Path) -> None:
+    """pre-commit passes the changed YAML files (`types: [yaml]`); the hook validates the
+    manifests among them and skips other YAML, so it needs no `args`."""
     hooks = yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text(encoding="utf-8"))
     (hook,) = [h for h in hooks if h["id"] == "reconciler-validate"]
     assert hook["language"] == "python"
-    assert hook["entry"] == "reconciler validate"
+    assert hook["entry"] == "reconciler validate --manifests-only"
     assert hook["entry"].split()[1] in main.commands
-    # Validation is whole-tree (duplicate services span files): the user names the paths.
-    assert hook["pass_filenames"] is False
-    assert re.search(hook["files"], "services/a.yaml") and re.search(hook["files"], "b.yml")
-    assert not re.search(hook["files"], "README.md")
+    assert hook.get("pass_filenames", True) is True and "args" not in hook
+    assert hook["types"] == ["yaml"] and "files" not in hook
+    # What pre-commit would pass on a commit touching a manifest, a workflow and its config.
+    good = REPO / "examples" / "services" / "billing-questions.yaml"
+    workflow = REPO / ".github" / "workflows" / "ci.yml"
+    config = tmp_path / ".pre-commit-config.yaml"
+    config.write_text("repos: []\n", encoding="utf-8")
+    args = hook["entry"].split()[1:]
+    result = CliRunner().invoke(main, [*args, str(good), str(workflow), str(config)])
+    assert result.exit_code == 0, result.output
+    assert "1 service valid in 1 file" in result.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("apiVersion: amigo.ai/v1\nkind: Service\nmetadata: {}\n", encoding="utf-8")
+    result = CliRunner().invoke(main, [*args, str(bad), str(workflow)])
+    assert result.exit_code == 1 and "bad.yaml:" in result.output
+    result = CliRunner().invoke(main, [*args, str(workflow), str(config)])
+    assert result.exit_code == 0 and "no Amigo manifests among 2 file(s)" in result.output
     assert "id: reconciler-validate" in readme()

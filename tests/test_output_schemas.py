@@ -46,7 +46,9 @@ def changed_services(tmp_path: Path) -> Path:
 def test_real_plans_match_the_plan_schema(tmp_path: Path, edit: bool) -> None:
     services = changed_services(tmp_path) if edit else SERVICES
     for extra in ((), ("--prune",)):
-        plan = json.loads(run("plan", str(services), "--emulator", SEED, "--format", "json", *extra))
+        plan = json.loads(
+            run("plan", str(services), "--emulator", SEED, "--format", "json", *extra)
+        )
         jsonschema.validate(plan, schema("plan.v1.schema.json"))
         assert plan["format_version"] == 1
 
@@ -76,9 +78,14 @@ def test_real_apply_reports_match_the_report_schema(tmp_path: Path) -> None:
     for fmt in ("text", "markdown", "github", "json"):
         shown = CliRunner().invoke(main, ["show", str(tmp_path / "apply.json"), "--format", fmt])
         assert shown.exit_code == 0, shown.output
-    assert json.loads(
-        CliRunner().invoke(main, ["show", str(tmp_path / "apply.json"), "--format", "json"]).stdout
-    ) == report
+    assert (
+        json.loads(
+            CliRunner()
+            .invoke(main, ["show", str(tmp_path / "apply.json"), "--format", "json"])
+            .stdout
+        )
+        == report
+    )
 
 
 def test_a_nothing_to_do_apply_report_matches_too() -> None:

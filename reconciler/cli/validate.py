@@ -26,10 +26,18 @@ from reconciler.cli.shared import (
     ["text", "github"],
     "github: print ::error annotations so problems show inline on a pull request.",
 )
+@click.option(
+    "--manifests-only",
+    is_flag=True,
+    help="Skip given files that are not Amigo manifests (no `apiVersion: amigo.ai/...` "
+    "line): for the pre-commit hook, which passes every changed YAML file.",
+)
 @policy_options
 @env_options
 @handle_errors
-def validate(paths: tuple[str, ...], fmt: str, policy: PolicyOptions, env: EnvOptions) -> None:
+def validate(
+    paths: tuple[str, ...], fmt: str, manifests_only: bool, policy: PolicyOptions, env: EnvOptions
+) -> None:
     """Check manifests offline: exit 0 when valid, 1 with every problem found.
 
     A reconciler.yaml found beside the manifests is validated too; with --env its
@@ -38,6 +46,14 @@ def validate(paths: tuple[str, ...], fmt: str, policy: PolicyOptions, env: EnvOp
     from reconciler.diagnostics import Severity, UserError
     from reconciler.workflow import check_manifests_policy, load_desired
 
+    if manifests_only:
+        from reconciler.manifest_files import manifest_paths as only_manifests
+
+        kept = only_manifests(paths)
+        if not kept:
+            echo(f"no Amigo manifests among {len(paths)} file(s): nothing to validate")
+            return
+        paths = tuple(kept)
     try:
         selection = env.select(paths)
         paths = manifest_paths(selection, paths)

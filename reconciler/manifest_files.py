@@ -1,0 +1,42 @@
+"""Which of a list of files are Amigo manifests, judged by content (for the pre-commit hook).
+
+pre-commit passes every changed YAML file (workflows, compose files, the pre-commit
+config itself); validating those as manifests would fail on files that were never
+meant to be manifests. A manifest names `apiVersion: amigo.ai/...` at the start of a
+line; any version counts, so a wrong version is still validated and reported.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from collections.abc import Sequence
+from pathlib import Path
+
+_API_VERSION = re.compile(rb"^apiVersion:\s*[\"']?amigo\.ai/", re.MULTILINE)
+SNIFF_BYTES = 65_536
+
+
+def looks_like_manifest(path: str | Path) -> bool:
+    """A regular file whose first SNIFF_BYTES hold an Amigo apiVersion line (never blocks
+    on a FIFO or device)."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    except OSError:
+        return False
+    try:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            return False
+        head = os.read(descriptor, SNIFF_BYTES)
+    except OSError:
+        return False
+    finally:
+        os.close(descriptor)
+    return _API_VERSION.search(head) is not None
+
+
+def manifest_paths(paths: Sequence[str]) -> list[str]:
+    """`paths` without the files that are not manifests (directories are kept: their
+    walk reads only `*.yaml` / `*.yml`, and every one of those must be a manifest)."""
+    return [p for p in paths if Path(p).is_dir() or looks_like_manifest(p)]
