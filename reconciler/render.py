@@ -340,9 +340,8 @@ def _service_section(
     for op in ops:
         where = op.source
         label = _md_text(f"{where.file}:{where.line}") if where else "no manifest line"
-        parts.append(
-            f"{_md_text(headline(op))} · `{op.key}` · {_linked(label, source_link(link_base, where))}"
-        )
+        # Not the headline: a line starting with "+" or "-" would render as a list item.
+        parts.append(f"`{op.key}` · {_linked(label, source_link(link_base, where))}")
         parts.append(_fenced([headline(op), *diff_lines(op, plan.reference_names)]))
     parts.append("</details>")
     return "\n\n".join(parts)
