@@ -8,32 +8,20 @@ line; any version counts, so a wrong version is still validated and reported.
 
 from __future__ import annotations
 
-import os
 import re
-import stat
 from collections.abc import Sequence
 from pathlib import Path
+
+from reconciler.sniff import read_head
 
 _API_VERSION = re.compile(rb"^apiVersion:\s*[\"']?amigo\.ai/", re.MULTILINE)
 SNIFF_BYTES = 65_536
 
 
 def looks_like_manifest(path: str | Path) -> bool:
-    """A regular file whose first SNIFF_BYTES hold an Amigo apiVersion line (never blocks
-    on a FIFO or device)."""
-    try:
-        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
-    except OSError:
-        return False
-    try:
-        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
-            return False
-        head = os.read(descriptor, SNIFF_BYTES)
-    except OSError:
-        return False
-    finally:
-        os.close(descriptor)
-    return _API_VERSION.search(head) is not None
+    """A regular file whose first SNIFF_BYTES hold an Amigo apiVersion line."""
+    head = read_head(path, SNIFF_BYTES)
+    return head is not None and _API_VERSION.search(head) is not None
 
 
 def manifest_paths(paths: Sequence[str]) -> list[str]:

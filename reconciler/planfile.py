@@ -363,6 +363,25 @@ _PLAN_MARKERS = (b'"format_version"', b'"api_reads"', b'"checksum"', b'"live_fin
 PLAN_SNIFF_BYTES = 4096
 
 
+def read_json(path: str | Path, what: str, hint: str) -> Any:
+    """Decoded JSON of a file written by the reconciler; UserError naming the file (and the
+    line and column of a syntax error) and `hint`, which says what to pass instead."""
+    source = Path(path)
+    try:
+        text = source.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot read {what} {source}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{what} {source} is not UTF-8 text ({hint})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(
+            f"{what} {source} is not JSON (line {exc.lineno}, column {exc.colno}: "
+            f"{exc.msg}); {hint}"
+        ) from None
+
+
 def looks_like_saved_plan(path: str | Path) -> bool:
     """Whether `path` is a saved plan, judged by its first bytes, whatever its name.
 
@@ -372,21 +391,11 @@ def looks_like_saved_plan(path: str | Path) -> bool:
     a plan unless it is named `*.yaml` / `*.yml`, so `load_plan` says why it is
     not one. Reads at most PLAN_SNIFF_BYTES, never blocks on a FIFO or device.
     """
-    import os
-    import stat
+    from reconciler.sniff import read_head
 
-    try:
-        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
-    except OSError:
+    head = read_head(path, PLAN_SNIFF_BYTES)
+    if head is None:
         return False
-    try:
-        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
-            return False
-        head = os.read(descriptor, PLAN_SNIFF_BYTES)
-    except OSError:
-        return False
-    finally:
-        os.close(descriptor)
     if not head.removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b"{"):
         return False
     if any(marker in head for marker in _PLAN_MARKERS):
@@ -398,21 +407,8 @@ def looks_like_saved_plan(path: str | Path) -> bool:
 
 def load_plan(path: str | Path) -> Plan:
     """Read a saved plan; refuses a modified, unknown-version or malformed file."""
-    source = Path(path)
-    try:
-        text = source.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UserError(f"cannot read plan file {source}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise UserError(f"plan file {source} is not UTF-8 text (not a reconciler plan)") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UserError(
-            f"plan file {source} is not JSON (line {exc.lineno}, column {exc.colno}: "
-            f"{exc.msg}); pass a file written by `reconciler plan --out`"
-        ) from None
-    return plan_from_dict(data, name=f"plan file {source}")
+    data = read_json(path, "plan file", "pass a file written by `reconciler plan --out`")
+    return plan_from_dict(data, name=f"plan file {Path(path)}")
 
 
 def check_plan_target(

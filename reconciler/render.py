@@ -150,17 +150,21 @@ def headline(op: Operation) -> str:
     return f"{symbol} {what}"
 
 
+def _shown(v: Any, names: Mapping[str, str] | None) -> str:
+    """A value as JSON, with the name of the agent or state machine an id refers to."""
+    name = (names or {}).get(v) if isinstance(v, str) else None
+    return f"{value(v)} (named {value(name)})" if name is not None else value(v)
+
+
 def detail_lines(op: Operation, names: Mapping[str, str] | None = None) -> list[str]:
     """One line per user-visible change; the ownership tag only as the adoption note.
 
     `names` (a plan's reference_names) puts an agent's or state machine's name
     beside its id: `agent_id: "b4f7..." (named "Concierge")`.
     """
-    known = names or {}
 
     def shown(v: Any) -> str:
-        name = known.get(v) if isinstance(v, str) else None
-        return f"{value(v)} (named {value(name)})" if name is not None else value(v)
+        return _shown(v, names)
 
     lines: list[str] = []
     for change in op.changes:
@@ -282,11 +286,9 @@ def _linked(label: str, url: str | None) -> str:
 
 def diff_lines(op: Operation, names: Mapping[str, str] | None = None) -> list[str]:
     """The operation's changes as `-` (removed) and `+` (added) lines for a `diff` fence."""
-    known = names or {}
 
     def shown(v: Any) -> str:
-        name = known.get(v) if isinstance(v, str) else None
-        return f"{value(v)} (named {value(name)})" if name is not None else value(v)
+        return _shown(v, names)
 
     lines: list[str] = []
     for change in op.changes:

@@ -6,13 +6,12 @@ run gives the comment, the job summary and the annotations.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from reconciler.diagnostics import UserError
 from reconciler.plan import Plan
-from reconciler.planfile import plan_from_dict
+from reconciler.planfile import plan_from_dict, read_json
 from reconciler.render import render_plan
 from reconciler.report import is_report_document, render_report_document
 
@@ -20,19 +19,12 @@ from reconciler.report import is_report_document, render_report_document
 def load_saved(path: str | Path) -> Plan | dict[str, Any]:
     """The plan (checked like `apply` checks it) or the apply report's JSON object."""
     source = Path(path)
-    try:
-        text = source.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UserError(f"cannot read {source}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise UserError(f"{source} is not UTF-8 text (not a saved plan or report)") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UserError(
-            f"{source}:{exc.lineno}:{exc.colno}: not JSON ({exc.msg}); pass a file written by "
-            "`reconciler plan --out FILE` or `reconciler apply --format json > FILE`"
-        ) from None
+    data = read_json(
+        source,
+        "file",
+        "pass a file written by `reconciler plan --out FILE` or "
+        "`reconciler apply --format json > FILE`",
+    )
     if is_report_document(data):
         return dict(data)
     if isinstance(data, dict) and "checksum" in data:

@@ -335,6 +335,34 @@ def test_show_refuses_what_is_neither_and_max_chars_off_markdown(tmp_path: Path)
     broken = tmp_path / "y.json"
     broken.write_text("{\n  nope")
     result = CliRunner().invoke(main, ["show", str(broken)])
-    assert result.exit_code == 1 and "y.json:2:3: not JSON" in result.output
+    assert result.exit_code == 1 and "y.json is not JSON (line 2, column 3" in result.output
     result = CliRunner().invoke(main, ["show", str(broken), "--max-chars", "5000"])
     assert result.exit_code == 2 and "--max-chars applies to --format markdown" in result.output
+
+
+def test_plan_takes_max_chars_and_links_from_the_github_environment(tmp_path: Path) -> None:
+    repo = Path(__file__).resolve().parent.parent
+    seed = str(repo / "examples" / "emulator-seed.yaml")
+    args = ["plan", "examples/services", "--emulator", seed, "--prune", "--format", "markdown"]
+    github_env = {
+        "GITHUB_SERVER_URL": "https://github.example",
+        "GITHUB_REPOSITORY": "acme/services",
+        "GITHUB_SHA": "f" * 40,
+        "GITHUB_EVENT_PATH": "",
+    }
+    import contextlib
+
+    with contextlib.chdir(repo):
+        linked = CliRunner().invoke(main, args, env=github_env)
+        explicit = CliRunner().invoke(main, [*args, "--link-base", BASE, "--max-chars", "2000"])
+        plain = CliRunner().invoke(
+            main, args, env={"GITHUB_SERVER_URL": "", "GITHUB_REPOSITORY": ""}
+        )
+        refused = CliRunner().invoke(main, [*args[:-1], "json", "--max-chars", "5000"])
+    url = "https://github.example/acme/services/blob/" + "f" * 40 + "/examples/services/"
+    assert linked.exit_code == 0 and url in linked.stdout
+    assert explicit.exit_code == 0 and len(explicit.stdout) <= 2000 and BASE in explicit.stdout
+    balanced(explicit.stdout)
+    assert "Not shown here" in explicit.stdout
+    assert plain.exit_code == 0 and "](" not in plain.stdout
+    assert refused.exit_code == 2 and "--max-chars applies to --format markdown" in refused.output
