@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 SEPARATOR = "\n\n"
+GITHUB_COMMENT_LIMIT = 65_536  # GitHub refuses longer comments (and issue bodies)
 
 
 @dataclass

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from reconciler.diagnostics import UserError
-from reconciler.fit import fenced, take_lines
+from reconciler.fit import GITHUB_COMMENT_LIMIT, fenced, take_lines
 
 if TYPE_CHECKING:
     from reconciler.verify import Verification
@@ -51,7 +51,6 @@ _MARKER_RE = re.compile(  # the whole first line of the comment, nowhere else
 _STICKY_HEADER_RE = re.compile(r"<!-- Sticky Pull Request Comment[^\n]*? -->")
 BOT_LOGIN = "github-actions[bot]"
 DEPENDABOT_LOGIN = "dependabot[bot]"
-GITHUB_COMMENT_LIMIT = 65_536  # GitHub refuses longer comments
 SUMMARY_LIMIT = 900_000  # GitHub accepts up to 1 MiB per step summary
 STALE_PLAN_TEXT = "live state changed since the plan was made"  # workflow.check_saved_plan
 SKIPPED_NO_CREDENTIALS = "plan skipped: no credentials for this pull request"

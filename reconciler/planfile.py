@@ -11,7 +11,10 @@ JSON object, format_version 1:
   services the plan was computed against), `created_at` (ISO 8601 UTC);
 - `operations`: in execution order, each `{key, action, kind, service,
   service_id, version_set, changes: [{path, old, new}], request, depends_on,
-  service_from, source: {file, line, column} | null, before}`; `action` is the API call
+  service_from, source: {file, line, column} | null, before}` (`source`: the manifest
+  line the operation comes from: the changed field's for an update or version set,
+  `is_active` for (de)activation, `metadata.name` for a rename; null for a prune of an
+  undeclared service); `action` is the API call
   (create_service, update_service, upsert_version_set, delete_version_set),
   `kind` what it means (create, update, adopt, activate, deactivate, delete);
   `before` (optional) is, for an upsert of an existing version set, the set as read

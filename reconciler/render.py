@@ -3,10 +3,12 @@
 - `text`: terraform-like `+` create, `~` update, `-` delete/deactivate, one
   `path: old -> new` line per changed field, then drift, warnings, errors and
   `Plan: N to create, N to update, N to delete, N to deactivate.`;
-- `markdown`: a pull-request comment (summary table, one `<details>` per
-  service) kept under GitHub's 65,536-character limit;
+- `markdown`: a pull-request comment: deletion banner, errors and warnings, a summary
+  table, one `<details>` per service with a `diff` fence per operation, links to the
+  manifest lines; fitted to `--max-chars` by leaving out whole blocks (reconciler/fit.py);
 - `json`: the saved plan file's content (documented in reconciler/planfile.py);
-- `github`: `::error`/`::warning` workflow commands for plan errors and warnings.
+- `github`: workflow commands: `::error`/`::warning` for plan errors and warnings and
+  what is left alone, a `::notice` on the manifest line of each operation.
 
 Every format shows the plan's content digest (`planfile.plan_digest`); markdown also
 starts with it as a hidden `<!-- amigo-reconciler plan-digest: ... -->` line.
@@ -29,7 +31,7 @@ import click
 
 from reconciler.diagnostics import SourcePos, workflow_command
 from reconciler.diff import is_user_visible
-from reconciler.fit import SEPARATOR, Budget, fenced, take_lines
+from reconciler.fit import GITHUB_COMMENT_LIMIT, SEPARATOR, Budget, fenced, take_lines
 from reconciler.model import OWNERSHIP_TAG_KEY, OWNERSHIP_TAG_VALUE
 from reconciler.plan import Action, Kind, Operation, Plan
 from reconciler.planfile import plan_digest, plan_to_json
@@ -39,7 +41,6 @@ if TYPE_CHECKING:
     from reconciler.policy import PolicyResult
 
 FORMATS = ("text", "markdown", "json", "github")
-GITHUB_COMMENT_LIMIT = 65_536
 NO_CHANGES = "No changes. Live state matches the manifests."
 # The hidden line a markdown plan starts with, so a workflow can find the digest of the
 # plan a pull request showed (reconciler/github.py reads it back from the comment).
@@ -235,7 +236,7 @@ def render_text(plan: Plan, *, color: bool = False) -> str:
 # The markdown default leaves 5,536 characters under GitHub's 65,536 for what the CI
 # wraps around the plan (status line, marker, footer, the sticky-comment key) and a
 # policy section; docs/ci.md documents the margin.
-MARKDOWN_MAX_CHARS = 60_000
+MARKDOWN_MAX_CHARS = GITHUB_COMMENT_LIMIT - 5_536
 FULL_PLAN_AT = (
     "the saved plan file (`reconciler plan --out plan.json`; in CI, the workflow run's plan "
     "artifact), which `reconciler show plan.json` renders in full"
