@@ -210,6 +210,36 @@ def load_saved_plan(path: str) -> tuple[Plan, str]:
     return plan, plan_digest(plan)
 
 
+def load_saved_output(path: str) -> Plan | dict[str, Any]:
+    """A saved plan or apply report, recognised by content (`reconciler show`)."""
+    from reconciler.planfile import plan_from_dict, read_json
+    from reconciler.report import is_report_document
+
+    data = read_json(
+        path,
+        "file",
+        "pass a file written by `reconciler plan --out FILE` or "
+        "`reconciler apply --format json > FILE`",
+    )
+    from reconciler.diagnostics import UserError
+
+    if is_report_document(data):
+        return dict(data)
+    if isinstance(data, dict) and "checksum" in data:
+        return plan_from_dict(data, name=f"plan file {path}")
+    raise UserError(
+        f"{path} is neither a saved plan (`reconciler plan --out FILE`) nor an apply report "
+        "(`reconciler apply --format json > FILE`)"
+    )
+
+
+def manifest_files(paths: Sequence[str]) -> list[str]:
+    """`paths` without the files that are not Amigo manifests (the pre-commit hook)."""
+    from reconciler.manifest_files import manifest_paths
+
+    return manifest_paths(paths)
+
+
 def is_saved_plan(path: str) -> bool:
     """Whether `path` holds a saved plan rather than manifests (sniffs the head)."""
     from reconciler.planfile import looks_like_saved_plan

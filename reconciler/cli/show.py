@@ -17,7 +17,9 @@ from reconciler.cli.shared import ReviewOptions, echo, format_option, handle_err
 @handle_errors
 def show(file: str, fmt: str, review: ReviewOptions) -> None:
     """Render a saved plan or apply report again, without manifests or the API."""
-    from reconciler.show import load_saved, render_saved
+    from reconciler.show import render_saved
+    from reconciler.workflow import load_saved_output
 
     max_chars, link_base = review.resolve(fmt)
-    echo(render_saved(load_saved(file), fmt, max_chars=max_chars, link_base=link_base), nl=False)
+    saved = load_saved_output(file)
+    echo(render_saved(saved, fmt, max_chars=max_chars, link_base=link_base), nl=False)

@@ -47,9 +47,9 @@ def validate(
     from reconciler.workflow import check_manifests_policy, load_desired
 
     if manifests_only:
-        from reconciler.manifest_files import manifest_paths as only_manifests
+        from reconciler.workflow import manifest_files
 
-        kept = only_manifests(paths)
+        kept = manifest_files(paths)
         if not kept:
             echo(f"no Amigo manifests among {len(paths)} file(s): nothing to validate")
             return
