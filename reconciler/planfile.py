@@ -360,9 +360,10 @@ def plan_from_dict(data: Any, *, name: str = "plan") -> Plan:
         raise UserError(f"{name} is not a valid reconciler plan: {exc}") from None
 
 
-# Top-level keys only a saved plan has; `plan_to_json` sorts keys, so `api_reads`,
-# `base_url` and `checksum` lead the file and a short head always shows one.
-_PLAN_MARKERS = (b'"format_version"', b'"api_reads"', b'"checksum"', b'"live_fingerprint"')
+# Top-level keys only a saved plan has; `plan_to_json` sorts keys, so `api_reads`
+# leads the file and a short head always shows it at the top level.
+_PLAN_KEYS = frozenset({"format_version", "api_reads", "checksum", "live_fingerprint"})
+_MANIFEST_KEYS = frozenset({"apiVersion", "kind"})
 PLAN_SNIFF_BYTES = 4096
 
 
@@ -385,26 +386,65 @@ def read_json(path: str | Path, what: str, hint: str) -> Any:
         ) from None
 
 
+def _top_level_keys(text: str) -> list[str]:
+    """The keys of the JSON object `text` opens with, as far as `text` goes.
+
+    A small scanner, not a parser: the head may be cut anywhere, so it tracks
+    only nesting and strings, and takes a string at depth 1 followed by `:` as
+    a key. Keys nested deeper (a tag named `checksum`) are never returned.
+    """
+    keys: list[str] = []
+    depth = 0
+    index = 0
+    length = len(text)
+    while index < length:
+        char = text[index]
+        if char == '"':
+            end = index + 1
+            while end < length and text[end] != '"':
+                end += 2 if text[end] == "\\" else 1
+            if end >= length:
+                break
+            if depth == 1:
+                rest = text[end + 1 :].lstrip()
+                if rest.startswith(":"):
+                    keys.append(text[index + 1 : end])  # raw: the keys sought have no escapes
+            index = end + 1
+            continue
+        if char in "{[":
+            depth += 1
+        elif char in "}]":
+            depth -= 1
+            if depth <= 0:
+                break
+        index += 1
+    return keys
+
+
 def looks_like_saved_plan(path: str | Path) -> bool:
     """Whether `path` is a saved plan, judged by its first bytes, whatever its name.
 
-    A regular file whose head is a JSON object with a plan's keys is a plan (so
-    `plan --out p.yaml` then `apply p.yaml` works); a JSON object with
-    `apiVersion` is a manifest written as JSON; any other JSON object counts as
-    a plan unless it is named `*.yaml` / `*.yml`, so `load_plan` says why it is
-    not one. Reads at most PLAN_SNIFF_BYTES, never blocks on a FIFO or device.
+    Only the top-level keys of the JSON object the file opens with count: one
+    with `apiVersion` or `kind` is a manifest written as JSON, never a plan;
+    one with a plan's key (`api_reads`, `checksum`, ...) is a plan (so
+    `plan --out p.yaml` then `apply p.yaml` works). The same keys nested
+    anywhere (a tag named `checksum`) mean nothing. Any other JSON object counts
+    as a plan unless it is named `*.yaml` / `*.yml`, so `load_plan` says why it
+    is not one. Reads at most PLAN_SNIFF_BYTES, never blocks on a FIFO or device.
     """
     from reconciler.sniff import read_head
 
     head = read_head(path, PLAN_SNIFF_BYTES)
     if head is None:
         return False
-    if not head.removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b"{"):
+    text = head.removeprefix(b"\xef\xbb\xbf").decode("utf-8", errors="replace").lstrip()
+    if not text.startswith("{"):
         return False
-    if any(marker in head for marker in _PLAN_MARKERS):
+    keys = set(_top_level_keys(text))
+    if keys & _MANIFEST_KEYS:
+        return False
+    if keys & _PLAN_KEYS:
         return True
-    if b'"apiVersion"' in head:
-        return False
     return Path(path).suffix.lower() not in (".yaml", ".yml")
 
 

@@ -230,3 +230,35 @@ def test_a_manifest_written_as_json_is_not_taken_for_a_plan(tmp_path: Path) -> N
     fifo = tmp_path / "fifo.json"
     os.mkfifo(fifo)
     assert not looks_like_saved_plan(fifo)  # returns at once: never opens it blocking
+
+
+def test_plan_keys_nested_in_a_json_manifest_do_not_make_it_a_plan(tmp_path: Path) -> None:
+    """A tag named `checksum` (or any plan key) inside a JSON manifest is not a plan marker."""
+    import json
+
+    from reconciler.planfile import looks_like_saved_plan
+
+    for key in ("checksum", "api_reads", "format_version", "live_fingerprint"):
+        manifest = tmp_path / f"{key}.json"
+        manifest.write_text(
+            json.dumps(
+                {
+                    "metadata": {"name": "Json Desk", "tags": {key: "x"}},
+                    "apiVersion": "amigo.ai/v1",
+                    "kind": "Service",
+                }
+            ),
+            encoding="utf-8",
+        )
+        assert not looks_like_saved_plan(manifest), key
+    # kind alone is a manifest's key, even beside a plan key at the top level
+    odd = tmp_path / "odd.json"
+    odd.write_text('{"checksum": "x", "kind": "Service"}', encoding="utf-8")
+    assert not looks_like_saved_plan(odd)
+    # a saved plan still is one, whatever its name, even when cut inside a string
+    saved = tmp_path / "p.yaml"
+    assert run(["plan", EXAMPLES, "--emulator", SEED, "--out", str(saved)]).exit_code == 0
+    assert looks_like_saved_plan(saved)
+    escaped = tmp_path / "escaped.yaml"
+    escaped.write_text('{"a\\"": {"b": "}"}, "api_reads": []}', encoding="utf-8")
+    assert looks_like_saved_plan(escaped)
