@@ -55,6 +55,9 @@ def test_warnings_are_shown_but_do_not_fail(tmp_path: Path) -> None:
     assert result.stdout == "1 service valid in 1 file, 1 warning\n"
     assert f"{file}:12:34: warning: spec.version_sets.release" in result.stderr
     assert "'openai_gpt-7' is not in the API's LLMType list" in result.stderr
+    # the list is closed: no "may" about it, and what the plan does is said
+    assert "may reject" not in result.stderr
+    assert "the plan refuses this name whenever it sends this version set" in result.stderr
 
 
 def test_github_format_prints_warning_annotations(tmp_path: Path) -> None:

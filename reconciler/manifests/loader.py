@@ -287,8 +287,9 @@ def _llm_warnings(service: DesiredService) -> list[Diagnostic]:
             hint = hint or f"; known: {', '.join(KNOWN_LLM_NAMES)}"
             warnings.append(
                 Diagnostic(
-                    f"'{config.llm_name}' is not in the API's LLMType list known to this "
-                    f"release, so the API may reject it{hint}",
+                    f"'{config.llm_name}' is not in the API's LLMType list, which is "
+                    "closed: the plan refuses this name whenever it sends this version "
+                    f"set to the API (left unchanged live, it is not sent){hint}",
                     severity=Severity.WARNING,
                     pos=service.pos(path),
                     field=path,
