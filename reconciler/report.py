@@ -110,8 +110,30 @@ def render_apply_text(
                 style("Not converged: live state still differs from the manifests:", "red")
             )
             lines += [f"  {d}" for d in convergence.differences]
-            lines.append("Run apply again to retry; fix what failed first if it keeps failing.")
+            lines.append(_next_step(failed))
     return redact("\n".join(lines))
+
+
+# The API's answers that mean "not this request": sending it again gets the same answer.
+_REFUSALS = frozenset({400, 403, 404, 409, 422})
+
+
+def _next_step(failed: list[OperationResult]) -> str:
+    """What to do after a failed apply: a retry only when a retry can help.
+
+    A 400 (or another refusal) is the API's verdict on the request itself, for
+    example activating a service whose version set prefers an LLM the API has
+    deprecated (the API publishes no deprecated list, so no plan can catch it).
+    """
+    refused = [r for r in failed if r.api_status in _REFUSALS]
+    if not refused:
+        return "Run apply again to retry; fix what failed first if it keeps failing."
+    keys = ", ".join(f"{r.key} (HTTP {r.api_status})" for r in refused)
+    return (
+        f"The API refused {keys}: the same request gets the same answer, so do not just "
+        "run apply again. Change in the manifests what the API's message names (a "
+        "deprecated LLM: set a current llm_name in that version set), then plan and apply."
+    )
 
 
 def apply_report_json(

@@ -150,3 +150,25 @@ def test_convergence_from_a_fresh_plan() -> None:
     left = convergence_from_plan(plan(op))
     assert not left.converged
     assert left.differences == ("update 'Front Desk' (description)",)
+
+
+def test_a_refused_request_is_not_met_with_retry_advice() -> None:
+    """A 400 (a deprecated LLM at activation, which no plan can see) gets the same answer
+    when re-sent: the report says what to change, never "run apply again to retry"."""
+    refused = ApplyReport(
+        (
+            result(
+                "op-003",
+                Status.FAILED,
+                api_status=400,
+                message="update-service failed: HTTP 400: uses deprecated LLM 'x'",
+            ),
+        ),
+        1.0,
+    )
+    text = render_apply_text(refused, Convergence(False, ("activate 'Greeter'",)))
+    assert "retry" not in text.lower()
+    assert "The API refused op-003 (HTTP 400)" in text
+    assert "llm_name" in text and "then plan and apply" in text
+    lost = ApplyReport((result("op-004", Status.FAILED, api_status=503, message="down"),), 1.0)
+    assert "Run apply again to retry" in render_apply_text(lost, Convergence(False, ("x",)))
