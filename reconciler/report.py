@@ -280,6 +280,26 @@ def render_apply_verification_text(verified: ApplyVerification) -> str:
     return redact("\n".join(lines))
 
 
+def cancelled_report_json(organization: str, base_url: str) -> dict[str, Any]:
+    """The `--format json` report of an apply cancelled before anything was sent
+    (Ctrl-C while planning or at the prompt, or the prompt declined): stdout is
+    never empty, and it says no operation ran."""
+    return {
+        "format_version": REPORT_FORMAT_VERSION,
+        "organization": organization,
+        "base_url": base_url,
+        "outcome": "cancelled",
+        "converged": None,
+        "convergence_error": None,
+        "differences": [],
+        "summary": {s.value: 0 for s in Status},
+        "elapsed_seconds": 0.0,
+        "operations": [],
+        "verification": None,
+        "rollback": None,
+    }
+
+
 class ProgressBar:
     """A one-line bar with ETA, redrawn in place on a terminal (`\\r`, erase line).
 

@@ -6,7 +6,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -28,6 +28,7 @@ from reconciler.cli.shared import (
 )
 
 if TYPE_CHECKING:
+    from reconciler.api.client import AmigoClient
     from reconciler.report import ApplyProgress
 
 # Progress bar only for applies long enough to want one.
@@ -180,6 +181,7 @@ def apply(
             echo(message, err=True)
 
     client = connection.open(on_wait=on_wait)
+    sending = False
     try:
         applying = load_for_apply(
             client, paths, saved=saved, prune=prune, targets=targets, selection=selection
@@ -220,20 +222,27 @@ def apply(
                     "to apply without the prompt (after reviewing the plan, e.g. in CI)"
                 )
             count = len(plan.operations)
-            answer = click.prompt(
-                redact(
-                    f"\nApply {count} change{'s' if count != 1 else ''} to organization "
-                    f"{plan.organization}"
-                    + (f" (environment {plan.environment})" if plan.environment else "")
-                    + "? Only 'yes' will be accepted"
-                ),
-                default="",
-                show_default=False,
-                err=as_json,
-            )
+            try:
+                answer = click.prompt(
+                    redact(
+                        f"\nApply {count} change{'s' if count != 1 else ''} to organization "
+                        f"{plan.organization}"
+                        + (f" (environment {plan.environment})" if plan.environment else "")
+                        + "? Only 'yes' will be accepted"
+                    ),
+                    default="",
+                    show_default=False,
+                    err=as_json,
+                )
+            except click.exceptions.Abort as stopped:
+                # click turns Ctrl-C and Ctrl-D into Abort: Ctrl-C is a cancellation (130);
+                # Ctrl-D ends the input without a 'yes', so it declines like 'no' (1).
+                echo("", err=True)
+                _cancelled(client, as_json, 1 if isinstance(stopped.__context__, EOFError) else 130)
             if answer.strip() != "yes":
-                fail("Apply cancelled; nothing was changed.")
+                _cancelled(client, as_json, 1)
 
+        sending = True
         cancel = client.cancel  # the client sends nothing new once it is set
         abort = threading.Event()
         running = threading.Event()
@@ -298,6 +307,11 @@ def apply(
             sys.exit(1)
         if verified is not None and not verified.passed:
             sys.exit(1)
+    except KeyboardInterrupt:
+        if sending:
+            raise
+        echo("", err=True)
+        _cancelled(client, as_json, 130)  # Ctrl-C while reading or planning
     finally:
         client.close()
 
@@ -352,3 +366,15 @@ def _verify_applied(
         )
     finally:
         restore()
+
+
+def _cancelled(client: AmigoClient, as_json: bool, code: int) -> NoReturn:
+    """Nothing was sent: say so, and with --format json still write a report on stdout."""
+    if as_json:
+        import json
+
+        from reconciler.report import cancelled_report_json
+
+        config = client.config
+        echo(json.dumps(cancelled_report_json(config.organization, config.base_url), indent=2))
+    fail("Apply cancelled; nothing was changed.", code)

@@ -60,7 +60,8 @@ def handle_errors(func: F) -> F:
             sys.exit(1)
         except (ApiError, ConfigError) as exc:
             fail(f"error: {exc}")
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, click.exceptions.Abort):
+            # click raises Abort for Ctrl-C / Ctrl-D at a prompt: the user stopped, no bug
             fail("interrupted", 130)
         except click.exceptions.Exit:
             raise
