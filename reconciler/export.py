@@ -43,7 +43,8 @@ Choices, so that an export re-reads as exactly the live state (the round trip):
   as `SPEC_KEY_ORDER`), tags sorted by key, version sets `release` first then by name,
   LLM interactions and params sorted by key, keyterms in their live order.
 - File names: a lowercase slug of the service name (`[a-z0-9-]`, at most
-  `MAX_SLUG_LENGTH` characters, never a reserved Windows device name) + `.yaml`;
+  `MAX_SLUG_LENGTH` characters, never a reserved Windows device name, the API key's
+  slug replaced by `redacted`) + `.yaml`;
   services whose slugs collide all get `-` + the first 6 characters of their id
   (the full id if those collide too). Files are listed sorted by name.
 """
@@ -79,7 +80,7 @@ from reconciler.model import (
     UnitTest,
     VersionSet,
 )
-from reconciler.redaction import redact
+from reconciler.redaction import MIN_SECRET_LENGTH, REDACTED, api_key, redact
 
 if TYPE_CHECKING:
     from reconciler.api.client import AmigoClient
@@ -481,10 +482,21 @@ def _escape(text: str) -> str:
 # --- file names -------------------------------------------------------------------
 
 
+def _slug_text(text: str) -> str:
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+
+
 def slugify(name: str) -> str:
     """A lowercase `[a-z0-9-]` stem, safe as a file name on every OS."""
-    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
-    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
+    slug = _slug_text(name)
+    key = api_key()
+    if key is not None:
+        # Redaction of text is exact; a slug lower-cases and drops characters, so the
+        # key is matched in its slug form too, before the stem is cut to length.
+        key_slug = _slug_text(key)
+        if len(key_slug) >= MIN_SECRET_LENGTH:
+            slug = slug.replace(key_slug, REDACTED.lower())
     slug = slug[:MAX_SLUG_LENGTH].rstrip("-") or "service"
     if slug in _WINDOWS_RESERVED:
         slug = f"{slug}-service"

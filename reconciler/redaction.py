@@ -22,7 +22,9 @@ from reconciler.api.config import CREDENTIAL_VARIABLES, ENV_API_KEY, SECRET_VARI
 
 __all__ = ["CREDENTIAL_VARIABLES", "REDACTED", "SECRET_VARIABLES", "api_key", "redact"]
 
-REDACTED = "[redacted]"
+# A plain scalar wherever it lands: YAML reads `name: REDACTED` as a string (not the
+# list `[redacted]` would be), JSON and Markdown show it as is.
+REDACTED = "REDACTED"
 # A shorter value is no plausible API key; redacting it would garble every output.
 MIN_SECRET_LENGTH = 8
 

@@ -201,3 +201,59 @@ def test_the_apply_report_json_is_redacted(
     assert CANARY_API_KEY not in result.stdout + result.stderr
     assert REDACTED in result.stderr  # the plan shown before applying
     assert json.loads(result.stdout)["outcome"] == "converged"
+
+
+def test_a_key_written_in_a_default_is_named_as_such(tmp_path: Path) -> None:
+    """`${EMPTY:-<key>}`: the key sits in the file, not in the variable's value."""
+    key = "not-the-canary-0123456789"  # the file holds it: the guard would flag the canary
+    (error,) = load_errors(tmp_path, f"x ${{EMPTY:-{key}}}", {"AMIGO_API_KEY": key})
+    assert "the default of ${EMPTY:-...} holds the API key" in error
+    assert "written literally in the manifest" in error and "remove it from the file" in error
+    assert "the value of ${EMPTY}" not in error and key not in error
+    assert ":6:27:" in error  # at the default, not at the reference
+
+
+def test_the_marker_reads_back_as_a_plain_string() -> None:
+    """The marker lands in YAML (export), JSON and Markdown: it must stay one plain scalar."""
+    import yaml
+
+    text = redact(f"name: {CANARY_API_KEY}\ntags: [{CANARY_API_KEY}]", KEY_ENV)
+    assert yaml.safe_load(text) == {"name": REDACTED, "tags": [REDACTED]}
+    assert json.loads(json.dumps(REDACTED)) == REDACTED
+    assert REDACTED.isalnum()  # nothing Markdown, YAML or a shell reads specially
+
+
+def test_export_file_names_never_carry_the_key_in_any_case(tmp_path: Path) -> None:
+    """A service named after the key (in any case, any punctuation): its file name is
+    built from a lower-cased slug, which exact redaction of text would not match."""
+    seed = realistic_seed()
+    seed["services"] += [
+        {
+            "name": CANARY_API_KEY,
+            "description": "d",
+            "agent": "Concierge",
+            "service_hierarchical_state_machine": "Intake",
+        },
+        {
+            "name": f"Copy of {CANARY_API_KEY.upper().replace('-', '_')}",
+            "description": "d",
+            "agent": "Concierge",
+            "service_hierarchical_state_machine": "Intake",
+        },
+    ]
+    emulator = Emulator.from_seed(seed, window_seconds=1.0)
+    out = tmp_path / "exported"
+    with emulator.serve() as running:
+        env = emulator.credentials(running.base_url)
+        result = CliRunner().invoke(
+            cli.main, ["export", "--out", str(out)], env=env, catch_exceptions=False
+        )
+    assert result.exit_code == 0, result.output
+    key_forms = {CANARY_API_KEY.lower(), CANARY_API_KEY.lower().replace("-", "")}
+    names = [p.name.lower() for p in out.rglob("*")]
+    assert len(names) > 2
+    for name in names:
+        assert not any(form in name.replace("-", "") or form in name for form in key_forms), name
+    assert "redacted.yaml" in names and "copy-of-redacted.yaml" in names
+    for path in out.rglob("*.yaml"):
+        assert CANARY_API_KEY not in path.read_text(encoding="utf-8")

@@ -93,7 +93,9 @@ def fill(
             out.append(token)
             continue
         value = env.get(name)
+        from_default = False
         if value is None or (sep and value == ""):
+            from_default = True
             if not sep:
                 report(
                     match.start(),
@@ -103,6 +105,16 @@ def fill(
                 out.append(token)
                 continue
             value = default
+        if api_key is not None and api_key in value and from_default:
+            report(
+                match.start() + len("${") + len(name) + len(":-"),
+                f"the default of ${{{name}:-...}} holds the API key ({ENV_API_KEY}), "
+                "written literally in the manifest; a manifest may not hold it (it would "
+                "be sent to the API and shown in plans): remove it from the file, and "
+                "rotate the key, as the file may already be in a repository",
+            )
+            out.append(token)
+            continue
         if api_key is not None and api_key in value:
             report(
                 match.start(),
