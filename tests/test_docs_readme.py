@@ -313,3 +313,78 @@ def test_pre_commit_hook_works_with_no_args(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, [*args, str(workflow), str(config)])
     assert result.exit_code == 0 and "no Amigo manifests among 2 file(s)" in result.output
     assert "id: reconciler-validate" in readme()
+
+
+# What the README's table of plain values says each form is read as (type matters).
+PLAIN_VALUES: dict[str, Any] = {
+    "12": 12,
+    "+12": 12,
+    "-3": -3,
+    "1_000": 1000,
+    "0.5": 0.5,
+    ".5": 0.5,
+    "1.5e+3": 1500.0,
+    "5e-1": 0.5,
+    "1e3": 1000.0,
+    "1_0.5": 10.5,
+    "017": 15,
+    "08": 8.0,
+    "09": 9.0,
+    "0o17": 15,
+    "0x1F": 31,
+    "-0x1A": -26,
+    "0b11": 3,
+    "1:30": 90,
+    "190:20:30.15": 685230.15,
+    "true": True,
+    "yes": True,
+    "on": True,
+    "True": True,
+    "YES": True,
+    "false": False,
+    "no": False,
+    "off": False,
+    "False": False,
+    "NO": False,
+    "y": "y",
+    "n": "n",
+    "0o8": "0o8",
+    "1e": "1e",
+    "0b2": "0b2",
+    "~": None,
+    "null": None,
+}
+REFUSED_VALUES = (".nan", ".inf", "2025-01-01")
+
+
+def test_the_readme_table_of_plain_values_is_what_the_loader_reads(tmp_path: Path) -> None:
+    """README promised "as YAML 1.2's core schema", while `017` was 15 and `yes` true:
+    the table now lists each form, and each is checked against the loader here."""
+    from reconciler.diagnostics import UserError
+    from reconciler.manifests import load_manifests
+
+    text = readme()
+    start = text.index("| written (unquoted) | read as |")
+    table = text[start : text.index("\n\n", start)]
+    written = {form for row in table_rows(table) for form in re.findall(r"`([^`]*)`", row[0])}
+    assert "as YAML 1.2's core schema reads them" not in text
+    assert written >= (set(PLAIN_VALUES) - {"True", "YES", "False", "NO"}) | set(REFUSED_VALUES)
+
+    def load(value: str) -> Any:
+        path = tmp_path / "svc.yaml"
+        path.write_text(
+            "apiVersion: amigo.ai/v1\nkind: Service\nmetadata:\n  name: Svc\nspec:\n"
+            "  description: d\n  agent: Concierge\n  service_hierarchical_state_machine: I\n"
+            "  version_sets:\n    release:\n      llm_model_preferences:\n        c:\n"
+            f"          llm_name: openai_gpt-5.1-2025-11-13\n          params: {{v: {value}}}\n",
+            encoding="utf-8",
+        )
+        (service,) = load_manifests([path], env={}).services
+        return service.version_sets["release"].llm_model_preferences["c"].params["v"]
+
+    for form, expected in PLAIN_VALUES.items():
+        got = load(form)
+        assert (got, type(got)) == (expected, type(expected)), form
+    for form in REFUSED_VALUES:
+        with pytest.raises(UserError):
+            load(form)
