@@ -180,6 +180,19 @@ def rate_limit_floor(plan: Plan, limits: Mapping[str, int] | None = None) -> flo
     return max((n / limits[e] * 60.0 for e, n in per_endpoint.items()), default=0.0)
 
 
+# After an inactive create's lost answer and an empty look-up: look again after these
+# shares of LATE_LOOK_UP_FACTOR x the client's timeout (growing delays, summing to 1).
+LATE_LOOK_UP_FACTOR = 2.0
+LATE_LOOK_UP_SHARES = (0.1, 0.15, 0.25, 0.5)
+
+
+def client_timeout(client: object) -> float:
+    """The client's request timeout (`AmigoClient.config.timeout`); 0 for a client
+    without one (a test double), which then gets no follow-up look-ups."""
+    timeout = getattr(getattr(client, "config", None), "timeout", 0.0)
+    return float(timeout) if isinstance(timeout, int | float) else 0.0
+
+
 def apply_plan(
     client: ApplyClient,
     plan: Plan,
@@ -202,6 +215,7 @@ def apply_plan(
         raise ValueError(f"refusing to apply a plan with {len(plan.errors)} error(s)")
     run = _Run(client, plan, on_event, cancel or threading.Event(), max_workers)
     run.abort = abort or threading.Event()
+    run.late_window = LATE_LOOK_UP_FACTOR * client_timeout(client)
     return run.run()
 
 
@@ -237,6 +251,7 @@ class _Run:
         self.known_ids |= {d.service_id for d in plan.drift}
         self.lock = threading.Lock()  # guards known_ids / created_ids read by workers
         self.abort = threading.Event()
+        self.late_window = 0.0  # seconds of follow-up look-ups after a lost inactive create
         self.start = time.monotonic()
 
     def _unblock_weights(self) -> dict[str, int]:
@@ -452,13 +467,50 @@ class _Run:
             found = self._look_up(lost, op, lambda: self._find_created(op))
             if found:
                 return _Outcome(found, "answer lost; found the created service by name and tag")
+            if op.request.get("is_active", True):
+                raise _unknown(
+                    lost,
+                    "the answer was lost and the service is not there (yet): the API may "
+                    "still be creating it, so it was not sent again",
+                    "wait a minute, then run plan again before apply: it finds the service "
+                    "if it landed (no create of it in the plan) and creates it otherwise; a "
+                    "second active one would be refused by the API (409)",
+                ) from None
+            found, waited = self._look_again(lost, op)
+            if found:
+                return _Outcome(
+                    found,
+                    f"answer lost; the service was not there at first and was found "
+                    f"{waited:.1f}s later (the API committed it late)",
+                )
             raise _unknown(
                 lost,
-                "the answer was lost and the service is not there (yet): the API may still "
-                "be creating it, so it was not sent again",
-                "run plan again once the API has settled (a minute): it finds the service "
-                "if it was created, and creates it otherwise",
+                f"the answer was lost and the service was still not there after looking "
+                f"again for {waited:.1f}s: the API may still be creating it, so it was not "
+                "sent again",
+                "wait a few minutes, then run plan again before apply: no create of it in "
+                "the plan means it landed; do not re-run apply sooner: inactive services may "
+                "share a name, so the API would not refuse a second one",
             ) from None
+
+    def _look_again(self, lost: OutcomeUnknown, op: Operation) -> tuple[str | None, float]:
+        """More look-ups for an inactive create, after growing delays.
+
+        Nothing on the API side stops a second inactive service of one name, so a
+        re-run right after an outcome-unknown inactive create would duplicate it if
+        the first landed late. Waiting about 2x the client's timeout in all narrows
+        that window; Ctrl-C (cancel) ends the wait at once.
+        """
+        waited = 0.0
+        for share in LATE_LOOK_UP_SHARES:
+            delay = self.late_window * share
+            if delay <= 0 or self.cancel.wait(delay):
+                break
+            waited += delay
+            found = self._look_up(lost, op, lambda: self._find_created(op))
+            if found:
+                return found, waited
+        return None, waited
 
     def _look_up(self, lost: OutcomeUnknown, op: Operation, read: Callable[[], _T]) -> _T:
         """Run a look-up after a lost answer; when it fails the outcome stays unknown."""

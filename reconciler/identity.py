@@ -7,7 +7,7 @@ to pair manifests with services, so both decisions see the same matching.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from reconciler.diagnostics import Diagnostic
 from reconciler.model import DesiredService, LiveService
@@ -92,6 +92,8 @@ def match_services(
                 )
             else:
                 matches[index] = Match(want, live=candidates[0])
+        elif _duplicated_create(candidates):
+            matches[index] = Match(want, error=_duplicate_error(want, candidates))
         else:
             ids = ", ".join(s.id for s in candidates)
             matches[index] = Match(
@@ -105,6 +107,36 @@ def match_services(
                 ),
             )
     return [matches[i] for i in range(len(desired))]
+
+
+def _duplicated_create(candidates: Sequence[LiveService]) -> bool:
+    """Owned inactive services alike in all but id and version sets (a lost create's
+    version-set changes are skipped): a create whose answer was lost,
+    landing after a later run had created the service again (inactive services may
+    share a name, so the API's 409 did not stop the second)."""
+    first = candidates[0]
+    return all(s.owned and not s.is_active for s in candidates) and all(
+        replace(s, id=first.id, version_sets=first.version_sets) == first for s in candidates[1:]
+    )
+
+
+def _duplicate_error(want: DesiredService, candidates: Sequence[LiveService]) -> Diagnostic:
+    # Suggest the most complete one: the lost create's own version-set changes were
+    # skipped, the re-run's were made.
+    keep, *others = sorted(candidates, key=lambda s: (-len(s.version_sets), s.id))
+    rest = ", ".join(s.id for s in others)
+    return service_error(
+        want,
+        "metadata.name",
+        f"{len(candidates)} inactive services named {want.name!r} carry the reconciler's "
+        f"tag and identical fields ({keep.id}, {rest}): a create whose answer was lost "
+        "landed after a later run had created the service again (the API refuses a second "
+        "active service of a name, not a second inactive one). Add metadata.id: "
+        f"{keep.id} to this manifest to manage that one (keep the pin). The other ({rest}) "
+        "is then left exactly as it is: inactive, never activated or changed by the "
+        "reconciler, and not deleted (the API cannot delete a service); rename it or "
+        "remove its ownership tag in the Amigo console if it should not stay",
+    )
 
 
 def _ambiguous_after_deactivation(

@@ -102,6 +102,19 @@ class OutcomeUnknown(ApiError):
     ownership tag after a create).
     """
 
+    @property
+    def message(self) -> str:
+        """Never "failed": the write may have taken effect."""
+        head = self.operation + (f" for service {self.service!r}" if self.service else "")
+        head += ": outcome unknown"
+        if self.status is not None:
+            head += f": HTTP {self.status}"
+        if self.detail:
+            head += f": {self.detail}"
+        if self.hint:
+            head += f" ({self.hint})"
+        return head
+
 
 class RequestCancelled(ApiError):
     """The apply was cancelled (Ctrl-C) while this call waited to send: nothing was sent."""
