@@ -675,3 +675,22 @@ def test_remaining_differences_sees_what_did_not_take_effect() -> None:
     assert remaining_differences(client, plan, report) == [
         "create 'S' version set 'x': still differs"
     ]
+
+
+def test_the_follow_up_look_ups_of_a_lost_inactive_create_end_at_ctrl_c() -> None:
+    """An inactive create is looked up again for about 2 x the client timeout (here 2 x 30 s);
+    Ctrl-C (cancel) ends that wait at once and leaves the create outcome unknown."""
+    from types import SimpleNamespace
+
+    client = FakeClient()
+    client.config = SimpleNamespace(timeout=30.0)  # type: ignore[attr-defined]
+    client.faults[("create_service", "Alpha", None)] = ["lost_before"]
+    cancel = threading.Event()
+    threading.Timer(0.3, cancel.set).start()
+    started = time.monotonic()
+    report = apply_plan(client, make_plan(op_create("Alpha", active=False, key="c")), cancel=cancel)
+    assert time.monotonic() - started < 5
+    (create,) = report.results
+    assert create.status is Status.OUTCOME_UNKNOWN
+    assert "failed" not in (create.message or "") and "wait" in (create.message or "")
+    assert len(client.writes("create_service")) == 1
