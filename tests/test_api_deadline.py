@@ -224,7 +224,7 @@ def test_a_trickled_create_is_an_unknown_outcome_after_one_deadline(
     client.close()
     assert DEADLINE * 0.9 <= elapsed < DEADLINE + 0.5, elapsed
     message = str(info.value)
-    assert message.startswith("create-service for service 'S' failed")
+    assert message.startswith("create-service for service 'S': outcome unknown")
     assert "attempt deadline" in message and "look before re-sending" in message
     assert sum(b"POST /v1/org/service/" in line for line in server.requests) == 1  # not re-sent
 
