@@ -12,6 +12,7 @@ class ApiError(Exception):
     """An API call failed. `status` is None when no HTTP answer came (transport)."""
 
     hint: str = ""
+    outcome: str = " failed"  # how the message says what became of the call
 
     def __init__(
         self,
@@ -35,7 +36,7 @@ class ApiError(Exception):
         parts = [self.operation]
         if self.service:
             parts.append(f"for service {self.service!r}")
-        head = " ".join(parts) + " failed"
+        head = " ".join(parts) + self.outcome
         if self.status is not None:
             head += f": HTTP {self.status}"
         if self.detail:
@@ -102,18 +103,7 @@ class OutcomeUnknown(ApiError):
     ownership tag after a create).
     """
 
-    @property
-    def message(self) -> str:
-        """Never "failed": the write may have taken effect."""
-        head = self.operation + (f" for service {self.service!r}" if self.service else "")
-        head += ": outcome unknown"
-        if self.status is not None:
-            head += f": HTTP {self.status}"
-        if self.detail:
-            head += f": {self.detail}"
-        if self.hint:
-            head += f" ({self.hint})"
-        return head
+    outcome = ": outcome unknown"  # never "failed": the write may have taken effect
 
 
 class RequestCancelled(ApiError):
