@@ -114,8 +114,10 @@ def render_apply_text(
     return redact("\n".join(lines))
 
 
-# The API's answers that mean "not this request": sending it again gets the same answer.
-_REFUSALS = frozenset({400, 403, 404, 409, 422})
+# The API's verdicts on the request's content: sending it again gets the same answer,
+# and what to change is in the manifests. (A 404 or 409 may clear when apply re-plans; a
+# 403 needs a permission, not a manifest change: those keep the retry advice.)
+_REFUSALS = frozenset({400, 422})
 
 
 def _next_step(failed: list[OperationResult]) -> str:
