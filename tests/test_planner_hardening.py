@@ -352,3 +352,32 @@ def test_a_retired_llm_declared_as_it_is_live_is_not_sent_and_not_an_error(make:
     assert [w.field for w in plan.warnings] == [
         "spec.version_sets.old.llm_model_preferences.conversation.llm_name"
     ]
+
+
+def test_a_deprecated_llm_caught_only_by_the_api_gets_no_retry_advice(make: Any) -> None:
+    """The undeclared 'old' set stays on an LLM the API deprecated but still lists: no plan
+    can know, the activation gets the API's 400, and the report says what to change
+    instead of "run apply again to retry" (which would get the same 400)."""
+    from reconciler.applier import apply_plan
+    from reconciler.report import Convergence, render_apply_text
+
+    s = _inactive_on_deprecated_llm(make)
+    doc = manifest(
+        "Greeter",
+        f"""
+        description: Greeter service
+        agent: Concierge
+        service_hierarchical_state_machine: Flow
+        version_sets:
+          canary:
+            llm_model_preferences:
+              conversation: {{llm_name: {CURRENT_LLM}}}
+        """,
+    )
+    plan = s.plan(doc)
+    assert plan.errors == ()
+    report = apply_plan(s.client, plan, max_workers=1)
+    (refused,) = [r for r in report.results if r.api_status == 400]
+    text = render_apply_text(report, Convergence(False, ("activate 'Greeter'",)))
+    assert "retry" not in text.lower()
+    assert f"The API refused {refused.key} (HTTP 400)" in text and "llm_name" in text
