@@ -93,3 +93,19 @@ def test_a_nothing_to_do_apply_report_matches_too() -> None:
         main, ["apply", str(SERVICES), "--emulator", SEED, "--auto-approve", "--format", "json"]
     )
     jsonschema.validate(json.loads(result.stdout), schema("apply-report.v1.schema.json"))
+
+
+def test_a_cancelled_before_sending_apply_report_matches_too() -> None:
+    """Declining the prompt with --format json still writes a report (outcome cancelled)."""
+    from reconciler.cli.shared import Runtime
+
+    result = CliRunner().invoke(
+        main,
+        ["apply", str(SERVICES), "--emulator", SEED, "--format", "json"],
+        input="no\n",
+        obj=Runtime(stdin_is_terminal=lambda: True),
+    )
+    assert result.exit_code == 1, result.output
+    report = json.loads(result.stdout)
+    assert report["outcome"] == "cancelled" and report["operations"] == []
+    jsonschema.validate(report, schema("apply-report.v1.schema.json"))
