@@ -76,6 +76,22 @@ def _inactive_on_deprecated_llm(make: Any) -> Any:
     return _greeter_on(make, DEPRECATED_LLM, ("canary", "old"))
 
 
+def _greeter_on_current_llm() -> str:
+    """Greeter's manifest: active, its canary set on a current LLM ('old' undeclared)."""
+    return manifest(
+        "Greeter",
+        f"""
+        description: Greeter service
+        agent: Concierge
+        service_hierarchical_state_machine: Flow
+        version_sets:
+          canary:
+            llm_model_preferences:
+              conversation: {{llm_name: {CURRENT_LLM}}}
+        """,
+    )
+
+
 def _apply_once(s: Any, plan: Any) -> None:
     from reconciler.applier import apply_plan
 
@@ -95,18 +111,7 @@ def test_the_emulator_refuses_an_activation_sent_first(make: Any) -> None:
 
 def test_activation_runs_after_the_version_set_changes_of_its_service(make: Any) -> None:
     s = _inactive_on_deprecated_llm(make)
-    doc = manifest(
-        "Greeter",
-        f"""
-        description: Greeter service
-        agent: Concierge
-        service_hierarchical_state_machine: Flow
-        version_sets:
-          canary:
-            llm_model_preferences:
-              conversation: {{llm_name: {CURRENT_LLM}}}
-        """,
-    )
+    doc = _greeter_on_current_llm()
     # Without --prune the undeclared 'old' set (deprecated LLM) stays: activation is refused
     # whatever the order, but the plan cannot know the LLM is deprecated (the API exposes no
     # list); with --prune it is deleted first.
@@ -362,18 +367,7 @@ def test_a_deprecated_llm_caught_only_by_the_api_gets_no_retry_advice(make: Any)
     from reconciler.report import Convergence, render_apply_text
 
     s = _inactive_on_deprecated_llm(make)
-    doc = manifest(
-        "Greeter",
-        f"""
-        description: Greeter service
-        agent: Concierge
-        service_hierarchical_state_machine: Flow
-        version_sets:
-          canary:
-            llm_model_preferences:
-              conversation: {{llm_name: {CURRENT_LLM}}}
-        """,
-    )
+    doc = _greeter_on_current_llm()
     plan = s.plan(doc)
     assert plan.errors == ()
     report = apply_plan(s.client, plan, max_workers=1)
