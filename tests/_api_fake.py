@@ -188,11 +188,11 @@ class FakeApi:
         limited, rate_headers = self._rate_limit(operation_id)
         if limited is not None:
             return limited
-        response = self._answer(operation_id, request)
+        response = self.answer(operation_id, request)
         response.headers.update(rate_headers)
         return response
 
-    def _answer(self, operation_id: str, request: httpx.Request) -> httpx.Response:
+    def answer(self, operation_id: str, request: httpx.Request) -> httpx.Response:
         if operation_id == "sign-in-with-api-key":
             if request.headers.get("x-api-key") != API_KEY:
                 return json_response(401, {"detail": "API key not found or incorrect."})

@@ -2,35 +2,16 @@
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
 from typing import Any
 
 import pytest
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def openapi_spec_path() -> Path | None:
-    env = os.environ.get("AMIGO_OPENAPI_SPEC")
-    candidates = [Path(env)] if env else []
-    candidates.append(REPO.parent / "shared" / "amigo-openapi.json")
-    for path in candidates:
-        if path.is_file():
-            return path
-    return None
+from support import openapi
 
 
 @pytest.fixture(scope="session")
 def openapi_spec() -> dict[str, Any]:
-    path = openapi_spec_path()
-    if path is None:
-        pytest.skip(
-            "the Amigo OpenAPI document is absent: put it at ../shared/amigo-openapi.json "
-            "or set AMIGO_OPENAPI_SPEC to its path"
-        )
-    return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+    """The OpenAPI document (tests/support/openapi.py: skip when absent, fail when required)."""
+    return openapi.load()
 
 
 # --- observers of every Emulator a test builds ---------------------------------------
@@ -61,22 +42,24 @@ def session_observers() -> Any:
 
 # --- API contract: every exchange with any Emulator is validated (tests/contract.py) ---
 
-_CONTRACT_SKIPPED = (
-    "API contract validation of emulator traffic is OFF: the Amigo OpenAPI document is "
-    "absent (put it at ../shared/amigo-openapi.json or set AMIGO_OPENAPI_SPEC)"
-)
-
 
 def pytest_report_header(config: pytest.Config) -> str:
-    if openapi_spec_path() is None:
-        return _CONTRACT_SKIPPED
-    return f"API contract validation of emulator traffic: {openapi_spec_path()}"
+    path = openapi.spec_path()
+    if path is None:
+        return f"API contract validation of emulator traffic is OFF: {openapi.ABSENT}"
+    return f"API contract validation of emulator traffic: {path}"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """With AMIGO_REQUIRE_OPENAPI set (.ci/run), a missing document stops the run at once."""
+    if openapi.required() and openapi.spec_path() is None:
+        raise pytest.UsageError(f"{openapi.ABSENT} ({openapi.ENV_REQUIRE} is set)")
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _contract_recorder(session_observers: list[Any]) -> Any:
     """Session-wide: registers the contract checker as an observer of every Emulator."""
-    path = openapi_spec_path()
+    path = openapi.spec_path()
     if path is None:
         yield None
         return

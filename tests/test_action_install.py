@@ -16,8 +16,8 @@ import pytest
 import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+from support.paths import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 LOCK = REPO / "requirements.lock"
 LOCK_COMMAND = (
     "uv pip compile pyproject.toml --generate-hashes --universal --python-version 3.11 "

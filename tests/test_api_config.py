@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 import pytest
 from click.testing import CliRunner
+from support.paths import SEED
 
 from reconciler.api.config import ApiConfig
 from reconciler.api.errors import ConfigError
@@ -19,7 +18,6 @@ FULL_ENV = {
     "AMIGO_USER_ID": "uid",
     "AMIGO_ORGANIZATION_ID": "acme",
 }
-SEED = Path(__file__).resolve().parent.parent / "examples" / "emulator-seed.yaml"
 
 
 def test_environment_supplies_every_setting_and_base_url_defaults() -> None:

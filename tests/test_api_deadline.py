@@ -317,7 +317,7 @@ def test_a_deadline_must_be_positive_and_finite(bad: float) -> None:
 def test_the_client_sends_over_the_deadline_transport_with_httpx_defaults() -> None:
     client = AmigoClient(config("https://api.amigo.ai"))
     try:
-        transport = client._http._transport
+        transport = client.transport
         assert isinstance(transport, DeadlineTransport)
     finally:
         client.close()

@@ -38,7 +38,7 @@ def test_sign_in_429_without_retry_after_is_waited_out_for_a_whole_window(
     def limited(request: httpx.Request) -> httpx.Response:
         if clock() < window_ends:
             return json_response(429, {"detail": "rate limit of 5 requests per minute"})
-        return api._answer("sign-in-with-api-key", request)
+        return api.answer("sign-in-with-api-key", request)
 
     api.fault("sign-in-with-api-key", *([limited] * 10))
     told: list[str] = []

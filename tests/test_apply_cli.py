@@ -13,17 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
+from support.cli import cli_runner, emulator_client
+from support.paths import REPO, SEED
 
-from reconciler import cli
 from reconciler.api.client import AmigoClient
 from reconciler.cli.apply import install_apply_sigint
-from reconciler.cli.shared import Runtime
-from reconciler.connect import emulator_config
 from reconciler.emulator import Emulator, Fault
 
-REPO = Path(__file__).resolve().parent.parent
-SEED = REPO / "examples" / "emulator-seed.yaml"
 WRITES = (
     "create-service",
     "update-service",
@@ -90,8 +87,6 @@ spec:
 
 @pytest.fixture
 def emulator() -> Emulator:
-    if not SEED.is_file():
-        pytest.skip("examples/emulator-seed.yaml is not there yet")
     return Emulator.from_seed(SEED, window_seconds=1.0)
 
 
@@ -106,26 +101,12 @@ def manifests(tmp_path: Path) -> Path:
 @pytest.fixture
 def run(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
     """Invoke the CLI with every connection going to the one emulator of this test."""
-
-    def open_client(settings: Any, *, emulator_seed: Any = None, on_wait: Any = None) -> Any:
-        return AmigoClient(
-            emulator_config(emulator), transport=emulator.transport(), on_wait=on_wait
-        )
-
-    monkeypatch.setenv("AMIGO_RECONCILER_DEBUG", "")
-
-    def invoke(*args: str, input: str | None = None, terminal: bool = False) -> Result:
-        runtime = Runtime(open_client=open_client, stdin_is_terminal=lambda: terminal)
-        return CliRunner().invoke(
-            cli.main, list(args), input=input, catch_exceptions=False, obj=runtime
-        )
-
-    return invoke
+    return cli_runner(emulator, monkeypatch)
 
 
 @pytest.fixture
 def client(emulator: Emulator) -> Iterator[AmigoClient]:
-    with AmigoClient(emulator_config(emulator), transport=emulator.transport()) as c:
+    with emulator_client(emulator) as c:
         yield c
 
 
@@ -521,8 +502,6 @@ EXAMPLES = REPO / "examples" / "services"
 
 @pytest.fixture
 def examples() -> Path:
-    if not any(EXAMPLES.glob("*.yaml")):
-        pytest.skip("examples/services has no manifests yet")
     return EXAMPLES
 
 

@@ -24,8 +24,6 @@ pytestmark = pytest.mark.http
 
 @pytest.fixture
 def emulator() -> Emulator:
-    if not SEED.is_file():
-        pytest.skip("examples/emulator-seed.yaml is not there yet")
     return Emulator.from_seed(SEED, window_seconds=1.0)
 
 

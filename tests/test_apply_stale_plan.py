@@ -5,10 +5,10 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
+from support.paths import SEED
 
 from reconciler.diagnostics import UserError
 from reconciler.emulator import Emulator
@@ -16,7 +16,6 @@ from reconciler.live import services_from_api
 from reconciler.plan import Plan, live_snapshot, stale_services
 from reconciler.workflow import STALE_SERVICES_SHOWN, check_saved_plan
 
-SEED = Path(__file__).resolve().parent.parent / "examples" / "emulator-seed.yaml"
 GENERIC = "live state changed since the plan was made; run plan again"
 
 

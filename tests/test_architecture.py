@@ -11,8 +11,7 @@ import ast
 from pathlib import Path
 
 import pytest
-
-PACKAGE = Path(__file__).resolve().parent.parent / "reconciler"
+from support.paths import PACKAGE
 
 # Lowest first. A module may import its own layer or lower ones. An entry names a
 # module or a package (everything under it); "reconciler" itself is only __init__.

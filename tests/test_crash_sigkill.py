@@ -35,10 +35,10 @@ from _reliability import (
     write_manifests,
 )
 from click.testing import CliRunner
+from support.cli import emulator_client
 
 from reconciler import cli
 from reconciler.applier import apply_plan
-from reconciler.connect import emulator_config
 from reconciler.emulator import Emulator
 from reconciler.manifests import load_manifests
 from reconciler.workflow import make_plan
@@ -53,11 +53,10 @@ def reference() -> dict[str, Any]:
     import tempfile
 
     emulator = Emulator.from_seed(realistic_seed())
-    from reconciler.api.client import AmigoClient
 
     with tempfile.TemporaryDirectory() as tmp:
         desired = load_manifests([write_manifests(Path(tmp) / "services")])
-        client = AmigoClient(emulator_config(emulator), transport=emulator.transport())
+        client = emulator_client(emulator)
         report = apply_plan(client, make_plan(client, desired, prune=True))
         client.close()
     assert report.ok

@@ -7,17 +7,15 @@ import signal
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import httpx
 import pytest
+from support.paths import REPO
 from test_emulator_rules import AGENT, SM, Api, by_name, make_emulator
 
 from reconciler.emulator import Fault
 
 pytestmark = pytest.mark.http
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 def test_sign_in_pagination_and_writes_over_http() -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from support.paths import REPO
 from test_emulator_rules import AGENT, AGENT_OLD, SEED, SM, Api, by_name, detail
 
 from reconciler.diagnostics import UserError
@@ -20,7 +21,6 @@ from reconciler.emulator.core import INTERPRETATION_HEADER, OPERATION_IDS
 from reconciler.emulator.parameters import PARAMETERS, Handling
 from reconciler.emulator.seed import derived_id
 
-REPO = Path(__file__).resolve().parent.parent
 OLD_LLM = "openai_gpt-4.1-2025-04-14"
 NEW_LLM = "openai_gpt-5.1-2025-11-13"
 RETIRED_LLM = "openai_gpt-3.5-turbo"

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import ast
-from pathlib import Path
 
 from _reliability import realistic_seed
+from support.cli import emulator_client
+from support.paths import PACKAGE
 
-from reconciler.api.client import AmigoClient
-from reconciler.connect import emulator_config, open_client
+from reconciler.connect import open_client
 from reconciler.emulator import Emulator, Exchange
 
-EMULATOR = Path(__file__).resolve().parent.parent / "reconciler" / "emulator"
+EMULATOR = PACKAGE / "emulator"
 
 
 def test_the_emulator_imports_nothing_of_the_client() -> None:
@@ -33,7 +33,7 @@ def test_observers_belong_to_the_emulator_they_were_given_to() -> None:
     seen = Emulator.from_seed(realistic_seed(), observers=[watched.append])
     unseen = Emulator.from_seed(realistic_seed())
     for emulator in (unseen, seen):
-        with AmigoClient(emulator_config(emulator), transport=emulator.transport()) as client:
+        with emulator_client(emulator) as client:
             client.list_services()
     assert watched and {e.operation_id for e in watched} == {
         "sign-in-with-api-key",

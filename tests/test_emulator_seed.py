@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from support.paths import REPO
 
 from reconciler.cli import main
 from reconciler.diagnostics import UserError
 from reconciler.emulator import Emulator, load_seed
 from reconciler.emulator.seed import default_seed_path
 
-REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "emulator-seed.yaml"
 
 GOOD = """\

@@ -7,11 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner, Result
+from support.paths import REPO, SEED
 
 from reconciler import cli
 
-REPO = Path(__file__).resolve().parent.parent
-SEED = REPO / "examples" / "emulator-seed.yaml"
 SEED_KEY = yaml.safe_load(SEED.read_text(encoding="utf-8"))["credentials"]["api_key"]
 SEED_SERVICES = yaml.safe_load(SEED.read_text(encoding="utf-8"))["services"]
 

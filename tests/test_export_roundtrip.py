@@ -11,6 +11,8 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+from support.paths import REPO
+from support.paths import SEED as EXAMPLE_SEED
 
 from reconciler.api.client import AmigoClient
 from reconciler.applier import apply_plan
@@ -22,8 +24,6 @@ from reconciler.model import EDGE, OWNERSHIP_TAG_KEY, LiveService
 from reconciler.plan import Kind
 from reconciler.workflow import make_plan
 
-REPO = Path(__file__).resolve().parent.parent
-EXAMPLE_SEED = REPO / "examples" / "emulator-seed.yaml"
 SCHEMA = REPO / "schemas" / "service.schema.json"
 
 TWIN_AGENT_1, TWIN_AGENT_2 = "aa" * 12, "ab" * 12

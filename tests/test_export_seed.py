@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner, Result
+from support.paths import REPO
 from test_export_roundtrip import DUP_IDS, rich_seed
 
 from reconciler import cli
@@ -25,7 +26,6 @@ from reconciler.export import Organization, export_seed
 from reconciler.live import references_from_api, services_from_api, unit_tests_from_api
 from reconciler.model import Agent, LiveService, UnitTest, VersionSet
 
-REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples" / "services"
 SOURCE_KEY = "source-org-key-never-exported"
 RETIRED_LLM = "openai_gpt-3.5-turbo"

@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support.paths import REPO
 
 from reconciler.diagnostics import UserError
 from reconciler.export import ExportedFile, schema_ref_for, write_export
-
-REPO = Path(__file__).resolve().parent.parent
 
 
 def exported(name: str, text: str = "apiVersion: amigo.ai/v1\n") -> ExportedFile:

@@ -25,12 +25,12 @@ import yaml
 from click.testing import CliRunner, Result
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.paths import EXAMPLE_SERVICES, REPO, SEED
 
 from reconciler import cli
 
-REPO = Path(__file__).resolve().parent.parent
-EXAMPLES = sorted((REPO / "examples" / "services").glob("*.yaml"))
-SEED = REPO / "examples" / "emulator-seed.yaml"
+EXAMPLES = sorted(EXAMPLE_SERVICES.glob("*.yaml"))
+assert EXAMPLES, f"no manifests in {EXAMPLE_SERVICES}"
 
 KEYS = [
     "apiVersion",
@@ -213,8 +213,6 @@ def mutants(count: int, seed: int) -> list[tuple[str, bytes]]:
 
 
 def check_mutants(tmp_path: Path, count: int, seed: int, plan_every: int) -> None:
-    if not EXAMPLES:
-        pytest.skip("examples/services/*.yaml are not there yet")
     for n, (what, data) in enumerate(mutants(count, seed)):
         path = tmp_path / f"mutant-{n}.yaml"
         path.write_bytes(data)
@@ -244,8 +242,6 @@ def test_the_examples_themselves_are_valid_and_plan() -> None:
 
 @pytest.mark.slow
 def test_a_sample_as_a_real_process_exits_0_or_1_with_a_message(tmp_path: Path) -> None:
-    if not EXAMPLES:
-        pytest.skip("examples/services/*.yaml are not there yet")
     for n, (what, data) in enumerate(mutants(7, seed=3)):
         path = tmp_path / f"mutant-{n}.yaml"
         path.write_bytes(data)

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from _github_fake import FakeGitHub
 from click.testing import CliRunner
+from support.paths import REPO
 
 from reconciler.cli import main
 from reconciler.cli.shared import EXIT_USAGE
@@ -561,7 +562,7 @@ def test_a_failed_plan_comment_carries_the_error_and_no_digest() -> None:
 
 def test_stage_two_applies_stage_ones_plan_file_and_only_that(tmp_path: Path) -> None:
     """The hand-over the apply workflow makes, against the emulator from one seed."""
-    repo = Path(__file__).resolve().parent.parent
+    repo = REPO
     seed = str(repo / "examples" / "emulator-seed.yaml")
     services = str(repo / "examples" / "services")
     plan_file = str(tmp_path / "plan.json")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 from click.testing import CliRunner
+from support.paths import EXAMPLE_SERVICES
 
 from reconciler.cli import main as cli_main
 
@@ -43,9 +43,7 @@ def test_everything_else_reaches_the_click_application() -> None:
 
 def test_validate_imports_only_its_own_command() -> None:
     """A command loads its own module, not the others nor the API client (start-up time)."""
-    manifest = min(
-        (Path(__file__).resolve().parent.parent / "examples" / "services").glob("*.yaml")
-    )
+    manifest = min(EXAMPLE_SERVICES.glob("*.yaml"))
     code = (
         "import sys; from reconciler.cli import main\n"
         f"try: main(['validate', {str(manifest)!r}])\n"

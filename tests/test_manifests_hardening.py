@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from support.paths import REPO, SEED
 from test_manifests_load import minimal, write
 
 from reconciler.cli import main
@@ -61,7 +62,7 @@ def test_nan_and_infinity_are_refused_at_their_position(tmp_path: Path, written:
 def test_nan_never_reaches_plan_json_or_the_plan_file(tmp_path: Path) -> None:
     path = write(tmp_path / "a.yaml", with_params("{temperature: .nan}"))
     out = tmp_path / "plan.json"
-    seed = Path(__file__).resolve().parent.parent / "examples" / "emulator-seed.yaml"
+    seed = SEED
     result = CliRunner().invoke(
         main,
         ["plan", str(path), "--format", "json", "--out", str(out), "--emulator", str(seed)],
@@ -104,7 +105,7 @@ def test_yaml_12_numbers_are_numbers_and_quoted_ones_stay_text(tmp_path: Path) -
 
 def test_the_plan_shows_and_sends_5e_minus_1_as_a_number(tmp_path: Path) -> None:
     path = write(tmp_path / "a.yaml", with_params("{temperature: 5e-1}"))
-    seed = Path(__file__).resolve().parent.parent / "examples" / "emulator-seed.yaml"
+    seed = SEED
     result = CliRunner().invoke(
         main, ["plan", str(path), "--format", "json", "--emulator", str(seed)]
     )
@@ -162,7 +163,6 @@ def test_a_plain_default_still_fills(tmp_path: Path) -> None:
 
 # --- item 5: the manifest walk reads only regular files inside the tree -----------------
 
-REPO = Path(__file__).resolve().parent.parent
 SECRET = "hunter2-outside-the-tree"
 
 

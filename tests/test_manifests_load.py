@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from support.paths import REPO
 
 from reconciler.diagnostics import Severity, SourcePos, UserError
 from reconciler.manifests import load_manifests
 from reconciler.model import LLMConfig, VersionSet
-
-REPO = Path(__file__).resolve().parent.parent
 
 FULL = """\
 # yaml-language-server: $schema=../../schemas/service.schema.json

@@ -10,12 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
+from support.cli import cli_runner, emulator_client
+from support.paths import REPO, SEED
 
-from reconciler import cli
-from reconciler.api.client import AmigoClient
-from reconciler.cli.shared import Runtime
-from reconciler.connect import emulator_config
 from reconciler.emulator import Emulator
 from reconciler.policy import (
     Level,
@@ -28,8 +26,6 @@ from reconciler.policy import (
 )
 from reconciler.policy.engine import INSTALL_HINT, Engine, Module, PolicyError
 
-REPO = Path(__file__).resolve().parent.parent
-SEED = REPO / "examples" / "emulator-seed.yaml"
 SERVICES = REPO / "examples" / "services"
 POLICIES = REPO / "examples" / "policies"
 WRITES = (
@@ -51,20 +47,8 @@ def emulator() -> Emulator:
 
 @pytest.fixture
 def run(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
-    def open_client(settings: Any, *, emulator_seed: Any = None, on_wait: Any = None) -> Any:
-        return AmigoClient(
-            emulator_config(emulator), transport=emulator.transport(), on_wait=on_wait
-        )
-
-    monkeypatch.setenv("AMIGO_RECONCILER_DEBUG", "")
     monkeypatch.delenv("AMIGO_ORGANIZATION_ID", raising=False)
-
-    def invoke(*args: str) -> Result:
-        return CliRunner().invoke(
-            cli.main, list(args), catch_exceptions=False, obj=Runtime(open_client=open_client)
-        )
-
-    return invoke
+    return cli_runner(emulator, monkeypatch)
 
 
 def writes(emulator: Emulator) -> int:
@@ -268,7 +252,7 @@ def test_plan_json_is_the_policy_input_and_gives_the_same_findings(
     from reconciler.workflow import load_desired, make_plan
 
     on_disk = _plan(run, "--prune")
-    with AmigoClient(emulator_config(emulator), transport=emulator.transport()) as client:
+    with emulator_client(emulator) as client:
         # load_desired, as plan does: services restricted by metadata.environments are out
         plan = make_plan(client, load_desired([str(SERVICES)]), prune=True)
     in_process = plan_input(plan)

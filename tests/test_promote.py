@@ -9,9 +9,9 @@ import yaml
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.cli import emulator_client
 
 from reconciler.cli import main
-from reconciler.connect import emulator_config
 from reconciler.diagnostics import UserError
 from reconciler.manifests import load_manifests
 from reconciler.promote import NothingToPromote, plan_promotion
@@ -184,7 +184,6 @@ def test_cli_diff_write_and_exit_codes(tmp_path: Path) -> None:
 
 
 def test_after_promotion_the_plan_shows_only_the_release_change(tmp_path: Path) -> None:
-    from reconciler.api.client import AmigoClient
     from reconciler.emulator import Emulator
     from reconciler.workflow import make_plan
 
@@ -215,7 +214,7 @@ def test_after_promotion_the_plan_shows_only_the_release_change(tmp_path: Path) 
     )
     path = tmp_path / "front.yaml"
     path.write_text(document("Front", CANARIES["flow"], RELEASES["flow"]))
-    with AmigoClient(emulator_config(emulator), transport=emulator.transport()) as client:
+    with emulator_client(emulator) as client:
         assert not make_plan(client, load_manifests([path])).operations
         result = CliRunner().invoke(
             main, ["promote", "Front", "--from", "canary", "--manifests", str(path)]

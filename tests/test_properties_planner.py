@@ -23,10 +23,9 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, assume, given, note, settings
 from hypothesis import strategies as st
+from support.cli import emulator_client
 
-from reconciler.api.client import AmigoClient
 from reconciler.applier import Status, apply_plan
-from reconciler.connect import emulator_config
 from reconciler.emulator import Emulator
 from reconciler.manifests import load_manifests
 from reconciler.plan import Plan
@@ -181,7 +180,7 @@ def check(seed: dict[str, Any], desired: list[dict[str, Any]], prune: bool) -> N
     assume(manifests is not None)
     assert manifests is not None
     emulator = Emulator.from_seed(seed)
-    client = AmigoClient(emulator_config(emulator), transport=emulator.transport())
+    client = emulator_client(emulator)
     try:
         plan = make_plan(client, manifests, prune=prune)
         again = make_plan(client, manifests, prune=prune)
@@ -259,7 +258,7 @@ def test_deactivating_next_to_an_owned_inactive_namesake_stays_identifiable() ->
         },
     }
     emulator = Emulator.from_seed(seed)
-    client = AmigoClient(emulator_config(emulator), transport=emulator.transport())
+    client = emulator_client(emulator)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "alpha.yaml"
         path.write_text(yaml.safe_dump(desired), encoding="utf-8")

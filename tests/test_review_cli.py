@@ -12,11 +12,11 @@ from pathlib import Path
 import httpx
 import pytest
 from click.testing import CliRunner, Result
+from support.paths import REPO
 
 from reconciler import cli
 from reconciler.cli.shared import Runtime
 
-REPO = Path(__file__).resolve().parent.parent
 SEED = str(REPO / "examples" / "emulator-seed.yaml")
 EXAMPLES = str(REPO / "examples" / "services")
 

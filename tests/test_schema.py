@@ -10,12 +10,12 @@ import jsonschema
 import pytest
 import yaml
 from click.testing import CliRunner
+from support.paths import REPO
 
 from reconciler.cli import main
 from reconciler.manifests import spec as manifests
 from reconciler.schema import manifest_json_schema, render_schema
 
-REPO = Path(__file__).resolve().parent.parent
 SCHEMA_FILE = REPO / "schemas" / "service.schema.json"
 
 

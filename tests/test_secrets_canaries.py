@@ -20,6 +20,7 @@ import httpx
 import pytest
 from _reliability import CANARY_API_KEY, realistic_seed, write_manifests
 from click.testing import CliRunner, Result
+from support.cli import emulator_client
 
 from reconciler import cli
 from reconciler.api.client import AmigoClient
@@ -160,7 +161,7 @@ def test_a_base_url_carrying_a_secret_is_refused_without_echoing_it(url: str) ->
 def test_exchange_reprs_hide_credentials() -> None:
     seen: list[Any] = []
     emulator = Emulator.from_seed(realistic_seed(), window_seconds=1.0, observers=[seen.append])
-    client = AmigoClient(emulator_config(emulator), transport=emulator.transport())
+    client = emulator_client(emulator)
     client.list_services()
     client.close()
     assert_clean([repr(exchange) for exchange in seen], emulator)
@@ -172,7 +173,7 @@ def test_exchange_reprs_hide_credentials() -> None:
 def test_guard_catches_the_canary_and_issued_tokens_everywhere(
     secrets_guard: Any, emulator: Emulator, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    client = AmigoClient(emulator_config(emulator), transport=emulator.transport())
+    client = emulator_client(emulator)
     client.list_services()
     token = issued_tokens(emulator)[0]
     with secrets_guard.expect_leaks() as caught:

@@ -66,7 +66,7 @@ def no_connections(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
 def test_tls_verification_is_on_with_hostname_checks() -> None:
     client = AmigoClient(config("https://api.amigo.ai"))
     try:
-        transport = client._http._transport
+        transport = client.transport
         assert isinstance(transport, DeadlineTransport)  # the one the client sends with
         context = transport.ssl_context
         assert context.verify_mode is ssl.CERT_REQUIRED

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from support.paths import REPO
 
 from reconciler.cli import main
-
-REPO = Path(__file__).resolve().parent.parent
 
 MANIFEST = """\
 apiVersion: amigo.ai/v1

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner
+from support.cli import emulator_client
 
 from reconciler.api.client import AmigoClient
 from reconciler.api.errors import ApiError
@@ -71,7 +72,7 @@ def seed(canary_agent: int = 4, **test_overrides: Any) -> dict[str, Any]:
 
 
 def client_for(emulator: Emulator) -> AmigoClient:
-    return AmigoClient(emulator_config(emulator), transport=emulator.transport())
+    return emulator_client(emulator)
 
 
 def verify(emulator: Emulator, *targets: VerifyTarget, **kwargs: Any) -> Any:

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 import yaml
+from support.paths import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
 CALLERS = sorted((REPO / "examples" / "github").glob("*.yml"))
 REUSABLE = {

@@ -182,6 +182,7 @@ class AmigoClient:
             # httpx's own transport and env-proxy routing, on the deadline backend.
             transport = DeadlineTransport()
             mounts.update(environment_proxy_mounts())
+        self._transport = transport
         self._http = httpx.Client(
             base_url=config.base_url,
             transport=transport,
@@ -251,6 +252,11 @@ class AmigoClient:
     @property
     def sign_in_count(self) -> int:
         return self._tokens.sign_ins
+
+    @property
+    def transport(self) -> httpx.BaseTransport:
+        """What requests go through (proxy mounts aside): TLS checks and deadlines live there."""
+        return self._transport
 
     def close(self) -> None:
         self._http.close()
