@@ -1,7 +1,7 @@
 """amigo-reconciler: a declarative GitOps reconciler for Amigo services.
 
 Package map (lowest layer first; docs/architecture.md draws it, and
-tests/test_architecture.py fails when a module imports a higher layer):
+tests/project/test_architecture.py fails when a module imports a higher layer):
 
 - limits, diagnostics, yaml_diagnostics, gcpause: API limits (checked against the
   OpenAPI document), file:line:column diagnostics and the one "did you mean",

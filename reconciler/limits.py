@@ -2,7 +2,7 @@
 
 Taken from the request schemas of create-service, update-service and
 upsert-service-version-set in the OpenAPI document (the project never reads the
-document at runtime; `tests/test_limits.py` checks these against it). The
+document at runtime; `tests/base/test_limits.py` checks these against it). The
 manifest validator (and through it the exporter), the planner and the emulator all
 enforce the same rules, so they share these values rather than keeping copies.
 """
