@@ -7,7 +7,6 @@ every message can point at a file, line and column.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -80,6 +79,8 @@ def close_matches(word: str, choices: Iterable[str], *, limit: int = 1) -> list[
     The one "did you mean" matcher of the code base: field names, service names,
     version sets, agents, LLM names all use it, so a near miss is caught alike.
     """
+    import difflib  # only on a miss: valid input never pays its import
+
     lowered = {choice.lower(): choice for choice in choices}
     close = difflib.get_close_matches(word.lower(), list(lowered), n=limit, cutoff=0.6)
     return [lowered[match] for match in close]

@@ -42,14 +42,18 @@ def test_everything_else_reaches_the_click_application() -> None:
 
 
 def test_validate_imports_only_its_own_command() -> None:
-    """A command loads its own module, not the others nor the API client (start-up time)."""
+    """A command loads its own module, not the others nor the API client (start-up time).
+
+    Nor what only bad input needs (difflib, for "did you mean").
+    """
     manifest = min(EXAMPLE_SERVICES.glob("*.yaml"))
     code = (
         "import sys; from reconciler.cli import main\n"
         f"try: main(['validate', {str(manifest)!r}])\n"
         "except SystemExit as exc: assert exc.code in (0, None), exc.code\n"
         "loaded = {'httpx', 'reconciler.api.client', 'reconciler.cli.plan',\n"
-        "          'reconciler.cli.apply', 'reconciler.planner', 'reconciler.applier'}\n"
+        "          'reconciler.cli.apply', 'reconciler.planner', 'reconciler.applier',\n"
+        "          'difflib'}\n"  # "did you mean" only on a miss
         "print(sorted(loaded & set(sys.modules)))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
