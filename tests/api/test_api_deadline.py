@@ -17,9 +17,9 @@ from typing import Any
 import httpx
 import pytest
 from _reliability import CANARY_API_KEY
+from support.api import canary_config as config
 
 from reconciler.api.client import AmigoClient
-from reconciler.api.config import ApiConfig
 from reconciler.api.errors import ConfigError, OutcomeUnknown, TransportError
 from reconciler.api.retry import RetryPolicy
 from reconciler.api.transport import (
@@ -33,17 +33,6 @@ TIMEOUT = 0.3  # per socket operation; the trickle (a byte every 0.1 s) never tr
 DEADLINE = 1.0  # per attempt
 TRICKLE_INTERVAL = 0.1
 POLICY = RetryPolicy(max_attempts=2, base_delay=0.02, max_delay=0.05)
-
-
-def config(base_url: str, **extra: Any) -> ApiConfig:
-    return ApiConfig(
-        organization="org",
-        api_key=CANARY_API_KEY,
-        api_key_id="kid",
-        user_id="uid",
-        base_url=base_url,
-        **extra,
-    )
 
 
 def worst_case_seconds(policy: RetryPolicy, deadline: float) -> float:

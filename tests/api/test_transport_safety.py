@@ -22,10 +22,10 @@ import httpx
 import pytest
 from _reliability import CANARY_API_KEY, http_client, realistic_seed
 from click.testing import CliRunner
+from support.api import canary_config as config
 
 from reconciler import cli
 from reconciler.api.client import AmigoClient
-from reconciler.api.config import ApiConfig
 from reconciler.api.errors import ApiError, ConfigError, TransportError
 from reconciler.api.retry import RetryPolicy
 from reconciler.api.transport import DeadlineTransport
@@ -33,17 +33,6 @@ from reconciler.connect import emulator_config
 from reconciler.emulator import Emulator
 
 pytestmark = pytest.mark.http
-
-
-def config(base_url: str, **extra: Any) -> ApiConfig:
-    return ApiConfig(
-        organization="org",
-        api_key=CANARY_API_KEY,
-        api_key_id="kid",
-        user_id="uid",
-        base_url=base_url,
-        **extra,
-    )
 
 
 @pytest.fixture
