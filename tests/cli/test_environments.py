@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from support.paths import REPO
 
 from reconciler.cli import main
 from reconciler.diagnostics import UserError
@@ -16,7 +17,6 @@ from reconciler.emulator import Emulator
 from reconciler.emulator.server import EmulatorServer
 from reconciler.project import find_project, load_project
 
-REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
 
 SEED: dict[str, Any] = {
