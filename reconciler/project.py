@@ -12,7 +12,6 @@ of the variables holding them, and a value that looks like a key is refused.
 
 from __future__ import annotations
 
-import difflib
 import math
 import os
 import re
@@ -109,6 +108,8 @@ class Project:
         for env in self.environments:
             if env.name == name:
                 return env
+        import difflib  # only on a miss: start-up never pays its import
+
         close = difflib.get_close_matches(name, self.names, n=1, cutoff=0.5)
         hint = f"did you mean {close[0]!r}? " if close else ""
         known = ", ".join(self.names) or "(none)"
@@ -159,6 +160,8 @@ def _pos(display: str, node: Node) -> SourcePos:
 
 
 def _did_you_mean(word: str, candidates: Sequence[str]) -> str:
+    import difflib  # only on a miss: start-up never pays its import
+
     close = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
     return f"; did you mean '{close[0]}'?" if close else f"; known: {', '.join(candidates)}"
 
