@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from support.paths import REPO
 
 from reconciler.cli import main
 
 jsonschema = pytest.importorskip("jsonschema")
 
-REPO = Path(__file__).resolve().parent.parent
 SEED = str(REPO / "examples" / "emulator-seed.yaml")
 SERVICES = REPO / "examples" / "services"
 

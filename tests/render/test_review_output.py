@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from support.paths import REPO
 
 from reconciler.cli import main
 from reconciler.diagnostics import Diagnostic, Severity, SourcePos
@@ -341,7 +342,7 @@ def test_show_refuses_what_is_neither_and_max_chars_off_markdown(tmp_path: Path)
 
 
 def test_plan_takes_max_chars_and_links_from_the_github_environment(tmp_path: Path) -> None:
-    repo = Path(__file__).resolve().parent.parent
+    repo = REPO
     seed = str(repo / "examples" / "emulator-seed.yaml")
     args = ["plan", "examples/services", "--emulator", seed, "--prune", "--format", "markdown"]
     github_env = {
