@@ -15,13 +15,12 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
+from support.paths import REPO
 
 from reconciler.emulator import Emulator, Fault
 
-REPO = Path(__file__).resolve().parent.parent
 SEED = str(REPO / "examples" / "emulator-seed.yaml")
 EXAMPLES = str(REPO / "examples" / "services")
 
