@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from reconciler.export import ExportResult, Organization
     from reconciler.model import DesiredState, UnitTest
     from reconciler.plan import Plan
-    from reconciler.policy import JsonInput, PolicyResult, TestResult
+    from reconciler.policy import JsonInput, Policies, PolicyResult, TestResult
     from reconciler.policy.engine import Module
     from reconciler.project import Project
     from reconciler.project import Selection as Selection  # for the CLI's annotations
@@ -250,15 +250,14 @@ def is_saved_plan(path: str) -> bool:
 # --- policies ---------------------------------------------------------------------
 
 
-def load_policies(paths: Sequence[str]) -> list[Module] | None:
-    """The policy modules, compiled once to fail fast (before any API call); None if none."""
+def load_policies(paths: Sequence[str], timeout: float | None = None) -> Policies | None:
+    """The policy modules, compiled once (in the sandbox) to fail fast; None if none."""
     if not paths:
         return None
-    from reconciler.policy import load_modules
-    from reconciler.policy.engine import Engine
+    from reconciler.policy import Limits, Policies, check_modules, load_modules
 
-    modules = load_modules(paths)
-    Engine(modules)
+    modules = Policies(load_modules(paths), Limits() if timeout is None else Limits(timeout))
+    check_modules(modules)
     return modules
 
 
@@ -297,11 +296,12 @@ def check_manifests_policy(
     return check_policy(modules, document, namespaces)
 
 
-def test_policies(paths: Sequence[str]) -> list[TestResult]:
-    """Run the policies' own `test_` rules (the `*_test.rego` files under `paths`)."""
-    from reconciler.policy import load_modules, run_tests
+def test_policies(paths: Sequence[str], timeout: float | None = None) -> list[TestResult]:
+    """Run the policies' own `test_` rules (the `*_test.rego` files under `paths`), sandboxed."""
+    from reconciler.policy import Limits, load_modules, run_tests
 
-    return run_tests(load_modules(paths, tests=True))
+    limits = Limits() if timeout is None else Limits(timeout)
+    return run_tests(load_modules(paths, tests=True), limits=limits)
 
 
 # --- saved plan → stale check → apply → convergence check --------------------------

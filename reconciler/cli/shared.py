@@ -10,7 +10,7 @@ import functools
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
 
 import click
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from reconciler.api.client import AmigoClient
     from reconciler.diagnostics import Diagnostic
-    from reconciler.policy.engine import Module
+    from reconciler.policy.sandbox import Policies
     from reconciler.workflow import Selection
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -345,6 +345,17 @@ def format_option(choices: Iterable[str], help: str) -> Callable[[F], F]:
     )
 
 
+policy_timeout_option = click.option(
+    "--policy-timeout",
+    "policy_timeout",
+    type=click.FloatRange(min=0.1),
+    default=30.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Wall-clock limit for evaluating the policies (they run in a sandboxed child process).",
+)
+
+
 def policy_options(func: F) -> F:
     """Add --policy (repeatable) and --namespace (repeatable); pass `policy`."""
 
@@ -362,11 +373,18 @@ def policy_options(func: F) -> F:
         metavar="PACKAGE",
         help="Rego package whose deny/violation/warn rules count (repeatable; default: main).",
     )
+    @policy_timeout_option
     @functools.wraps(func)
     def wrapper(
-        *args: Any, policy_paths: tuple[str, ...], namespaces: tuple[str, ...], **kwargs: Any
+        *args: Any,
+        policy_paths: tuple[str, ...],
+        namespaces: tuple[str, ...],
+        policy_timeout: float,
+        **kwargs: Any,
     ) -> Any:
-        kwargs["policy"] = PolicyOptions(policy_paths, namespaces or ("main",), bool(namespaces))
+        kwargs["policy"] = PolicyOptions(
+            policy_paths, namespaces or ("main",), bool(namespaces), policy_timeout
+        )
         return func(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
@@ -377,12 +395,13 @@ class PolicyOptions:
     paths: tuple[str, ...]
     namespaces: tuple[str, ...]
     namespaces_given: bool = False  # --namespace on the command line
+    timeout: float = 30.0  # --policy-timeout
 
     def within(self, selection: Selection) -> PolicyOptions:
         """--policy if given, else the selected environment's `policy` paths."""
-        return PolicyOptions(selection.policy(self.paths), self.namespaces, self.namespaces_given)
+        return replace(self, paths=selection.policy(self.paths))
 
-    def load(self) -> list[Module] | None:
+    def load(self) -> Policies | None:
         """The policy modules, compiled once to fail fast (before any API call); None if none."""
         from reconciler.workflow import load_policies
 
@@ -391,7 +410,7 @@ class PolicyOptions:
                 "--namespace needs --policy (or an --env whose `policy` setting names some)"
             )
 
-        return load_policies(self.paths)
+        return load_policies(self.paths, self.timeout)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ policies are actually given.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -28,13 +29,17 @@ from reconciler.gcpause import fewer_collections
 from reconciler.model import DesiredState
 from reconciler.plan import FORMAT_VERSION, Plan
 from reconciler.planfile import plan_to_canonical_json, plan_to_dict
-from reconciler.policy.engine import Engine, Module, PolicyError
+from reconciler.policy import sandbox
+from reconciler.policy.engine import Engine, Module, PolicyError, Rule
+from reconciler.policy.sandbox import Limits, Policies
 
 __all__ = [
     "DEFAULT_NAMESPACE",
     "Finding",
     "JsonInput",
     "Level",
+    "Limits",
+    "Policies",
     "PolicyError",
     "PolicyResult",
     "TestResult",
@@ -49,9 +54,8 @@ __all__ = [
 DEFAULT_NAMESPACE = "main"
 MAX_POLICY_FILE_BYTES = 1024 * 1024
 
-_PACKAGE = re.compile(r"^\s*package\s+([A-Za-z_][\w.]*)", re.MULTILINE)
-_RULE = re.compile(r"^(deny|violation|warn)(_\w+)?\b(?!\s*\()", re.MULTILINE)
-_TEST = re.compile(r"^(test_\w+)\b(?!\s*\()", re.MULTILINE)
+_RULE = re.compile(r"(deny|violation|warn)(_\w+)?")
+_TEST = re.compile(r"test_\w+")
 
 
 class Level(StrEnum):
@@ -166,32 +170,6 @@ def load_modules(paths: Iterable[str], *, tests: bool = False) -> list[Module]:
     return modules
 
 
-def _package(module: Module) -> str | None:
-    match = _PACKAGE.search(module.text)
-    return match.group(1) if match else None
-
-
-def _line_of(module: Module, offset: int) -> int:
-    return module.text.count("\n", 0, offset) + 1
-
-
-def _rules(
-    modules: Sequence[Module], pattern: re.Pattern[str], namespaces: Sequence[str] | None
-) -> list[tuple[str, str, SourcePos]]:
-    """(package, rule name, first definition) for each matching rule, in file order."""
-    found: dict[tuple[str, str], SourcePos] = {}
-    for module in modules:
-        package = _package(module)
-        if package is None or (namespaces is not None and package not in namespaces):
-            continue
-        for match in pattern.finditer(module.text):
-            name = match.group(0)
-            found.setdefault(
-                (package, name), SourcePos(module.path, _line_of(module, match.start()), 1)
-            )
-    return [(package, name, pos) for (package, name), pos in found.items()]
-
-
 # --- evaluation -----------------------------------------------------------------
 
 
@@ -262,21 +240,22 @@ def evaluate(
     modules: Sequence[Module],
     document: Mapping[str, Any] | JsonInput,
     namespaces: Sequence[str] = (DEFAULT_NAMESPACE,),
+    *,
+    limits: Limits | None = None,
 ) -> PolicyResult:
-    """Every deny/violation/warn rule of `namespaces` against `document`."""
-    engine = Engine(modules)
+    """Every deny/violation/warn rule of `namespaces` against `document` (in the sandbox)."""
     if isinstance(document, JsonInput):
-        engine.set_input_json(document.text)
+        text = document.text
         positions = _service_positions(document.services)
     else:
-        engine.set_input(document)
+        text = json.dumps(document)
         positions = _service_positions(document.get("services") or ())
+    answer = sandbox.run("evaluate", modules, input_text=text, namespaces=namespaces, limits=limits)
     findings: list[Finding] = []
-    for package, name, where in _rules(modules, _RULE, namespaces):
-        level = Level.WARN if name.startswith("warn") else Level.DENY
-        rule = f"{package}.{name}"
-        for message in _messages(engine.query(f"data.{rule}", where=where)):
-            findings.append(_finding(level, rule, message, positions, where))
+    for raw in answer.get("findings") or []:
+        where = SourcePos(*raw["where"])
+        level = Level(raw["level"])
+        findings.append(_finding(level, raw["rule"], raw["message"], positions, where))
     findings.sort(
         key=lambda f: (
             f.level is not Level.DENY,
@@ -289,6 +268,98 @@ def evaluate(
     return PolicyResult(tuple(findings), len(modules))
 
 
+def check_modules(modules: Sequence[Module], *, limits: Limits | None = None) -> None:
+    """Compile the policies and refuse unsafe ones (in the sandbox): fail fast, before any call."""
+    sandbox.run("compile", modules, limits=limits)
+
+
+# In the worker: the engine's own view of the policies.
+
+NON_HERMETIC = {
+    "http.send": "it makes HTTP requests",
+    "net.lookup_ip_addr": "it makes DNS queries",
+    "opa.runtime": "it reads the host's environment",
+}
+
+
+def _checked_rules(engine: Engine) -> list[Rule]:
+    """The engine's rules, refused when a rule calls out of the sandbox or a function recurses."""
+    rules = engine.rules()
+    for rule in rules:
+        for call in rule.calls:
+            if call.name in NON_HERMETIC:
+                raise PolicyError(
+                    Diagnostic(
+                        f"policy: {call.name} is not allowed ({NON_HERMETIC[call.name]}); "
+                        "a policy decides from its input alone (docs/policy.md)",
+                        pos=call.pos,
+                    )
+                )
+    functions: dict[tuple[str, str], Rule] = {}
+    for rule in rules:
+        if rule.function:
+            functions.setdefault((rule.package, rule.name), rule)
+    calls: dict[tuple[str, str], set[tuple[str, str]]] = {key: set() for key in functions}
+    for rule in rules:
+        if rule.function:
+            for call in rule.calls:
+                name = call.name.removeprefix(f"data.{rule.package}.")
+                if (rule.package, name) in functions:
+                    calls[(rule.package, rule.name)].add((rule.package, name))
+    for start, rule in functions.items():
+        seen: set[tuple[str, str]] = set()
+        todo = list(calls[start])
+        while todo:
+            key = todo.pop()
+            if key == start:
+                raise PolicyError(
+                    Diagnostic(
+                        f"policy: function {rule.name} calls itself, directly or through other functions "
+                        "(recursion is not allowed in Rego; the engine would crash)",
+                        pos=rule.pos,
+                    )
+                )
+            if key not in seen:
+                seen.add(key)
+                todo.extend(calls[key])
+    return rules
+
+
+def _selected(
+    rules: Sequence[Rule], pattern: re.Pattern[str], namespaces: Sequence[str] | None
+) -> list[Rule]:
+    """The first definition of each matching (package, name), in file order."""
+    found: dict[tuple[str, str], Rule] = {}
+    for rule in rules:
+        if rule.function or (namespaces is not None and rule.package not in namespaces):
+            continue
+        if pattern.fullmatch(rule.name):
+            found.setdefault((rule.package, rule.name), rule)
+    return list(found.values())
+
+
+def evaluate_here(
+    modules: Sequence[Module], input_text: str, namespaces: Sequence[str]
+) -> list[dict[str, Any]]:
+    """The worker's side of `evaluate`: each rule's raw messages, with the rule's position."""
+    engine = Engine(modules)
+    rules = _selected(_checked_rules(engine), _RULE, namespaces)
+    engine.set_input_json(input_text)
+    raw: list[dict[str, Any]] = []
+    for rule in rules:
+        level = Level.WARN if rule.name.startswith("warn") else Level.DENY
+        ref = f"{rule.package}.{rule.name}"
+        where = [rule.pos.file, rule.pos.line, rule.pos.column]
+        for message in _messages(engine.query(f"data.{ref}", where=rule.pos)):
+            raw.append({"level": level.value, "rule": ref, "message": message, "where": where})
+    return raw
+
+
+def compile_here(modules: Sequence[Module]) -> None:
+    """The worker's side of `check_modules`."""
+    _checked_rules(Engine(modules))
+
+
 # --- tests ----------------------------------------------------------------------
 
 
@@ -299,11 +370,22 @@ class TestResult:
     passed: bool
 
 
-def run_tests(modules: Sequence[Module]) -> list[TestResult]:
+def run_tests(modules: Sequence[Module], *, limits: Limits | None = None) -> list[TestResult]:
     """Each `test_` rule passes when it evaluates to true (as `opa test`), with no input."""
+    answer = sandbox.run("tests", modules, limits=limits)
+    return [
+        TestResult(t["name"], SourcePos(*t["pos"]), bool(t["passed"]))
+        for t in answer.get("tests") or []
+    ]
+
+
+def run_tests_here(modules: Sequence[Module]) -> list[dict[str, Any]]:
+    """The worker's side of `run_tests`."""
     engine = Engine(modules)
-    results: list[TestResult] = []
-    for package, name, pos in _rules(modules, _TEST, None):
-        ref = f"data.{package}.{name}"
-        results.append(TestResult(ref, pos, engine.query(ref, where=pos) is True))
+    results: list[dict[str, Any]] = []
+    for rule in _selected(_checked_rules(engine), _TEST, None):
+        ref = f"data.{rule.package}.{rule.name}"
+        passed = engine.query(ref, where=rule.pos) is True
+        pos = [rule.pos.file, rule.pos.line, rule.pos.column]
+        results.append({"name": ref, "pos": pos, "passed": passed})
     return results

@@ -35,6 +35,61 @@ class Module:
     text: str
 
 
+@dataclass(frozen=True, slots=True)
+class Call:
+    """A call in a rule's body: the function's dotted name (`http.send`) and where."""
+
+    name: str
+    pos: SourcePos
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A rule (or function, `function`) as the engine parsed it, with the calls it makes."""
+
+    package: str
+    name: str
+    pos: SourcePos
+    function: bool
+    calls: tuple[Call, ...]
+
+
+def _ref_names(ref: Any) -> list[str]:
+    """`a.b.c` (Var / RefDot nodes) as ["a", "b", "c"]; [] for anything else."""
+    if not isinstance(ref, dict) or len(ref) != 1:
+        return []
+    ((kind, node),) = ref.items()
+    if kind == "Var":
+        return [str(node.get("value"))]
+    if kind == "RefDot":
+        field = node.get("field")
+        name = field[1] if isinstance(field, list) and len(field) == 2 else None
+        return [*_ref_names(node.get("refr")), str(name)] if name is not None else []
+    if kind == "RefBrack":
+        return _ref_names(node.get("refr"))
+    return []
+
+
+def _calls(node: Any, source: str) -> tuple[Call, ...]:
+    """Every `Call` node under `node`, iteratively (a deep AST must not recurse here)."""
+    found: list[Call] = []
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            call = item.get("Call")
+            if isinstance(call, dict):
+                span = call.get("span") or {}
+                name = ".".join(_ref_names(call.get("fcn")))
+                pos = SourcePos(source, int(span.get("line", 1)), int(span.get("col", 1)))
+                found.append(Call(name, pos))
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    found.sort(key=lambda c: (c.pos.line, c.pos.column))
+    return tuple(found)
+
+
 class PolicyError(UserError):
     """A policy that does not parse or fails at evaluation: one line at the file's position."""
 
@@ -51,6 +106,11 @@ def _load() -> Any:
     except Exception as exc:  # the wheel is there but its library will not load
         raise EngineMissing(f"{INSTALL_HINT} (regorus failed to load: {exc})") from None
     return regorus
+
+
+def ensure_engine() -> None:
+    """EngineMissing (saying how to install it) unless the engine imports."""
+    _load()
 
 
 def engine_version() -> str:
@@ -97,6 +157,34 @@ class Engine:
                 self._engine.add_policy(module.path, module.text)
             except Exception as exc:
                 raise PolicyError(parse_error(str(exc), SourcePos(module.path, 1, 1))) from None
+
+    def rules(self) -> list[Rule]:
+        """Every rule the engine parsed (functions included), at its file and line."""
+        found: list[Rule] = []
+        for policy in self._ast():
+            source = str((policy.get("source") or {}).get("file", "?"))
+            ast = policy.get("ast") or {}
+            package = ".".join(_ref_names((ast.get("package") or {}).get("refr")))
+            for spec in ast.get("rules") or []:
+                spec = spec.get("Spec") if isinstance(spec, dict) else None
+                if not isinstance(spec, dict):
+                    continue
+                ((kind, head),) = (spec.get("head") or {"?": {}}).items()
+                names = _ref_names(head.get("refr"))
+                span = head.get("span") or {}
+                pos = SourcePos(source, int(span.get("line", 1)), int(span.get("col", 1)))
+                if names:
+                    found.append(Rule(package, names[0], pos, kind == "Func", _calls(spec, source)))
+        return found
+
+    def _ast(self) -> list[dict[str, Any]]:
+        try:
+            parsed = json.loads(self._engine.get_ast_as_json())
+        except Exception as exc:
+            raise PolicyError(
+                f"policy: the engine could not describe the policies: {exc}"
+            ) from None
+        return [p for p in parsed if isinstance(p, dict)] if isinstance(parsed, list) else []
 
     def set_input(self, document: Any) -> None:
         """The input document (plain JSON-like data) for the following queries."""

@@ -461,3 +461,139 @@ def test_the_policy_benchmark_runs() -> None:
     assert done.returncode == 0, done.stderr
     assert "findings: 26 denied, 0 warnings" in done.stdout
     assert "policy / (validate + plan):" in done.stdout
+
+
+# --- the sandbox: a policy cannot crash, hang or exhaust the reconciler (review of #17) ----
+
+RECURSIVE = 'package main\nimport rego.v1\nf(x) := f(x + 1)\ndeny contains msg if { f(1) > 0; msg := "x" }\n'
+MUTUAL = (
+    "package main\nimport rego.v1\nf(x) := g(x)\ng(x) := data.main.f(x)\n"
+    'deny contains "m" if { f(1) > 0 }\n'
+)
+HUGE = (
+    "package main\nimport rego.v1\ndeny contains msg if {\n"
+    '\tsome i in numbers.range(1, 100000000)\n\ti < 0\n\tmsg := "x"\n}\n'
+)
+SLOW = (
+    "package main\nimport rego.v1\nbig := [x | some x in numbers.range(1, 3000)]\n"
+    "deny contains msg if {\n\tc := count([1 | some a in big; some b in big; a > b])\n"
+    '\tc < 0\n\tmsg := "x"\n}\n'
+)
+
+
+@pytest.mark.parametrize("text", [RECURSIVE, MUTUAL], ids=["self", "mutual"])
+@pytest.mark.parametrize("command", ["validate", "plan", "apply"])
+def test_a_recursive_function_is_refused_at_its_line_before_any_call(
+    run: Callable[..., Result], emulator: Emulator, tmp_path: Path, text: str, command: str
+) -> None:
+    policy = tmp_path / "rec.rego"
+    policy.write_text(text)
+    args = ["--auto-approve"] if command == "apply" else []
+    result = run(command, str(SERVICES), "--policy", str(policy), *args)
+    assert result.exit_code == 1, result.output
+    assert f"{policy}:3:1: error: policy: function f calls itself" in result.output
+    assert "Traceback" not in result.output
+    assert sum(emulator.request_counts.values()) == 0
+
+
+def test_policy_test_refuses_a_recursive_function(
+    run: Callable[..., Result], tmp_path: Path
+) -> None:
+    (tmp_path / "rec.rego").write_text(RECURSIVE)
+    (tmp_path / "rec_test.rego").write_text(
+        "package main\nimport rego.v1\ntest_f if { f(1) > 0 }\n"
+    )
+    result = run("policy", "test", str(tmp_path))
+    assert result.exit_code == 1, result.output
+    assert "function f calls itself" in result.output and "Traceback" not in result.output
+
+
+def test_a_runaway_policy_is_stopped_at_the_timeout(
+    run: Callable[..., Result], emulator: Emulator, tmp_path: Path
+) -> None:
+    import time
+
+    policy = tmp_path / "slow.rego"
+    policy.write_text(SLOW)
+    started = time.monotonic()
+    result = run(
+        "apply", str(SERVICES), "--auto-approve", "--policy", str(policy), "--policy-timeout", "1"
+    )
+    assert time.monotonic() - started < 15
+    assert result.exit_code == 1, result.output
+    assert f"policy evaluation ({policy}) exceeded 1 s" in result.output
+    assert writes(emulator) == 0 and "Traceback" not in result.output
+
+
+def test_policy_test_has_the_timeout_too(run: Callable[..., Result], tmp_path: Path) -> None:
+    (tmp_path / "slow.rego").write_text(SLOW)
+    (tmp_path / "slow_test.rego").write_text(
+        "package main\nimport rego.v1\ntest_slow if { count(deny) == 0 }\n"
+    )
+    result = run("policy", "test", str(tmp_path), "--policy-timeout", "1")
+    assert result.exit_code == 1, result.output
+    assert "exceeded 1 s" in result.output
+
+
+def test_a_policy_that_exhausts_memory_is_stopped(
+    run: Callable[..., Result], tmp_path: Path
+) -> None:
+    policy = tmp_path / "huge.rego"
+    policy.write_text(HUGE)
+    result = run("validate", str(SERVICES), "--policy", str(policy), "--policy-timeout", "20")
+    assert result.exit_code == 1, result.output
+    assert f"policy evaluation ({policy}) exceeded its memory limit" in result.output
+
+
+def test_a_crashed_engine_is_one_clear_error(
+    run: Callable[..., Result], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    from reconciler.policy import sandbox
+
+    crash = "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)"
+    monkeypatch.setattr(sandbox, "worker_command", lambda _: [sys.executable, "-c", crash])
+    result = run("validate", str(SERVICES), "--policy", str(POLICIES / "owner_tag.rego"))
+    assert result.exit_code == 1, result.output
+    assert f"policy evaluation ({POLICIES / 'owner_tag.rego'}) crashed with SIGSEGV" in (
+        result.output
+    )
+    assert "Traceback" not in result.output
+
+
+# --- conftest's rules, not a line-start regex; no calls out of the sandbox -------------
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        '  deny contains "indented" if { true }',
+        'x := 1\n\tdeny_tab contains "indented" if { true }',
+    ],
+)
+def test_an_indented_rule_counts(tmp_path: Path, rule: str) -> None:
+    module = Module(str(tmp_path / "i.rego"), f"package main\nimport rego.v1\n{rule}\n")
+    result = evaluate([module], {"services": []})
+    assert [f.message for f in result.denied] == ["indented"]
+
+
+@pytest.mark.parametrize(
+    ("call", "why"),
+    [
+        ('http.send({"method": "get", "url": "http://127.0.0.1:1/"})', "HTTP requests"),
+        ('net.lookup_ip_addr("example.com")', "DNS queries"),
+        ("opa.runtime()", "environment"),
+    ],
+)
+def test_non_hermetic_builtins_are_refused_at_load(
+    run: Callable[..., Result], tmp_path: Path, call: str, why: str
+) -> None:
+    policy = tmp_path / "out.rego"
+    policy.write_text(
+        f'package main\nimport rego.v1\ndeny contains msg if {{\n  r := {call}\n  msg := "x"\n}}\n'
+    )
+    result = run("validate", str(SERVICES), "--policy", str(policy))
+    assert result.exit_code == 1, result.output
+    assert f"{policy}:4:" in result.output
+    assert f"{call.split('(')[0]} is not allowed" in result.output and why in result.output
