@@ -62,8 +62,12 @@ def _summary(result: Verification) -> str:
     counts = {o: sum(1 for s in result.test_sets if s.outcome is o) for o in Outcome}
     parts = [f"{counts[o]} {o.value.replace('_', ' ')}" for o in Outcome if counts[o]]
     verdict = "Verification passed" if result.passed else "Verification FAILED"
+    if not result.passed and not result.failed():
+        verdict = "NOT VERIFIED (nothing failed, but not everything was tested)"
     if result.cancelled:
         verdict = "Verification CANCELLED (runs already started keep running)"
+    if result.uncovered:
+        parts.append(f"{len(result.uncovered)} version set(s) not covered by any unit test")
     shown = ", ".join(parts) or "no test sets run"
     return f"{verdict}: {shown}" + (f"; {len(result.errors)} problem(s)" if result.errors else "")
 
@@ -132,6 +136,7 @@ def verification_to_dict(result: Verification) -> dict[str, Any]:
             for t in result.targets
         ],
         "errors": [e.message for e in result.errors],
+        "uncovered": [{"service": svc, "version_set": vs} for svc, vs in result.uncovered],
         "test_sets": [
             {
                 "id": s.unit_test_set_id,

@@ -87,6 +87,7 @@ class Verification:
     targets: tuple[VerifyTarget, ...]
     test_sets: tuple[TestSetResult, ...] = ()
     errors: tuple[Diagnostic, ...] = ()  # targets that cannot be verified
+    uncovered: tuple[tuple[str, str], ...] = ()  # (service, set) no unit test covers: not verified
     api_reads: Mapping[str, int] = field(default_factory=dict)
     runs_started: int = 0
     elapsed_seconds: float = 0.0
@@ -100,6 +101,16 @@ class Verification:
             and bool(self.test_sets)
             and all(s.outcome is Outcome.PASSED for s in self.test_sets)
         )
+
+    def failed(self, *, require_coverage: bool = False) -> bool:
+        """A test set failed, errored or timed out (what proves a change bad, and rolls it
+        back); with `require_coverage`, a version set no unit test covers counts too.
+
+        A set no test covers is *not verified* (`passed` is False), not failed: nothing
+        ran that could have shown the change bad.
+        """
+        bad = any(s.outcome is not Outcome.PASSED for s in self.test_sets)
+        return bad or (require_coverage and bool(self.uncovered))
 
 
 def run_verification(
@@ -117,6 +128,7 @@ def run_verification(
     before = dict(client.request_counts)
     tell = on_progress or (lambda _message: None)
     errors: list[Diagnostic] = []
+    uncovered: list[tuple[str, str]] = []
     unique = tuple(dict.fromkeys(targets))
 
     services = client.list_services(is_active=True)
@@ -188,6 +200,7 @@ def run_verification(
                 if mine & {str(r.get("unit_test_id")) for r in s.get("unit_test_runs") or []}
             ]
             if not found:
+                uncovered.append(pair)
                 errors.append(
                     Diagnostic(
                         f"{target.service} / {target.version_set}: no simulation unit test set "
@@ -271,6 +284,7 @@ def run_verification(
         targets=unique,
         test_sets=tuple(results[i] for i in chosen if i in results),
         errors=tuple(errors),
+        uncovered=tuple(uncovered),
         api_reads=reads,
         runs_started=len(runs),
         elapsed_seconds=clock() - started,

@@ -630,6 +630,7 @@ def verify_applied(
     cancel: threading.Event,
     policies: Sequence[Module] | None = None,
     namespaces: Sequence[str] = (),
+    require_coverage: bool = False,
 ) -> ApplyVerification:
     """After a converged apply: verify the version sets it upserted; on failure (and
     `rollback`) restore them to the contents the plan recorded, as ordinary operations
@@ -638,8 +639,9 @@ def verify_applied(
 
     Not verified: an apply that did not converge (or was cancelled). Not rolled back: a
     verification cancelled by Ctrl-C (the user stopped it; nothing proved the change bad).
-    Failed, errored and timed-out test sets all count as failure (nothing proved the
-    change good). `cancel` set during the rollback starts no further operation of it.
+    Failed, errored and timed-out test sets count as failure; a set no unit test covers
+    is only "not verified" (nothing ran that could show it bad) unless
+    `require_coverage`. `cancel` set during the rollback starts no further operation.
     """
     from reconciler.api.errors import ApiError
     from reconciler.applier import apply_plan
@@ -672,6 +674,12 @@ def verify_applied(
     if verification.cancelled:
         return ApplyVerification(
             verification, rollback_skipped="verification was cancelled: nothing was rolled back"
+        )
+    if not verification.failed(require_coverage=require_coverage):
+        return ApplyVerification(
+            verification,
+            rollback_skipped="no test failed (a version set no unit test covers is not verified, "
+            "not failed; --require-coverage counts it as a failure)",
         )
     on_progress("verify failed: rolling back the version sets this apply changed")
     before = dict(client.request_counts)

@@ -83,7 +83,14 @@ def install_apply_sigint(
     "--rollback-on-failure",
     is_flag=True,
     help="With --verify: when verification fails, restore the changed version sets to their "
-    "contents before the apply (sets it created are deleted).",
+    "contents before the apply (sets it created are deleted). Only a failed, errored or "
+    "timed-out test set counts as failure; a set no unit test covers is 'not verified'.",
+)
+@click.option(
+    "--require-coverage",
+    is_flag=True,
+    help="With --rollback-on-failure: a changed version set that no unit test covers counts "
+    "as a failure (and is rolled back).",
 )
 @click.option(
     "--verify-timeout",
@@ -114,6 +121,7 @@ def apply(
     targets: tuple[str, ...],
     verify_after: bool,
     rollback_on_failure: bool,
+    require_coverage: bool,
     verify_timeout: float,
     verify_poll_seconds: float,
     fmt: str,
@@ -164,6 +172,8 @@ def apply(
     saved = bool(plans)
     if rollback_on_failure and not verify_after:
         raise click.UsageError("--rollback-on-failure needs --verify (it undoes what failed it)")
+    if require_coverage and not rollback_on_failure:
+        raise click.UsageError("--require-coverage needs --verify --rollback-on-failure")
     if saved and (prune or targets):
         raise click.UsageError(
             "--prune and --target shape a plan when it is made; a saved plan already "
@@ -280,6 +290,7 @@ def apply(
                 applying,
                 outcome,
                 rollback=rollback_on_failure,
+                require_coverage=require_coverage,
                 timeout=verify_timeout,
                 poll_seconds=verify_poll_seconds,
                 progress=lambda text: echo(text, err=as_json),
@@ -322,6 +333,7 @@ def _verify_applied(
     outcome: Any,
     *,
     rollback: bool,
+    require_coverage: bool,
     timeout: float,
     poll_seconds: float,
     progress: Callable[[str], None],
@@ -356,6 +368,7 @@ def _verify_applied(
             applying,
             outcome,
             rollback=rollback,
+            require_coverage=require_coverage,
             timeout=timeout,
             poll_seconds=poll_seconds,
             on_progress=progress,

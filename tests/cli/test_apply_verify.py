@@ -104,15 +104,48 @@ def test_a_version_set_the_apply_created_is_deleted_by_the_rollback(
     tmp_path: Path, emulator: Emulator, run: Run
 ) -> None:
     before = copy.deepcopy(emulator.services())
-    # 'beta' is new and no test set covers it: verification fails for it.
+    # 'beta' is new and no test set covers it: with --require-coverage that is a failure.
     folder = manifest(tmp_path, canary=4, extra="    beta: {agent_version_number: 4}\n")
-    result = run("apply", str(folder), *VERIFY, "--rollback-on-failure")
+    result = run("apply", str(folder), *VERIFY, "--rollback-on-failure", "--require-coverage")
     assert result.exit_code == 1, result.output
     assert "no simulation unit test set covers it" in result.stdout
     assert "Rolled back: 2 version set(s) restored" in result.stdout
     assert "rollback rollback-001: done delete 'Front Desk' version set 'beta'" in result.stdout
     assert "rollback rollback-002: done update 'Front Desk' version set 'canary'" in result.stdout
     assert emulator.services() == before
+
+
+def test_an_uncovered_set_is_not_verified_and_not_rolled_back(
+    tmp_path: Path, emulator: Emulator, run: Run
+) -> None:
+    # canary=4 passes Smoke; 'beta' is covered by no unit test: nothing failed (review of #18).
+    folder = manifest(tmp_path, canary=4, extra="    beta: {agent_version_number: 4}\n")
+    result = run("apply", str(folder), *VERIFY, "--rollback-on-failure", "--format", "json")
+    assert result.exit_code == 1, result.output
+    report = json.loads(result.stdout)
+    assert report["verification"]["passed"] is False
+    assert report["verification"]["uncovered"] == [{"service": "Front Desk", "version_set": "beta"}]
+    assert [s["outcome"] for s in report["verification"]["test_sets"]] == ["passed"]
+    assert report["rollback"]["outcome"] == "not_attempted"
+    assert "no test failed" in report["rollback"]["skipped"]
+    [service] = emulator.services()
+    assert service["version_sets"]["beta"]["agent_version_number"] == 4  # left in place
+
+
+def test_an_uncovered_set_says_not_verified_in_text(tmp_path: Path, run: Run) -> None:
+    folder = manifest(tmp_path, canary=4, extra="    beta: {agent_version_number: 4}\n")
+    result = run("apply", str(folder), *VERIFY, "--rollback-on-failure")
+    assert result.exit_code == 1, result.output
+    assert "NOT VERIFIED (nothing failed, but not everything was tested)" in result.stdout
+    assert "1 version set(s) not covered by any unit test" in result.stdout
+    assert "Not rolled back: no test failed" in result.stdout
+    assert "Rolled back" not in result.stdout
+
+
+def test_require_coverage_needs_rollback(tmp_path: Path, run: Run) -> None:
+    result = run("apply", str(manifest(tmp_path, canary=4)), *VERIFY, "--require-coverage")
+    assert result.exit_code == 64  # a usage error, as --rollback-on-failure without --verify
+    assert "--require-coverage needs --verify --rollback-on-failure" in result.output
 
 
 def test_without_rollback_a_failure_is_reported_and_left_in_place(
@@ -259,7 +292,7 @@ def test_a_rollback_plan_meets_the_same_policies_as_the_apply(
     )
     folder = manifest(tmp_path, canary=4, extra="    beta: {agent_version_number: 4}\n")
     result = run(
-        "apply", str(folder), *VERIFY, "--rollback-on-failure", "--policy", str(policy),
+        "apply", str(folder), *VERIFY, "--rollback-on-failure", "--require-coverage", "--policy", str(policy),
         "--format", "json",
     )  # fmt: skip
     assert result.exit_code == 1, result.output
