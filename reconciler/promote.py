@@ -81,10 +81,18 @@ def plan_promotion(
     env: Mapping[str, str] | None = None,
 ) -> Promotion:
     """Compute the edits (nothing written); UserError names whatever is refused and why."""
-    if target == EDGE:
+    if target.casefold() == EDGE:
+        # The API's set names are case-sensitive: '--to EDGE' would create a new set named
+        # EDGE beside edge, which is never what someone typing it means.
+        cased = (
+            f" ('{target}' is not 'edge' to the API, whose set names are case-sensitive: it "
+            "would be a new set beside edge, easily mistaken for it)"
+            if target != EDGE
+            else ""
+        )
         raise UserError(
             f"cannot promote to '{EDGE}': the API keeps it at the latest versions and it is "
-            "never declared in manifests; promote to a declared set such as 'release'"
+            f"never declared in manifests{cased}; promote to a declared set such as 'release'"
         )
     if source == target:
         raise UserError(f"--from and --to are both '{source}'; name two different version sets")

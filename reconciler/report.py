@@ -226,6 +226,7 @@ def _rollback_json(verified: ApplyVerification | None) -> dict[str, Any] | None:
         "operations": [
             _result_json(r) for r in (rollback.report.results if rollback.report else ())
         ],
+        "already_as_before": [{"service": svc, "version_set": vs} for svc, vs in rollback.already],
         "left_alone": [
             {"service": n.service, "version_set": n.version_set, "reason": n.reason}
             for n in rollback.left_alone
@@ -257,9 +258,10 @@ def render_apply_verification_text(verified: ApplyVerification) -> str:
         done = rollback.report.by_status(Status.DONE) if rollback.report else []
         outcome = rollback_outcome(rollback)
         if outcome == "rolled_back":
+            already = f"; {len(rollback.already)} already as before" if rollback.already else ""
             lines.append(
                 f"Rolled back: {len(done)} version set(s) restored to their contents before "
-                "this apply (checked by a fresh read)."
+                f"this apply (checked by a fresh read){already}."
             )
         else:
             lines.append(f"Rollback {outcome.upper()}: {len(done)} operation(s) done.")
@@ -270,6 +272,10 @@ def render_apply_verification_text(verified: ApplyVerification) -> str:
                 for r in rollback.report.results
                 if r.status is not Status.DONE
             ]
+        lines += [
+            f"  already as before: {service} / {name} (nothing to restore)"
+            for service, name in rollback.already
+        ]
         lines += [
             f"  not rolled back: {n.service} / {n.version_set}: {n.reason}"
             for n in rollback.left_alone

@@ -42,6 +42,7 @@ class NotRolledBack:
 class RollbackPlan:
     plan: Plan  # ordinary operations: upserts restoring "before", deletions of new sets
     left_alone: tuple[NotRolledBack, ...] = ()
+    already: tuple[tuple[str, str], ...] = ()  # (service, set) live already as before the apply
 
 
 def upserts_done(plan: Plan, report: ApplyReport) -> list[Operation]:
@@ -62,6 +63,7 @@ def plan_rollback(
     live = {str(s.get("id")): s for s in live_services}
     operations: list[Operation] = []
     left: list[NotRolledBack] = []
+    already: list[tuple[str, str]] = []
     for op in upserts_done(plan, report):
         name = op.version_set or ""
         if op.service_id is None:
@@ -79,6 +81,9 @@ def plan_rollback(
         current = sets.get(name)
         if service is None:
             left.append(NotRolledBack(op.service, name, "the service is no longer there"))
+            continue
+        if _as_before(op, current):  # someone (or an earlier rollback) restored it already
+            already.append((op.service, name))
             continue
         if current is None or VersionSet.from_api(current) != VersionSet.from_api(op.request):
             left.append(
@@ -147,7 +152,18 @@ def plan_rollback(
         operations=keyed,
         reference_names=plan.reference_names,
     )
-    return RollbackPlan(rollback, tuple(left))
+    return RollbackPlan(rollback, tuple(left), tuple(already))
+
+
+def _as_before(op: Operation, current: Mapping[str, Any] | None) -> bool:
+    """Whether the live set already is what it was before the apply: absent for a set the
+    apply created, equal to the recorded `before` for one it changed."""
+    if op.kind is Kind.CREATE:
+        return current is None
+    if op.before is None or current is None:
+        return False
+    same = VersionSet.from_api(current) == VersionSet.from_api(op.before)
+    return same and VersionSet.from_api(op.before) != VersionSet.from_api(op.request)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +176,7 @@ class RollbackOutcome:
     differences: tuple[str, ...] = ()  # restored sets a fresh read still shows otherwise
     error: str | None = None  # the rollback could not be made (e.g. the read failed)
     api_reads: Mapping[str, int] = field(default_factory=dict)
+    already: tuple[tuple[str, str], ...] = ()  # (service, set) found already as before
 
     @property
     def complete(self) -> bool:

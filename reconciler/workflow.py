@@ -724,7 +724,9 @@ def verify_applied(
     }
     return ApplyVerification(
         verification,
-        rollback=RollbackOutcome(planned.plan, done, planned.left_alone, differences, error, reads),
+        rollback=RollbackOutcome(
+            planned.plan, done, planned.left_alone, differences, error, reads, planned.already
+        ),
     )
 
 

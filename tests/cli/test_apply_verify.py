@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -252,6 +253,27 @@ def test_a_set_changed_since_the_apply_is_not_overwritten() -> None:
     assert planned.plan.operations == ()
     [left] = planned.left_alone
     assert "changed since this apply wrote it" in left.reason
+
+
+def test_a_set_already_back_as_before_is_reported_so_not_as_a_failure() -> None:
+    from reconciler.report import render_apply_verification_text, rollback_outcome
+    from reconciler.rollback import ApplyVerification, RollbackOutcome
+    from reconciler.verify import Verification
+
+    changed = _upsert("op-001", Kind.UPDATE, _set(5), _set(3))
+    created = replace(_upsert("op-002", Kind.CREATE, _set(4), None), version_set="beta")
+    restored = [{"id": "s1", "version_sets": {"canary": _set(3)}}]  # beta gone, canary at 3
+    planned = plan_rollback(_plan(changed, created), _done(changed, created), restored)
+    assert planned.plan.operations == () and planned.left_alone == ()
+    assert planned.already == (("Front Desk", "canary"), ("Front Desk", "beta"))
+    outcome = RollbackOutcome(planned.plan, None, planned.left_alone, already=planned.already)
+    assert rollback_outcome(outcome) == "rolled_back"
+    text = render_apply_verification_text(
+        ApplyVerification(Verification("org", ()), rollback=outcome)
+    )
+    assert "already as before: Front Desk / canary (nothing to restore)" in text
+    assert "FAILED" not in text.split("Verification")[-1].split("\n", 1)[1]
+    assert "by hand" not in text
 
 
 def test_only_done_upserts_are_rolled_back_and_old_plans_say_why_not() -> None:

@@ -120,6 +120,10 @@ def test_refusals(tmp_path: Path) -> None:
     path.write_text(document("Front", CANARIES["flow"], RELEASES["flow"]))
     with pytest.raises(UserError, match="cannot promote to 'edge'"):
         plan_promotion([path], ["Front"], source="canary", target="edge")
+    for cased in ("EDGE", "Edge"):  # review of #18: these created a set beside edge
+        with pytest.raises(UserError, match=f"cannot promote to 'edge'.*'{cased}' is not 'edge'"):
+            plan_promotion([path], ["Front"], source="canary", target=cased)
+    assert "EDGE" not in path.read_text()
     with pytest.raises(UserError, match="did you mean 'Front'"):
         plan_promotion([path], ["Frnt"], source="canary", target="release")
     with pytest.raises(UserError, match=r"declares no version set 'canery'.*did you mean 'canary'"):
