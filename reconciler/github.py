@@ -774,11 +774,12 @@ def post_on_merged_pr(api: GitHubApi, context: RunContext, body: str) -> str | N
 class PromotionPr:
     """What `open_promotion_pr` did: `created`, `updated` or `nothing` (already equal)."""
 
-    action: str
+    action: str  # created, updated, nothing, or refused (every service's source unpinned)
     branch: str
     number: int | None = None
     url: str = ""
     diff: str = ""
+    refused: tuple[str, ...] = ()  # why services were left out (a source set not pinned)
 
 
 def _git(args: Sequence[str], cwd: str, env: Mapping[str, str] | None = None) -> str:
@@ -845,19 +846,38 @@ def open_promotion_pr(
     """
     from pathlib import Path
 
-    from reconciler.promote import NothingToPromote, plan_promotion, write_promotion
+    from reconciler.promote import (
+        NothingToPromote,
+        UnpinnedSource,
+        plan_promotion,
+        write_promotion,
+    )
 
     branch = PROMOTION_BRANCH.format(source=source, target=target)
     if not services:
         return PromotionPr("nothing", branch)
     root = Path(cwd)
     resolved = [str(root / p) for p in paths]
+    refused: tuple[str, ...] = ()
     try:
         promotion = plan_promotion(
             resolved, list(services), source=source, target=target, all_services=False
         )
     except NothingToPromote:
         return PromotionPr("nothing", branch)
+    except UnpinnedSource as exc:
+        # A floating source would not promote what was verified: leave those services out
+        # (saying why) and promote the rest.
+        refused = tuple(d.message for d in exc.diagnostics)
+        services = [s for s in services if s not in exc.unpinned]
+        if not services:
+            return PromotionPr("refused", branch, refused=refused)
+        try:
+            promotion = plan_promotion(
+                resolved, list(services), source=source, target=target, all_services=False
+            )
+        except NothingToPromote:
+            return PromotionPr("refused", branch, refused=refused)
     _git(["checkout", "-B", branch], cwd)
     write_promotion(promotion)
     import dataclasses
@@ -897,6 +917,15 @@ def open_promotion_pr(
             f"`{context.sha[:12]}`" + (f" ([run]({run_url}))" if run_url else "") + ".",
             f"Merging this makes `{target}` serve it; the plan on this pull request shows "
             f"exactly the `{target}` change.",
+            *(
+                [
+                    "",
+                    "Not promoted (pin the versions in the source set, then merge again):",
+                    _fenced("\n".join(refused) + "\n"),
+                ]
+                if refused
+                else []
+            ),
         ]
     )
     # The diff in whole lines, the fence closed (reconciler/fit.py), never cut mid-line.
@@ -918,7 +947,8 @@ def open_promotion_pr(
         answer = api.send(
             "PATCH", f"/repos/{context.repository}/pulls/{number}", {"title": title, "body": body}
         )
-        return PromotionPr("updated", branch, number, str(_get(answer, "html_url") or ""), diff)
+        url = str(_get(answer, "html_url") or "")
+        return PromotionPr("updated", branch, number, url, diff, refused)
     answer = api.send(
         "POST",
         f"/repos/{context.repository}/pulls",
@@ -930,6 +960,7 @@ def open_promotion_pr(
         int(_get(answer, "number") or 0),
         str(_get(answer, "html_url") or ""),
         diff,
+        refused,
     )
 
 

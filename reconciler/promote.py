@@ -40,6 +40,18 @@ class NothingToPromote(UserError):
     """Every named service already has the target set equal to the source set."""
 
 
+PINNED_FIELDS = ("agent_version_number", "service_hierarchical_state_machine_version_number")
+
+
+class UnpinnedSource(UserError):
+    """A source set leaves a version number unpinned ("latest"): the promoted set would
+    float to whatever is newest when applied, not serve what was verified."""
+
+    def __init__(self, diagnostics: list[Diagnostic], unpinned: Mapping[str, tuple[str, ...]]):
+        super().__init__(diagnostics)
+        self.unpinned = dict(unpinned)  # service -> the unpinned fields of its source set
+
+
 @dataclass(frozen=True, slots=True)
 class FileChange:
     """One manifest file's text before and after promotion."""
@@ -79,8 +91,13 @@ def plan_promotion(
     target: str,
     all_services: bool = False,
     env: Mapping[str, str] | None = None,
+    require_pinned: bool = True,
 ) -> Promotion:
-    """Compute the edits (nothing written); UserError names whatever is refused and why."""
+    """Compute the edits (nothing written); UserError names whatever is refused and why.
+
+    `require_pinned`: refuse a source set that leaves a version number unpinned
+    (UnpinnedSource); only the text-editing tests turn it off.
+    """
     if target.casefold() == EDGE:
         # The API's set names are case-sensitive: '--to EDGE' would create a new set named
         # EDGE beside edge, which is never what someone typing it means.
@@ -109,6 +126,8 @@ def plan_promotion(
             unchanged.append(service.name)
         else:
             promoted.append(service)
+    if require_pinned:
+        _refuse_unpinned(promoted, source, target)
     if not promoted:
         names = ", ".join(f"'{n}'" for n in unchanged)
         raise NothingToPromote(
@@ -127,6 +146,31 @@ def plan_promotion(
         promoted=tuple(s.name for s in promoted),
         unchanged=tuple(unchanged),
     )
+
+
+def _refuse_unpinned(services: Sequence[DesiredService], source: str, target: str) -> None:
+    """UnpinnedSource naming each service whose source set leaves a version number unpinned."""
+    problems: list[Diagnostic] = []
+    unpinned: dict[str, tuple[str, ...]] = {}
+    for service in services:
+        sets = service.version_sets[source]
+        fields = tuple(f for f in PINNED_FIELDS if getattr(sets, f) is None)
+        if not fields:
+            continue
+        unpinned[service.name] = fields
+        problems.append(
+            Diagnostic(
+                f"'{service.name}': '{source}' leaves {' and '.join(fields)} unpinned (latest), "
+                f"so '{target}' would float to whatever version is newest when applied, not "
+                f"serve what was verified; pin {'them' if len(fields) > 1 else 'it'} in "
+                f"'{source}' (the version numbers it was verified with, e.g. from `reconciler "
+                "export`) and promote again",
+                pos=service.pos(f"spec.version_sets.{source}"),
+                service=service.name,
+            )
+        )
+    if problems:
+        raise UnpinnedSource(problems, unpinned)
 
 
 def write_promotion(promotion: Promotion) -> None:

@@ -6,6 +6,7 @@ Each step reads the GITHUB_* variables of the run (docs/ci.md).
 from __future__ import annotations
 
 import os
+import sys
 from typing import TYPE_CHECKING
 
 import click
@@ -541,7 +542,11 @@ def ci_promotion_pr(
     remote: str,
 ) -> None:
     """Run `reconciler promote` on a branch, push it, and open (or update) its pull request.
-    Sets outputs `action` (created, updated, nothing), `number` and `url`."""
+    Sets outputs `action` (created, updated, nothing, refused), `number` and `url`.
+
+    A service whose source set leaves a version unpinned is left out with a warning (its
+    target would float to "latest", not serve what was verified); exit 1 when that leaves
+    nothing to promote."""
     import json
 
     from reconciler.github import GitHubApi, GitHubError, open_promotion_pr
@@ -578,6 +583,18 @@ def ci_promotion_pr(
         )
     finally:
         api.close()
+    from reconciler.diagnostics import workflow_command
+
+    for reason in result.refused:  # a floating source set: not promoted, say so where seen
+        echo(workflow_command("warning", reason, {"title": "promotion refused"}))
+    if result.refused:
+        _summary(
+            f"Not promoted from {source} to {target} (pin the versions in {source}, then merge "
+            "again):\n\n" + "\n".join(f"- {reason}" for reason in result.refused) + "\n"
+        )
+    if result.action == "refused":
+        _outputs(action=result.action, number="", url="")
+        sys.exit(1)
     if result.action == "nothing":
         _summary(f"Nothing to promote from {source} to {target}.")
     else:

@@ -38,11 +38,14 @@ HEADER = (
 )
 
 
-def manifest(tmp_path: Path, canary: int, extra: str = "") -> Path:
+def manifest(tmp_path: Path, canary: int, extra: str = "", *, machine: int | None = None) -> Path:
     folder = tmp_path / "services"
     folder.mkdir(exist_ok=True)
+    pin = (
+        "" if machine is None else f", service_hierarchical_state_machine_version_number: {machine}"
+    )
     (folder / "front.yaml").write_text(
-        HEADER + f"    canary: {{agent_version_number: {canary}}}  # try here\n" + extra
+        HEADER + f"    canary: {{agent_version_number: {canary}{pin}}}  # try here\n" + extra
     )
     return folder
 
@@ -163,7 +166,7 @@ def test_without_rollback_a_failure_is_reported_and_left_in_place(
 def test_a_passing_canary_is_promoted_and_the_promotion_plan_is_only_the_release_change(
     tmp_path: Path, emulator: Emulator, run: Run
 ) -> None:
-    folder = manifest(tmp_path, canary=4)
+    folder = manifest(tmp_path, canary=4, machine=3)  # pinned: promote refuses "latest"
     applied = run("apply", str(folder), *VERIFY, "--rollback-on-failure", "--format", "json")
     assert applied.exit_code == 0, applied.output
     report = json.loads(applied.stdout)
@@ -176,7 +179,8 @@ def test_a_passing_canary_is_promoted_and_the_promotion_plan_is_only_the_release
     assert promoted.exit_code == 0, promoted.output
     edited = (folder / "front.yaml").read_text()
     assert edited == text.replace(
-        "release: {agent_version_number: 3}", "release: {agent_version_number: 4}"
+        "release: {agent_version_number: 3}",
+        "release: {agent_version_number: 4, service_hierarchical_state_machine_version_number: 3}",
     )
 
     planned = run("plan", str(folder), "--format", "json")
@@ -186,7 +190,8 @@ def test_a_passing_canary_is_promoted_and_the_promotion_plan_is_only_the_release
         ("upsert_version_set", "release")
     ]
     assert [(c["path"], c["old"], c["new"]) for c in plan["operations"][0]["changes"]] == [
-        ("agent_version_number", 3, 4)
+        ("agent_version_number", 3, 4),
+        ("service_hierarchical_state_machine_version_number", None, 3),
     ]
 
 

@@ -53,14 +53,19 @@ def git(cwd: Path, *args: str) -> str:
     ).stdout
 
 
-def make_repo(tmp_path: Path, canary: int) -> Path:
-    """A manifests repository whose `origin` is a bare repository beside it."""
+SM = "service_hierarchical_state_machine_version_number"
+
+
+def make_repo(tmp_path: Path, canary: int, *, pinned: bool = True) -> Path:
+    """A manifests repository whose `origin` is a bare repository beside it; the canary pins
+    its state machine version unless not `pinned` (promote refuses a floating source)."""
+    pin = f", {SM}: 3" if pinned else ""
     origin = tmp_path / "origin.git"
     git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
     repo = tmp_path / "repo"
     (repo / "services").mkdir(parents=True)
     (repo / "services" / "front.yaml").write_text(
-        HEADER + f"    canary: {{agent_version_number: {canary}}}  # try here\n"
+        HEADER + f"    canary: {{agent_version_number: {canary}{pin}}}  # try here\n"
     )
     git(repo, "init", "-q", "-b", "main")
     git(repo, "remote", "add", "origin", str(origin))
@@ -148,7 +153,7 @@ def test_a_passing_canary_is_posted_and_its_promotion_pull_request_opened_then_u
     assert (method, path) == ("POST", PULLS)
     assert (pr["head"], pr["base"]) == (BRANCH, "main")
     assert "-    release: {agent_version_number: 3}" in pr["body"]
-    assert "+    release: {agent_version_number: 4}" in pr["body"]
+    assert f"+    release: {{agent_version_number: 4, {SM}: 3}}" in pr["body"]
     # The pushed branch holds one commit changing exactly the release line.
     origin = tmp_path / "origin.git"
     diff = git(origin, "diff", "main", BRANCH)
@@ -157,7 +162,7 @@ def test_a_passing_canary_is_posted_and_its_promotion_pull_request_opened_then_u
     ]
     assert changed == [
         "-    release: {agent_version_number: 3}",
-        "+    release: {agent_version_number: 4}",
+        f"+    release: {{agent_version_number: 4, {SM}: 3}}",
     ]
     assert git(origin, "rev-list", "--count", f"main..{BRANCH}").strip() == "1"
     # The promotion's plan shows only the release change.
@@ -220,3 +225,23 @@ def test_a_direct_push_has_no_pull_request_to_post_on(tmp_path: Path, github: Fa
     assert github.writes == []
     assert "the result is in the job summary" in verified.output
     assert "Verification passed" in (tmp_path / "summary.md").read_text()
+
+
+def test_a_floating_canary_is_not_promoted_and_the_job_says_why(
+    tmp_path: Path, github: FakeGitHub
+) -> None:
+    """Review of #18: a canary that leaves its state machine at "latest" would make release
+    float, not serve what was verified; the promotion pull request is not opened."""
+    repo = make_repo(tmp_path, canary=4, pinned=False)
+    loop = Loop(tmp_path, github, Emulator.from_seed(seed(canary_agent=3)))
+    result = loop(
+        repo, "ci", "promotion-pr", "--services", '["Front Desk"]', "--manifests", "services"
+    )
+    assert result.exit_code == 1, result.output
+    assert loop.outputs()["action"] == "refused"
+    assert "::warning title=promotion refused::" in result.output
+    assert f"leaves {SM} unpinned" in result.output
+    assert f"leaves {SM} unpinned" in (tmp_path / "summary.md").read_text()
+    assert github.writes == []
+    assert BRANCH not in git(tmp_path / "origin.git", "branch", "--list")
+    assert "Traceback" not in result.output

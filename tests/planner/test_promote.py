@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -14,7 +15,14 @@ from support.cli import emulator_client
 from reconciler.cli import main
 from reconciler.diagnostics import UserError
 from reconciler.manifests import load_manifests
-from reconciler.promote import NothingToPromote, plan_promotion
+from reconciler.promote import NothingToPromote, UnpinnedSource
+from reconciler.promote import plan_promotion as _plan_promotion
+
+
+def plan_promotion(*args: Any, **kwargs: Any) -> Any:
+    """The text-editing tests promote unpinned sets too: the refusal is tested on its own."""
+    return _plan_promotion(*args, require_pinned=False, **kwargs)
+
 
 HEAD = """\
 # {name}: comments stay
@@ -172,19 +180,50 @@ def test_a_new_target_set_leaves_out_the_source_verify(tmp_path: Path, canary: s
 
 def test_cli_diff_write_and_exit_codes(tmp_path: Path) -> None:
     path = tmp_path / "a.yaml"
-    path.write_text(document("Front", CANARIES["block"], RELEASES["flow"]))
+    path.write_text(document("Front", CANARIES["flow"], RELEASES["flow"]))
     runner = CliRunner()
     args = ["promote", "Front", "--from", "canary", "--to", "release", "--manifests", str(path)]
     dry = runner.invoke(main, [*args, "--dry-run"])
     assert dry.exit_code == 0, dry.output
     assert "-    release: {agent_version_number: 3}" in dry.stdout
-    assert path.read_text() == document("Front", CANARIES["block"], RELEASES["flow"])
+    assert path.read_text() == document("Front", CANARIES["flow"], RELEASES["flow"])
     done = runner.invoke(main, args)
     assert done.exit_code == 0, done.output
     again = runner.invoke(main, args)
     assert again.exit_code == 3 and "nothing to promote" in again.stderr
     edge = runner.invoke(main, [*args[:-4], "--to", "edge", "--manifests", str(path)])
     assert edge.exit_code == 1 and "edge" in edge.stderr
+
+
+@pytest.mark.parametrize(
+    ("canary", "unpinned"),
+    [
+        (CANARIES["block"], "service_hierarchical_state_machine_version_number"),
+        (CANARIES["empty"], "agent_version_number and service_hierarchical_state_machine"),
+        ("    canary: {agent_version_number: null, "
+         "service_hierarchical_state_machine_version_number: 2}\n", "agent_version_number"),
+    ],
+    ids=["omitted", "empty", "null"],
+)  # fmt: skip
+def test_an_unpinned_source_is_refused_naming_the_fields(
+    tmp_path: Path, canary: str, unpinned: str
+) -> None:
+    """Review of #18: release would float to 'latest', not serve what was verified."""
+    path = tmp_path / "a.yaml"
+    text = document("Front", canary, RELEASES["flow"])
+    path.write_text(text)
+    with pytest.raises(UnpinnedSource) as caught:
+        _plan_promotion([path], ["Front"], source="canary", target="release")
+    [diagnostic] = caught.value.diagnostics
+    assert f"'Front': 'canary' leaves {unpinned}" in diagnostic.message
+    assert "pin" in diagnostic.message and diagnostic.pos is not None
+    canary_line = text.splitlines().index(canary.splitlines()[0]) + 1
+    assert diagnostic.pos.line in (canary_line, canary_line + 1)  # the set (block: its body)
+    result = CliRunner().invoke(
+        main, ["promote", "Front", "--from", "canary", "--to", "release", "--manifests", str(path)]
+    )
+    assert result.exit_code == 1 and "unpinned (latest)" in result.stderr
+    assert path.read_text() == text
 
 
 def test_after_promotion_the_plan_shows_only_the_release_change(tmp_path: Path) -> None:
