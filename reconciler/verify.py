@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from reconciler.api.errors import ApiError
+from reconciler.api.errors import ApiError, DeadlineExceeded
 from reconciler.diagnostics import Diagnostic, did_you_mean
 
 if TYPE_CHECKING:
@@ -123,8 +123,40 @@ def run_verification(
     cancel: threading.Event | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> Verification:
-    """Run the test sets covering `targets` and wait for them (see the module docstring)."""
+    """Run the test sets covering `targets` and wait for them (see the module docstring).
+
+    `timeout` bounds everything, the client's rate-limit and retry waits included.
+    """
     started = clock()
+    try:
+        with client.deadline(timeout):
+            return _run_verification(
+                client, targets, started, timeout, poll_seconds, on_progress, cancel, clock
+            )
+    except DeadlineExceeded as exc:  # before any run started (the runs' phase catches its own)
+        return Verification(
+            organization=client.config.organization,
+            targets=tuple(dict.fromkeys(targets)),
+            errors=(
+                Diagnostic(
+                    f"verification stopped at the overall timeout ({timeout:g}s) before any "
+                    f"run started: {exc}"
+                ),
+            ),
+            elapsed_seconds=clock() - started,
+        )
+
+
+def _run_verification(
+    client: AmigoClient,
+    targets: Sequence[VerifyTarget],
+    started: float,
+    timeout: float,
+    poll_seconds: float,
+    on_progress: Callable[[str], None] | None,
+    cancel: threading.Event | None,
+    clock: Callable[[], float],
+) -> Verification:
     before = dict(client.request_counts)
     tell = on_progress or (lambda _message: None)
     errors: list[Diagnostic] = []
@@ -217,53 +249,95 @@ def run_verification(
 
     results: dict[str, TestSetResult] = {}
     runs: dict[str, str] = {}  # run id -> set id
-    for ident, test_set in chosen.items():
-        if cancel is not None and cancel.is_set():
-            break
+    blocked: dict[str, str] = {}  # an earlier unfinished run of ours -> the set it holds up
+    deadline = started + timeout
+
+    def start(ident: str) -> None:
+        """Start a run of `ident`; on 409 (our earlier run of it is still unfinished) wait
+        for that one, then start ours: its results are for what was live when it began."""
+        name = str(chosen[ident].get("name"))
         try:
             run_id = client.create_unit_test_set_run(ident)
         except ApiError as exc:
+            if exc.status == 409:
+                earlier = _unfinished(client, ident)
+                if earlier is not None:
+                    blocked[earlier] = ident
+                    tell(
+                        f"verify: '{name}' has an unfinished run {earlier} (started earlier "
+                        "by this user); waiting for it, then starting a fresh run"
+                    )
+                    return
             message = str(exc)
             if exc.status == 409:
                 message = (
-                    "a run of this set started by the same user is still unfinished; wait for "
-                    "it to finish (or cancel it) and verify again"
+                    "a run of this set started by the same user is still unfinished and "
+                    "could not be found to wait for; wait for it to finish (or cancel it) and "
+                    "verify again"
                 )
+            outcome = Outcome.TIMED_OUT if isinstance(exc, DeadlineExceeded) else Outcome.ERRORED
             results[ident] = TestSetResult(
-                ident,
-                str(test_set.get("name")),
-                tuple(covers[ident]),
-                Outcome.ERRORED,
-                message=message,
+                ident, name, tuple(covers[ident]), outcome, message=message
             )
-            continue
+            return
         runs[run_id] = ident
-        tell(f"verify: started '{test_set.get('name')}' (run {run_id})")
+        tell(f"verify: started '{name}' (run {run_id})")
 
     latest: dict[str, dict[str, Any]] = {}
-    pending = set(runs)
-    deadline = started + timeout
-    while pending:
-        for run in client.list_unit_test_set_runs(sorted(pending)):
-            run_id = str(run.get("id"))
-            if run_id in pending:
-                latest[run_id] = run
-                if run.get("is_completed"):
-                    pending.discard(run_id)
-        done = len(runs) - len(pending)
-        elapsed = clock() - started
-        tell(f"verify: {done}/{len(runs)} test set runs finished ({elapsed:.0f}s elapsed)")
-        if not pending:
-            break
-        left = deadline - clock()
-        if left <= 0 or (cancel is not None and cancel.is_set()):
-            break
-        wait = min(poll_seconds, left)
-        if cancel is not None:
-            cancel.wait(wait)
-        else:
-            time.sleep(wait)
-
+    pending: set[str] = set()
+    try:
+        with client.deadline(max(0.0, deadline - clock())):
+            for ident in chosen:
+                if cancel is not None and cancel.is_set():
+                    break
+                start(ident)
+            pending = set(runs)
+            while pending or blocked:
+                watched = sorted(pending | set(blocked))
+                for run in client.list_unit_test_set_runs(watched):
+                    run_id = str(run.get("id"))
+                    if run_id in pending:
+                        latest[run_id] = run
+                        if run.get("is_completed"):
+                            pending.discard(run_id)
+                    elif run_id in blocked and run.get("is_completed"):
+                        before_runs = set(runs)
+                        start(blocked.pop(run_id))
+                        pending |= set(runs) - before_runs
+                done = len(runs) - len(pending)
+                elapsed = clock() - started
+                tell(f"verify: {done}/{len(runs)} test set runs finished ({elapsed:.0f}s elapsed)")
+                if not pending and not blocked:
+                    break
+                left = deadline - clock()
+                if left <= 0 or (cancel is not None and cancel.is_set()):
+                    break
+                wait = min(poll_seconds, left)
+                if cancel is not None:
+                    cancel.wait(wait)
+                else:
+                    time.sleep(wait)
+    except DeadlineExceeded as exc:
+        tell(f"verify: stopped at the overall timeout ({timeout:g}s): {exc}")
+    for earlier, ident in blocked.items():
+        results[ident] = TestSetResult(
+            ident,
+            str(chosen[ident].get("name")),
+            tuple(covers[ident]),
+            Outcome.TIMED_OUT,
+            message=f"not started: this user's earlier run {earlier} of the set was still "
+            "unfinished at the timeout",
+        )
+    stopped = cancel is not None and cancel.is_set()
+    for ident in chosen:
+        if not stopped and ident not in results and ident not in runs.values():
+            results[ident] = TestSetResult(
+                ident,
+                str(chosen[ident].get("name")),
+                tuple(covers[ident]),
+                Outcome.TIMED_OUT,
+                message=f"not started within the overall timeout ({timeout:g}s)",
+            )
     for run_id, ident in runs.items():
         results[ident] = _result(
             ident,
@@ -290,6 +364,13 @@ def run_verification(
         elapsed_seconds=clock() - started,
         cancelled=cancel is not None and cancel.is_set(),
     )
+
+
+def _unfinished(client: AmigoClient, ident: str) -> str | None:
+    """The id of this user's unfinished run of set `ident` (newest first), if the API shows one."""
+    runs = client.unfinished_unit_test_set_runs(ident)
+    runs.sort(key=lambda r: str(r.get("created_at") or ""), reverse=True)
+    return str(runs[0]["id"]) if runs and runs[0].get("id") else None
 
 
 def _result(

@@ -21,6 +21,7 @@ provably did nothing), is still an error.
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -34,6 +35,7 @@ from reconciler.api.auth import TokenCache, parse_expires_at
 from reconciler.api.config import DEFAULT_BASE_URL, MONGO_CLUSTER_HEADER, ApiConfig
 from reconciler.api.errors import (
     ApiError,
+    DeadlineExceeded,
     OutcomeUnknown,
     RateLimited,
     RequestCancelled,
@@ -174,7 +176,9 @@ class AmigoClient:
         # an earlier attempt of it may have acted). Requests on the wire finish.
         self.cancel = cancel or threading.Event()
         self._clock: Callable[[], float] = clock or time.time
-        self._sleep: Callable[[float], None] = sleep or self._wait
+        self._inner_sleep: Callable[[float], None] = sleep or self._wait
+        self._sleep: Callable[[float], None] = self._bounded_sleep
+        self._deadline: float | None = None  # on self._clock's scale; see `deadline`
         self._on_wait = on_wait
         self._retry = retry_policy or RetryPolicy()
         mounts: dict[str, httpx.BaseTransport | None] = {}
@@ -264,6 +268,31 @@ class AmigoClient:
     def _wait(self, seconds: float) -> None:
         """Sleep, but wake at once when the apply is cancelled."""
         self.cancel.wait(max(0.0, seconds))
+
+    def _bounded_sleep(self, seconds: float) -> None:
+        """Every wait of the client (rate limit, retry backoff): refused at once when it
+        would run past the deadline, rather than slept and found too late."""
+        deadline = self._deadline
+        if deadline is not None and self._clock() + seconds > deadline:
+            left = max(0.0, deadline - self._clock())
+            raise DeadlineExceeded(
+                "",
+                detail=f"waiting {seconds:.0f}s (rate limit or retry) would pass the overall "
+                f"timeout ({left:.0f}s left)",
+            )
+        self._inner_sleep(seconds)
+
+    @contextlib.contextmanager
+    def deadline(self, seconds: float) -> Iterator[None]:
+        """Within the block, no wait runs past `seconds` from now: a call that would have to
+        wait longer raises DeadlineExceeded (nothing more is sent for it)."""
+        previous = self._deadline
+        ends = self._clock() + seconds
+        self._deadline = ends if previous is None else min(previous, ends)
+        try:
+            yield
+        finally:
+            self._deadline = previous
 
     # --- reads -----------------------------------------------------------------
     def list_services(
@@ -356,6 +385,23 @@ class AmigoClient:
             [],
             "simulation_unit_test_set_runs",
             UNIT_TEST_SET_RUNS_PAGE_SIZE,
+        )
+
+    def unfinished_unit_test_set_runs(self, unit_test_set_id: str) -> list[dict[str, Any]]:
+        """This user's unfinished runs of one set (the API allows one at a time per user)."""
+        creator = f"{self.config.organization},{self.config.user_id}"
+        return list(
+            self._paginate(
+                GET_UNIT_TEST_SET_RUNS,
+                self._org_path("simulation/unit_test_set_run/"),
+                [
+                    ("simulation_unit_test_set_id", unit_test_set_id),
+                    ("is_completed", "false"),
+                    ("creator", creator),
+                ],
+                "simulation_unit_test_set_runs",
+                UNIT_TEST_SET_RUNS_PAGE_SIZE,
+            )
         )
 
     def create_unit_test_set_run(self, unit_test_set_id: str) -> str:
@@ -525,7 +571,18 @@ class AmigoClient:
         token, expires_at = check_sign_in(payload, response.status_code)
         return token, parse_expires_at(expires_at, self._clock())
 
-    def _call(
+    def _call(self, operation_id: str, *args: Any, **kwargs: Any) -> httpx.Response:
+        """Send one logical request (`_send`); a deadline reached names this operation."""
+        try:
+            return self._send(operation_id, *args, **kwargs)
+        except DeadlineExceeded as exc:
+            if exc.operation:
+                raise
+            raise DeadlineExceeded(
+                operation_id, detail=exc.detail, service=kwargs.get("service")
+            ) from None
+
+    def _send(
         self,
         operation_id: str,
         method: str,
@@ -561,9 +618,10 @@ class AmigoClient:
                         service=service,
                         hint=_MAY_HAVE_ACTED_HINT,
                     ) from None
-                raise RequestCancelled(
-                    operation_id, detail=stopped.detail, service=service
-                ) from None
+                kind = (
+                    DeadlineExceeded if isinstance(stopped, DeadlineExceeded) else RequestCancelled
+                )
+                raise kind(operation_id, detail=stopped.detail, service=service) from None
             self._count(operation_id)
             try:
                 with attempt_deadline(self.config.attempt_deadline_seconds):

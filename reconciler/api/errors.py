@@ -108,3 +108,8 @@ class OutcomeUnknown(ApiError):
 
 class RequestCancelled(ApiError):
     """The apply was cancelled (Ctrl-C) while this call waited to send: nothing was sent."""
+
+
+class DeadlineExceeded(RequestCancelled):
+    """A wait (rate limit, retry) would run past the caller's overall deadline
+    (`AmigoClient.deadline`, e.g. `verify --timeout`): the call was not sent again."""

@@ -123,12 +123,63 @@ def test_a_slow_run_times_out_and_a_second_run_is_refused_while_it_runs() -> Non
     result = verify(emulator, CANARY, timeout=0.05)
     [smoke] = result.test_sets
     assert smoke.outcome is Outcome.TIMED_OUT
-    again = verify(emulator, CANARY, timeout=0.05)
-    assert again.test_sets[0].outcome is Outcome.ERRORED
-    assert "still unfinished" in again.test_sets[0].message
+    again = verify(emulator, CANARY, timeout=0.05)  # the first run is still going: awaited
+    assert again.test_sets[0].outcome is Outcome.TIMED_OUT
+    assert f"earlier run {smoke.run_id} of the set was still unfinished" in (
+        again.test_sets[0].message
+    )
     with client_for(emulator) as client, pytest.raises(ApiError) as caught:
         client.create_unit_test_set_run(smoke.unit_test_set_id)
     assert caught.value.status == 409
+
+
+def test_a_second_verify_awaits_the_unfinished_run_then_runs_its_own() -> None:
+    """Review of #18: the API's 409 ("still unfinished") was reported as errored."""
+    now = [1000.0]
+    emulator = Emulator.from_seed(seed(duration_seconds=30), clock=lambda: now[0])
+    first = verify(emulator, CANARY, timeout=0.05)
+    assert first.test_sets[0].outcome is Outcome.TIMED_OUT  # its run keeps going
+    messages: list[str] = []
+
+    def progress(message: str) -> None:
+        messages.append(message)
+        now[0] += 20  # the emulator's runs advance as the verification polls
+
+    second = verify(emulator, CANARY, timeout=30, on_progress=progress)
+    assert second.passed, second
+    [smoke] = second.test_sets
+    assert smoke.run_id not in (None, first.test_sets[0].run_id)  # a fresh run, not the old
+    assert any(f"unfinished run {first.test_sets[0].run_id}" in m for m in messages)
+    assert second.runs_started == 1
+
+
+def test_the_timeout_bounds_rate_limit_waits_too() -> None:
+    """Review of #18: a 429 on sign-in held `verify --timeout 2` for its whole Retry-After."""
+    import time
+
+    from reconciler.api.operations import SIGN_IN
+    from reconciler.emulator.faults import Fault
+
+    emulator = Emulator.from_seed(seed())
+    emulator.inject(SIGN_IN, Fault.STATUS_429)
+    started = time.monotonic()
+    result = verify(emulator, CANARY, timeout=2)
+    assert time.monotonic() - started < 3
+    assert not result.passed and not result.test_sets
+    [error] = result.errors
+    assert "overall timeout (2s) before any run started" in error.message
+    assert "sign-in-with-api-key failed" in error.message and "rate limit" in error.message
+
+
+def test_a_deadline_reached_while_polling_is_timed_out_not_an_error() -> None:
+    from reconciler.api.operations import GET_UNIT_TEST_SET_RUNS
+    from reconciler.emulator.faults import Fault
+
+    emulator = Emulator.from_seed(seed(duration_seconds=600))
+    emulator.inject(GET_UNIT_TEST_SET_RUNS, Fault.STATUS_429, times=5)
+    result = verify(emulator, CANARY, timeout=2)
+    [smoke] = result.test_sets
+    assert smoke.outcome is Outcome.TIMED_OUT and not result.errors
 
 
 def test_runs_in_progress_show_null_results_then_complete() -> None:
