@@ -260,7 +260,18 @@ def _run_verification(
             run_id = client.create_unit_test_set_run(ident)
         except ApiError as exc:
             if exc.status == 409:
-                earlier = _unfinished(client, ident)
+                try:
+                    earlier = _unfinished(client, ident)
+                except DeadlineExceeded:
+                    results[ident] = TestSetResult(
+                        ident,
+                        name,
+                        tuple(covers[ident]),
+                        Outcome.TIMED_OUT,
+                        message="an earlier run of this set by this user is still unfinished "
+                        "(409), and the overall timeout passed while looking it up",
+                    )
+                    return
                 if earlier is not None:
                     blocked[earlier] = ident
                     tell(
