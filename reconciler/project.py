@@ -44,6 +44,7 @@ SETTINGS = (
     "prune",
     "paths",
     "policy",
+    "policy_timeout",
     "mongo_cluster",
 )
 TOP_LEVEL = ("version", "environments", *SETTINGS)
@@ -66,6 +67,7 @@ class Environment:
     prune: bool = False
     paths: tuple[str, ...] = ()  # as written: relative to the project file's directory
     policy: tuple[str, ...] = ()  # likewise
+    policy_timeout: float | None = None  # seconds; --policy-timeout overrides it
     mongo_cluster: str | None = None
     source: SourcePos | None = None
 
@@ -79,6 +81,7 @@ class Environment:
             "prune": self.prune,
             "paths": list(self.paths),
             "policy": list(self.policy),
+            "policy_timeout": self.policy_timeout,
             "mongo_cluster": self.mongo_cluster,
         }
 
@@ -244,6 +247,12 @@ class _Reader:
                     out[key] = value.value.lower() in ("true", "yes", "on")
             elif key in ("paths", "policy"):
                 out[key] = self.strings(value, here)
+            elif key == "policy_timeout":
+                seconds = _seconds(value)
+                if seconds is None:
+                    self.error(value, f"{here} must be a number of seconds greater than 0")
+                else:
+                    out[key] = seconds
             elif key == "credentials":
                 out[key] = self.credentials(value, here)
             elif key == "variables":
@@ -300,6 +309,20 @@ class _Reader:
                 continue
             out[key] = str(value.value)
         return out
+
+
+def _seconds(node: Node) -> float | None:
+    """A positive int or float scalar (not a string, not a bool), else None."""
+    if not isinstance(node, ScalarNode) or node.tag not in (
+        "tag:yaml.org,2002:int",
+        "tag:yaml.org,2002:float",
+    ):
+        return None
+    try:
+        value = float(node.value)
+    except ValueError:
+        return None
+    return value if 0 < value < float("inf") else None
 
 
 def _header_safe(text: str) -> bool:
@@ -424,6 +447,13 @@ class Selection:
         if own is None or self.project is None:
             return ()
         return self.project.resolve(own.policy)
+
+    def policy_timeout(self, flag: float | None) -> float | None:
+        """--policy-timeout if given, else the environment's `policy_timeout` (None: default)."""
+        if flag is not None:
+            return flag
+        own = self._settings
+        return own.policy_timeout if own is not None else None
 
     def mongo_cluster(self, flag: str | None, process: Mapping[str, str]) -> str | None:
         """--mongo-cluster, else AMIGO_MONGO_CLUSTER_NAME, else the environment's (None: unset)."""

@@ -18,7 +18,7 @@ def policy_group() -> None:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
 @policy_timeout_option
 @handle_errors
-def policy_test(paths: tuple[str, ...], policy_timeout: float) -> None:
+def policy_test(paths: tuple[str, ...], policy_timeout: float | None) -> None:
     """Run the policies' own `test_` rules (as `opa test` / `conftest verify`).
 
     Exit 0 when every test passes, 1 when one fails or a policy is broken.

@@ -349,10 +349,10 @@ policy_timeout_option = click.option(
     "--policy-timeout",
     "policy_timeout",
     type=click.FloatRange(min=0.1),
-    default=30.0,
-    show_default=True,
+    default=None,
     metavar="SECONDS",
-    help="Wall-clock limit for evaluating the policies (they run in a sandboxed child process).",
+    help="Wall-clock limit for evaluating the policies (they run in a sandboxed child "
+    "process); default: the environment's policy_timeout, else 30.",
 )
 
 
@@ -379,7 +379,7 @@ def policy_options(func: F) -> F:
         *args: Any,
         policy_paths: tuple[str, ...],
         namespaces: tuple[str, ...],
-        policy_timeout: float,
+        policy_timeout: float | None,
         **kwargs: Any,
     ) -> Any:
         kwargs["policy"] = PolicyOptions(
@@ -395,11 +395,15 @@ class PolicyOptions:
     paths: tuple[str, ...]
     namespaces: tuple[str, ...]
     namespaces_given: bool = False  # --namespace on the command line
-    timeout: float = 30.0  # --policy-timeout
+    timeout: float | None = None  # --policy-timeout (None: the environment's, else 30)
 
     def within(self, selection: Selection) -> PolicyOptions:
         """--policy if given, else the selected environment's `policy` paths."""
-        return replace(self, paths=selection.policy(self.paths))
+        return replace(
+            self,
+            paths=selection.policy(self.paths),
+            timeout=selection.policy_timeout(self.timeout),
+        )
 
     def load(self) -> Policies | None:
         """The policy modules, compiled once to fail fast (before any API call); None if none."""

@@ -597,3 +597,32 @@ def test_non_hermetic_builtins_are_refused_at_load(
     assert result.exit_code == 1, result.output
     assert f"{policy}:4:" in result.output
     assert f"{call.split('(')[0]} is not allowed" in result.output and why in result.output
+
+
+def test_an_environment_sets_the_policy_timeout(
+    run: Callable[..., Result], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shutil.copytree(SERVICES, tmp_path / "services")
+    (tmp_path / "slow.rego").write_text(SLOW)
+    (tmp_path / "reconciler.yaml").write_text(
+        "environments:\n  staging:\n    organization: org-1\n    paths: [services]\n"
+        "    policy: [slow.rego]\n    policy_timeout: 1\n"
+        "  production:\n    organization: org-2\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    result = run("validate", "--env", "staging")
+    assert result.exit_code == 1, result.output
+    assert "exceeded 1 s" in result.output
+
+
+def test_a_bad_policy_timeout_in_the_project_file_is_refused_at_its_line(tmp_path: Path) -> None:
+    from reconciler.diagnostics import UserError
+    from reconciler.project import load_project
+
+    path = tmp_path / "reconciler.yaml"
+    path.write_text("environments:\n  staging:\n    organization: o\n    policy_timeout: '5'\n")
+    with pytest.raises(UserError) as caught:
+        load_project(path)
+    [diagnostic] = caught.value.diagnostics
+    assert diagnostic.pos is not None and diagnostic.pos.line == 4
+    assert "policy_timeout must be a number of seconds greater than 0" in diagnostic.message
