@@ -76,6 +76,57 @@ class Drift:
 
 
 @dataclass(frozen=True, slots=True)
+class RehearsalRefusal:
+    """One operation the emulator's reading of the API refused during a rehearsal.
+
+    `rule` names what refused it: the API operation and status (a documented rule),
+    or the emulator's interpretation id (docs/emulator.md) when the refusal rests
+    only on its reading of an ambiguous rule; then it is a warning, not a failure.
+    """
+
+    key: str
+    service: str
+    description: str  # the operation, as people read it (applier.describe)
+    rule: str
+    detail: str  # the API-style message the emulator answered
+    status: int | None = None
+    interpretation: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rehearsal:
+    """The plan applied first to an in-memory copy of the live organization.
+
+    `remaining`: what a second plan against the rehearsed state would still do
+    (empty: converged). `error`: the rehearsal could not be made (and why).
+    """
+
+    operations: int
+    accepted: int
+    refused: tuple[RehearsalRefusal, ...] = ()
+    skipped: int = 0
+    remaining: tuple[str, ...] = ()
+    error: str | None = None
+
+    @property
+    def converged(self) -> bool:
+        return self.error is None and not self.remaining
+
+    @property
+    def failed(self) -> bool:
+        """A documented rule refused an operation, or the plan does not converge in one apply.
+
+        Refusals resting only on an emulator interpretation are warnings; so is the
+        non-convergence they leave behind.
+        """
+        if self.error is not None:
+            return False
+        if any(r.interpretation is None for r in self.refused):
+            return True
+        return not self.refused and bool(self.remaining)
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
     organization: str
     base_url: str
@@ -99,6 +150,9 @@ class Plan:
     # planned for: what policies see besides the operations. None: not recorded.
     services: tuple[Mapping[str, Any], ...] | None = None
     environment: str | None = None
+    # The plan applied to an in-memory copy of live state first (reconciler/rehearsal.py);
+    # None: not rehearsed. Not part of what the plan does: the digest leaves it out.
+    rehearsal: Rehearsal | None = None
 
     @property
     def has_changes(self) -> bool:

@@ -40,6 +40,11 @@ JSON object, format_version 1:
   (optional): every declared service as written, with its source position
   (reconciler/declared.py). With these the plan file is also the policy input
   document (docs/policy.md), so conftest reads it unchanged;
+- `rehearsal` (optional; absent when the plan was not rehearsed, and in plans
+  from before it existed): `{operations, accepted, skipped, refused: [{key,
+  service, description, rule, detail, status, interpretation}], remaining:
+  [text], error}`, the plan applied first to an in-memory copy of live state
+  (reconciler/rehearsal.py). Not part of what the plan does: the digest leaves it out;
 - `checksum`: sha256 of the canonical JSON (sorted keys, no spaces) of every
   other key, so an edited file is refused on load.
 """
@@ -55,7 +60,17 @@ from urllib.parse import urlsplit, urlunsplit
 
 from reconciler.diagnostics import Diagnostic, Severity, SourcePos, UserError
 from reconciler.diff import Change
-from reconciler.plan import FORMAT_VERSION, Action, Drift, Kind, Operation, Plan, canonical_json
+from reconciler.plan import (
+    FORMAT_VERSION,
+    Action,
+    Drift,
+    Kind,
+    Operation,
+    Plan,
+    Rehearsal,
+    RehearsalRefusal,
+    canonical_json,
+)
 from reconciler.redaction import redact
 
 
@@ -159,7 +174,63 @@ def _plan_body(plan: Plan) -> dict[str, Any]:
             service_id: [name, digest]
             for service_id, (name, digest) in sorted(plan.live_services.items())
         }
+    if plan.rehearsal is not None:
+        data["rehearsal"] = rehearsal_to_dict(plan.rehearsal)
     return data
+
+
+def rehearsal_to_dict(rehearsal: Rehearsal) -> dict[str, Any]:
+    """The saved form of a rehearsal (see the module docstring)."""
+    return {
+        "operations": rehearsal.operations,
+        "accepted": rehearsal.accepted,
+        "skipped": rehearsal.skipped,
+        "refused": [
+            {
+                "key": r.key,
+                "service": r.service,
+                "description": r.description,
+                "rule": r.rule,
+                "detail": r.detail,
+                "status": r.status,
+                "interpretation": r.interpretation,
+            }
+            for r in rehearsal.refused
+        ],
+        "remaining": list(rehearsal.remaining),
+        "error": rehearsal.error,
+    }
+
+
+def _rehearsal_from(data: Any) -> Rehearsal | None:
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise _Shape("rehearsal is not an object")
+    remaining = _get(data, "remaining", list, "rehearsal.")
+    if not all(isinstance(line, str) for line in remaining):
+        raise _Shape("rehearsal.remaining is not a list of strings")
+    return Rehearsal(
+        operations=_get(data, "operations", int, "rehearsal."),
+        accepted=_get(data, "accepted", int, "rehearsal."),
+        skipped=_get(data, "skipped", int, "rehearsal."),
+        refused=tuple(
+            RehearsalRefusal(
+                key=_get(r, "key", str, f"rehearsal.refused[{i}]."),
+                service=_get(r, "service", str, f"rehearsal.refused[{i}]."),
+                description=_get(r, "description", str, f"rehearsal.refused[{i}]."),
+                rule=_get(r, "rule", str, f"rehearsal.refused[{i}]."),
+                detail=_get(r, "detail", str, f"rehearsal.refused[{i}]."),
+                status=_get(r, "status", (int, type(None)), f"rehearsal.refused[{i}]."),
+                interpretation=_get(
+                    r, "interpretation", (str, type(None)), f"rehearsal.refused[{i}]."
+                ),
+            )
+            for i, r in enumerate(_get(data, "refused", list, "rehearsal."))
+        ),
+        remaining=tuple(remaining),
+        error=_get(data, "error", (str, type(None)), "rehearsal."),
+    )
 
 
 def plan_to_dict(plan: Plan) -> dict[str, Any]:
@@ -355,6 +426,7 @@ def plan_from_dict(data: Any, *, name: str = "plan") -> Plan:
             live_services=live_services,
             services=None if services is None else tuple(services),
             environment=environment,
+            rehearsal=_rehearsal_from(data.get("rehearsal")),  # absent in older plans
         )
     except _Shape as exc:
         raise UserError(f"{name} is not a valid reconciler plan: {exc}") from None

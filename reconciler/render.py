@@ -33,7 +33,7 @@ from reconciler.diagnostics import SourcePos, workflow_command
 from reconciler.diff import is_user_visible
 from reconciler.fit import GITHUB_COMMENT_LIMIT, SEPARATOR, Budget, fenced, take_lines
 from reconciler.model import OWNERSHIP_TAG_KEY, OWNERSHIP_TAG_VALUE
-from reconciler.plan import Action, Kind, Operation, Plan
+from reconciler.plan import Action, Kind, Operation, Plan, Rehearsal
 from reconciler.planfile import plan_digest, plan_to_json
 from reconciler.redaction import redact
 
@@ -139,6 +139,73 @@ def digest_line(plan: Plan) -> str:
     return f"Plan digest: {plan_digest(plan)}"
 
 
+DISAGREEMENT = (
+    "the planner expected this to succeed; the emulator's reading of the API refused it: "
+)
+
+
+def rehearsal_lines(rehearsal: Rehearsal | None) -> list[tuple[str, str]]:
+    """(severity, line) for a rehearsal: "ok", "warning" or "error" (empty: not rehearsed).
+
+    A refusal is a disagreement between the planner and the emulator, one of them
+    wrong: the line says so and names the rule, so it can be reported with the plan.
+    """
+    if rehearsal is None:
+        return []
+    if rehearsal.error is not None:
+        return [("warning", f"rehearsal: not made: {rehearsal.error}")]
+    n = rehearsal.operations
+    ops = f"{n} operation{'s' if n != 1 else ''}"
+    lines: list[tuple[str, str]] = []
+    for r in rehearsal.refused:
+        status = f"{r.status} " if r.status is not None else ""
+        if r.status is None:
+            lines.append(
+                (
+                    "error",
+                    f"rehearsal: {r.key} ({r.description}) failed on the emulator, "
+                    f"{r.rule}: {r.detail}",
+                )
+            )
+        elif r.interpretation is None:
+            lines.append(
+                (
+                    "error",
+                    f"rehearsal: {r.key} ({r.description}) would be refused; {DISAGREEMENT}"
+                    f"{r.rule}: {status}{r.detail}",
+                )
+            )
+        else:
+            lines.append(
+                (
+                    "warning",
+                    f"rehearsal: {r.key} ({r.description}) was refused only on the emulator's "
+                    f"interpretation {r.interpretation!r} of an ambiguous API rule "
+                    f"(docs/emulator.md), so this is a warning; {DISAGREEMENT}{status}{r.detail}",
+                )
+            )
+    if rehearsal.refused:
+        done = f"{rehearsal.accepted} of {ops} accepted, {len(rehearsal.refused)} refused"
+        if rehearsal.skipped:
+            done += f", {rehearsal.skipped} skipped (they depend on a refused one)"
+        severity = "error" if rehearsal.failed else "warning"
+        lines.append((severity, f"rehearsal: {done}"))
+    elif not rehearsal.remaining:
+        return [("ok", f"rehearsal: {ops} accepted, converged")]
+    if rehearsal.remaining:
+        severity = "error" if rehearsal.failed else "warning"
+        head = (
+            f"rehearsal: all {ops} accepted, but the plan does not converge in one apply "
+            "(a planner defect to report); a second pass would still: "
+            if not rehearsal.refused
+            else "rehearsal: a second pass would still: "
+        )
+        lines.append((severity, head + "; ".join(rehearsal.remaining)))
+    else:
+        lines.append(("ok", "rehearsal: a second pass would change nothing"))
+    return lines
+
+
 def headline(op: Operation) -> str:
     """`+ create service "X"`, `- delete version set "canary" of "X" (id ...)`."""
     symbol = _SYMBOL[op.kind]
@@ -226,9 +293,14 @@ def render_text(plan: Plan, *, color: bool = False) -> str:
     if plan.errors:
         n = len(plan.errors)
         out.append(paint(f"{n} error{'s' if n != 1 else ''}: this plan cannot be applied.", "red"))
+    for severity, line in rehearsal_lines(plan.rehearsal):
+        out.append(paint(line, _REHEARSAL_COLOUR[severity]))
     out.append(reads_line(plan))
     out.append(digest_line(plan))
     return "\n".join(out) + "\n"
+
+
+_REHEARSAL_COLOUR: Mapping[str, str | None] = {"ok": None, "warning": "yellow", "error": "red"}
 
 
 # --- markdown ------------------------------------------------------------------
@@ -391,6 +463,10 @@ def render_markdown(
         n = len(plan.errors)
         head.append(f"> **{n} error{'s' if n != 1 else ''}: this plan cannot be applied.**")
     head.append(f"**{closing_line(plan)}**")
+    rehearsed = rehearsal_lines(plan.rehearsal)
+    if rehearsed:
+        mark = {"ok": "✅", "warning": "⚠️", "error": "❌"}
+        head.append("\n".join(f"- {mark[sev]} {_md_text(line)}" for sev, line in rehearsed))
     footer = (
         f"<sub>{_md_text(reads_line(plan))} · plan created {_md_text(plan.created_at)} · "
         f"{_md_text(digest_line(plan))}</sub>"

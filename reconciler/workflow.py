@@ -6,7 +6,8 @@ runs test sets); this module strings them together for the CLI and the GitHub
 integration, which call these functions and never the stages directly:
 
 - manifests → desired: `load_desired`;
-- read → plan: `make_plan` (counts the API reads the plan took);
+- read → plan: `make_plan` (counts the API reads the plan took), and its
+  rehearsal on an in-memory copy of what it read: `rehearse_plan`;
 - saved plan → stale check → apply → convergence check: `load_for_apply`,
   `check_saved_plan`, `apply_and_check`;
 - policies: `load_policies`, `check_policy`;
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     from reconciler.convergence import Convergence
     from reconciler.diagnostics import Diagnostic
     from reconciler.export import ExportResult, Organization
-    from reconciler.model import DesiredState, UnitTest
+    from reconciler.model import DesiredState, LiveState, UnitTest
     from reconciler.plan import Plan
     from reconciler.policy import JsonInput, Policies, PolicyResult, TestResult
     from reconciler.policy.engine import Module
@@ -163,12 +164,15 @@ def make_plan(
     targets: Sequence[str] = (),
     check_targets: bool = True,
     environment: str | None = None,
+    rehearse: bool = False,
 ) -> Plan:
     """Read what the plan needs, plan, and check deletions against unit tests.
 
     Reads: ceil(services / 20) list pages, at most one agents and one state
     machines list (only those the planner says it needs), and one unit-test call
     when something would be removed. The plan records the reads it took.
+    `rehearse`: then apply it to an in-memory copy of what was read
+    (`rehearse_plan`); the plan records the rehearsal.
     """
     from reconciler.live import fetch_live, fetch_services, fetch_unit_tests
     from reconciler.planner import plan_against, references_needed
@@ -176,14 +180,22 @@ def make_plan(
     before = dict(client.request_counts)
     services = fetch_services(client)
     agents, state_machines = references_needed(desired, services, targets)
+    live = fetch_live(client, services, agents=agents, state_machines=state_machines)
+    read_tests: list[UnitTest] = []
+
+    def read_unit_tests(service_ids: Sequence[str]) -> Sequence[UnitTest]:
+        tests = fetch_unit_tests(client, service_ids)
+        read_tests.extend(tests)
+        return tests
+
     plan = plan_against(
         desired,
-        fetch_live(client, services, agents=agents, state_machines=state_machines),
+        live,
         organization=client.config.organization,
         base_url=client.config.base_url,
         prune=prune,
         targets=targets,
-        read_unit_tests=lambda service_ids: fetch_unit_tests(client, service_ids),
+        read_unit_tests=read_unit_tests,
         check_targets=check_targets,
     )
     after = client.request_counts
@@ -192,7 +204,25 @@ def make_plan(
         for op in sorted(after)
         if op.startswith("get-") and after.get(op, 0) - before.get(op, 0) > 0
     }
-    return replace(plan, api_reads=reads, environment=environment)
+    plan = replace(plan, api_reads=reads, environment=environment)
+    if rehearse:
+        plan = rehearse_plan(plan, desired, live, read_tests)
+    return plan
+
+
+def rehearse_plan(
+    plan: Plan, desired: DesiredState, live: LiveState, unit_tests: Sequence[UnitTest] = ()
+) -> Plan:
+    """The plan with its rehearsal: applied to an emulator seeded with what the plan read.
+
+    No API call: the emulator is in-process. A plan with errors is never applied,
+    so it is not rehearsed either.
+    """
+    if plan.errors:
+        return plan
+    from reconciler.rehearsal import rehearse
+
+    return replace(plan, rehearsal=rehearse(plan, desired, live, unit_tests=unit_tests))
 
 
 def save_plan(plan: Plan, path: str) -> None:

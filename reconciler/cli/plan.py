@@ -57,6 +57,18 @@ if TYPE_CHECKING:
     help="Exit 2 when the plan has changes (0: none, 1: error).",
 )
 @review_options
+@click.option(
+    "--no-rehearse",
+    "no_rehearse",
+    is_flag=True,
+    help="Skip the rehearsal (the plan applied first to an in-memory copy of live state).",
+)
+@click.option(
+    "--allow-rehearsal-failure",
+    is_flag=True,
+    help="Exit 0 even when the rehearsal's emulator refuses an operation or the plan "
+    "would not converge (the finding is still shown and saved).",
+)
 @policy_options
 @env_options
 @connection_options
@@ -69,6 +81,8 @@ def plan(
     targets: tuple[str, ...],
     detailed_exitcode: bool,
     review: ReviewOptions,
+    no_rehearse: bool,
+    allow_rehearsal_failure: bool,
     connection: ConnectionOptions,
     policy: PolicyOptions,
     env: EnvOptions,
@@ -78,8 +92,9 @@ def plan(
     PATHS default to the environment's `paths` (reconciler.yaml). `--env all` plans
     every environment of the project file into one report, a section each.
 
-    Exit 0 ok, 1 on any error (manifests, plan checks, API, a policy deny); with
-    --detailed-exitcode, 2 when there are changes.
+    Exit 0 ok, 1 on any error (manifests, plan checks, API, a policy deny,
+    a failed rehearsal unless --allow-rehearsal-failure); with --detailed-exitcode, 2
+    when there are changes.
     """
     from reconciler.diagnostics import UserError
     from reconciler.workflow import (
@@ -112,7 +127,12 @@ def plan(
     client = connection.open(on_wait=lambda message: echo(message, err=True))
     try:
         result = make_plan(
-            client, desired, prune=prune, targets=targets, environment=selection.name
+            client,
+            desired,
+            prune=prune,
+            targets=targets,
+            environment=selection.name,
+            rehearse=not no_rehearse,
         )
     finally:
         client.close()
@@ -128,7 +148,10 @@ def plan(
         echo(f"Plan not saved to {out}: a policy denies it.", err=True)
     elif out:
         echo(f"Plan saved to {out}; apply it with: reconciler apply {out}", err=True)
-    if result.errors or denied:
+    rehearsal_failed = result.rehearsal is not None and result.rehearsal.failed
+    if rehearsal_failed and allow_rehearsal_failure:
+        echo("The rehearsal failed; exit 0 because of --allow-rehearsal-failure.", err=True)
+    if result.errors or denied or (rehearsal_failed and not allow_rehearsal_failure):
         sys.exit(1)
     if detailed_exitcode and result.has_changes:
         sys.exit(2)
