@@ -22,6 +22,7 @@ tests/project/test_architecture.py fails when a module imports a higher layer):
   (JSON, checksum, digest, sniffing).
 - planner: desired + live → Plan, with its checks and order; decides what to read.
 - applier: execute a Plan; convergence: did live state converge afterwards?
+  rehearsal: apply a Plan first to an in-memory emulator copy of live state.
 - policy/: Rego policies; verify: run simulation test sets; rollback: undo an
   apply's version set upserts after a failed verification; export: live →
   manifests or an emulator seed; promote: copy a version set in manifests;

@@ -61,6 +61,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "reconciler.verify",
             "reconciler.rollback",
             "reconciler.export",
+            "reconciler.rehearsal",
         ),
     ),
     (
