@@ -442,25 +442,13 @@ def _plan_service(
         if record is None:
             continue
         path = f"spec.{ref.name_field if getattr(want, ref.name_field) else ref.id_field}"
-        if (ref_changed or activating) and record.latest_version is None:
-            b.errors.append(
-                service_error(
-                    want,
-                    path,
-                    f"{ref.label} {record.name!r} has no versions yet; the API refuses to "
-                    + ("activate a service that uses it" if activating else "switch to it"),
-                )
-            )
+        _check_has_versions(
+            b, want, ref, record, path, switching=ref_changed, activating=activating
+        )
         # The API checks both records when either reference of an active service moves.
-        if record.deprecated and want.is_active and (activating or agent_changed or sm_changed):
-            b.errors.append(
-                service_error(
-                    want,
-                    path,
-                    f"{ref.label} {record.name!r} is deprecated; the API refuses an active "
-                    f"service that uses it — choose another {ref.label}",
-                )
-            )
+        _check_not_deprecated(
+            b, want, ref, record, path, moving=activating or agent_changed or sm_changed
+        )
         if ref_changed:
             for name in sorted(live.version_sets):
                 number = getattr(live.version_sets[name], ref.version_field)
@@ -475,6 +463,43 @@ def _plan_service(
                         "this change; declare the version set to manage it",
                     )
                 )
+
+
+def _check_has_versions(
+    b: _Builder,
+    want: DesiredService,
+    ref: _Ref,
+    record: Agent,
+    path: str,
+    *,
+    switching: bool,
+    activating: bool,
+) -> None:
+    """Switching to, or activating on, an agent / state machine without versions is a 400."""
+    if (switching or activating) and record.latest_version is None:
+        b.errors.append(
+            service_error(
+                want,
+                path,
+                f"{ref.label} {record.name!r} has no versions yet; the API refuses to "
+                + ("activate a service that uses it" if activating else "switch to it"),
+            )
+        )
+
+
+def _check_not_deprecated(
+    b: _Builder, want: DesiredService, ref: _Ref, record: Agent, path: str, *, moving: bool
+) -> None:
+    """An active service activated on, or moved to, a deprecated record is refused (400)."""
+    if record.deprecated and want.is_active and moving:
+        b.errors.append(
+            service_error(
+                want,
+                path,
+                f"{ref.label} {record.name!r} is deprecated; the API refuses an active "
+                f"service that uses it — choose another {ref.label}",
+            )
+        )
 
 
 def _check_retired_llms(
