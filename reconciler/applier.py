@@ -46,6 +46,7 @@ client re-sends by itself whatever provably never reached the server):
 
 from __future__ import annotations
 
+import heapq
 import math
 import threading
 import time
@@ -245,10 +246,19 @@ class _Run:
                 if dep in self.dependents:
                     self.dependents[dep].append(op.key)
         self.weight = self._unblock_weights()
+        # Readiness is kept incrementally (a plan of thousands of operations must not be
+        # rescanned per start): each operation's dependencies not yet done, and per
+        # endpoint a heap of the ready ones in start order (most unblocking, then plan order).
+        self.unmet = {op.key: len(set(dependencies(op))) for op in plan.operations}
+        self.ready: dict[str, list[tuple[int, int, str]]] = {}
+        for op in plan.operations:
+            if self.unmet[op.key] == 0:
+                self._push_ready(op.key)
         endpoints = {ENDPOINT[op.action] for op in plan.operations}
         self.per_endpoint_cap = max(1, math.ceil(self.max_workers / max(1, len(endpoints))))
         self.known_ids = {op.service_id for op in plan.operations if op.service_id}
         self.known_ids |= {d.service_id for d in plan.drift}
+        self.finished_unstarted: list[str] = []  # skipped before they started
         self.lock = threading.Lock()  # guards known_ids / created_ids read by workers
         self.abort = threading.Event()
         self.late_window = 0.0  # seconds of follow-up look-ups after a lost inactive create
@@ -273,20 +283,20 @@ class _Run:
 
     # --- dispatcher ---------------------------------------------------------------
     def run(self) -> ApplyReport:
-        pending = [op.key for op in self.plan.operations]
+        # Not yet started, in plan order (a dict: removing one is O(1)).
+        pending = dict.fromkeys(op.key for op in self.plan.operations)
         in_flight: dict[Future[_Outcome], tuple[str, float]] = {}
         endpoint_load: dict[str, int] = {}
         executor = ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="apply")
         try:
             while (pending or in_flight) and not self.abort.is_set():
                 if not self.cancel.is_set():
-                    for key in self._ready(pending):
-                        endpoint = ENDPOINT[self.ops[key].action]
-                        if len(in_flight) >= self.max_workers:
+                    while len(in_flight) < self.max_workers:
+                        key = self._next_ready(endpoint_load)
+                        if key is None:
                             break
-                        if endpoint_load.get(endpoint, 0) >= self.per_endpoint_cap:
-                            continue
-                        pending.remove(key)
+                        endpoint = ENDPOINT[self.ops[key].action]
+                        del pending[key]
                         endpoint_load[endpoint] = endpoint_load.get(endpoint, 0) + 1
                         started = time.monotonic()
                         in_flight[executor.submit(self._execute, self.ops[key])] = (key, started)
@@ -302,7 +312,9 @@ class _Run:
                     key, started = in_flight.pop(future)
                     endpoint_load[ENDPOINT[self.ops[key].action]] -= 1
                     self._collect(key, started, future)
-                    pending = [k for k in pending if k not in self.results]
+                    for skipped in self.finished_unstarted:
+                        pending.pop(skipped, None)
+                    self.finished_unstarted.clear()
         finally:
             # Aborted: do not wait for requests still on the wire (the caller exits).
             executor.shutdown(wait=not self.abort.is_set(), cancel_futures=True)
@@ -333,17 +345,25 @@ class _Run:
             created_ids=dict(self.created_ids),
         )
 
-    def _ready(self, pending: list[str]) -> list[str]:
-        ready = [
-            key
-            for key in pending
-            if all(
-                dep in self.results and self.results[dep].status is Status.DONE
-                for dep in dependencies(self.ops[key])
-            )
-        ]
-        ready.sort(key=lambda k: (-self.weight[k], self.order[k]))
-        return ready
+    def _push_ready(self, key: str) -> None:
+        heap = self.ready.setdefault(ENDPOINT[self.ops[key].action], [])
+        heapq.heappush(heap, (-self.weight[key], self.order[key], key))
+
+    def _next_ready(self, endpoint_load: Mapping[str, int]) -> str | None:
+        """The ready operation to start next on an endpoint below its share of the workers."""
+        best: tuple[int, int, str] | None = None
+        best_endpoint = ""
+        for endpoint, heap in self.ready.items():
+            while heap and heap[0][2] in self.results:  # skipped meanwhile
+                heapq.heappop(heap)
+            if not heap or endpoint_load.get(endpoint, 0) >= self.per_endpoint_cap:
+                continue
+            if best is None or heap[0] < best:
+                best, best_endpoint = heap[0], endpoint
+        if best is None:
+            return None
+        heapq.heappop(self.ready[best_endpoint])
+        return best[2]
 
     def _stuck_reason(self, key: str) -> str:
         missing = [d for d in dependencies(self.ops[key]) if d not in self.ops]
@@ -429,6 +449,13 @@ class _Run:
             **fields,
         )
         self.results[key] = result
+        if status is Status.DONE:
+            for child in dict.fromkeys(self.dependents[key]):
+                self.unmet[child] -= 1
+                if self.unmet[child] == 0 and child not in self.results:
+                    self._push_ready(child)
+        elif status is Status.SKIPPED:
+            self.finished_unstarted.append(key)
         if self.on_event is not None:
             self.on_event(result)
 

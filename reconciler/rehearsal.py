@@ -17,9 +17,11 @@ services it neither deactivates nor deletes from.
 
 from __future__ import annotations
 
+import json
 import threading
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from reconciler.applier import OperationResult, Status, apply_plan, describe
 from reconciler.diagnostics import UserError
@@ -27,6 +29,7 @@ from reconciler.model import DesiredState, LiveState, UnitTest
 from reconciler.plan import Operation, Plan, Rehearsal, RehearsalRefusal
 
 if TYPE_CHECKING:
+    from reconciler.api.client import AmigoClient
     from reconciler.emulator import Emulator, Refusal
 
 # An emulator token outlives any rehearsal on the virtual clock.
@@ -88,9 +91,10 @@ def rehearse(
         )
     clock = VirtualClock()
     emulator = Emulator(loaded, clock=clock.now, token_lifetime=_TOKEN_LIFETIME)
-    client = AmigoClient(
+    reads = AmigoClient(
         emulator.api_config(), transport=emulator.transport(), sleep=clock.sleep, clock=clock.now
     )
+    client = EmulatorWrites(emulator, reads, clock)
     refusals: dict[str, RehearsalRefusal] = {}
     seen = 0
 
@@ -108,7 +112,7 @@ def rehearse(
             client, plan, on_event=on_event, cancel=threading.Event(), max_workers=1
         )
     finally:
-        client.close()
+        reads.close()
     accepted = sum(1 for r in report.results if r.status is Status.DONE)
     skipped = sum(1 for r in report.results if r.status is Status.SKIPPED)
     return Rehearsal(
@@ -116,8 +120,101 @@ def rehearse(
         accepted=accepted,
         refused=tuple(refusals[r.key] for r in report.results if r.key in refusals),
         skipped=skipped,
-        remaining=_second_pass(plan, desired, emulator),
+        remaining=_second_pass(plan, desired, live, emulator, tuple(report.created_ids.values())),
     )
+
+
+class EmulatorWrites:
+    """The applier's client for a rehearsal: its four writes handed straight to the emulator.
+
+    The same requests the API client sends (paths, bodies, the ownership-tagged
+    create), answered by `Emulator.handle` without building HTTP messages, which
+    cost more than the emulator itself; answers become the API client's own
+    errors (`error_for_status`, `check_created`). A 429 moves the virtual clock
+    to the window's end and re-sends: the rehearsal never waits for a rate limit.
+    Reads (only a lost answer's look-up needs one) go through the API client.
+    """
+
+    def __init__(self, emulator: Emulator, reads: AmigoClient, clock: VirtualClock) -> None:
+        self._emulator = emulator
+        self._reads = reads
+        self._clock = clock
+        self._org = f"/v1/{quote(emulator.organization, safe='')}"
+        self._headers: dict[str, str] | None = None
+
+    def _auth(self) -> dict[str, str]:
+        if self._headers is None:
+            config = self._emulator.api_config()
+            answer = self._emulator.handle(
+                "POST",
+                f"{self._org}/user/signin_with_api_key",
+                headers={
+                    "x-api-key": config.api_key,
+                    "x-api-key-id": config.api_key_id,
+                    "x-user-id": config.user_id,
+                },
+            )
+            self._headers = {
+                "authorization": f"Bearer {answer.json()['id_token']}",
+                "content-type": "application/json",
+            }
+        return self._headers
+
+    def _send(
+        self, operation: str, method: str, path: str, body: Any, service: str, ok: tuple[int, ...]
+    ) -> tuple[int, Any]:
+        from reconciler.api.failures import error_for_status, render_detail
+
+        raw = b"" if body is None else json.dumps(body).encode("utf-8")
+        while True:
+            answer = self._emulator.handle(method, path, (), self._auth(), raw)
+            if answer.status != 429:
+                break
+            retry_after = dict(answer.headers).get("retry-after", "1")
+            self._clock.sleep(float(retry_after))
+        if answer.status in ok:
+            return answer.status, answer.json()
+        payload = answer.json()
+        raise error_for_status(
+            operation,
+            answer.status,
+            render_detail(payload),
+            service=service,
+            payload=payload,
+        )
+
+    def list_services(
+        self, *, ids: Sequence[str] = (), is_active: bool | None = None, tags: Sequence[str] = ()
+    ) -> list[dict[str, Any]]:
+        return self._reads.list_services(ids=ids, is_active=is_active, tags=tags)
+
+    def create_service(self, body: Mapping[str, Any], *, service: str) -> str:
+        from reconciler.api.answers import check_created
+
+        status, payload = self._send(
+            "create-service", "POST", f"{self._org}/service/", dict(body), service, (200, 201)
+        )
+        return check_created(payload, status, service)
+
+    def update_service(self, service_id: str, body: Mapping[str, Any], *, service: str) -> None:
+        path = f"{self._org}/service/{quote(service_id, safe='')}/"
+        self._send("update-service", "POST", path, dict(body), service, (200, 204))
+
+    def upsert_version_set(
+        self, service_id: str, name: str, version_set: Mapping[str, Any], *, service: str
+    ) -> None:
+        body = {"version_set": dict(version_set)}
+        path = self._version_set_path(service_id, name)
+        self._send("upsert-service-version-set", "PUT", path, body, service, (200, 204))
+
+    def delete_version_set(self, service_id: str, name: str, *, service: str) -> None:
+        path = self._version_set_path(service_id, name)
+        self._send("delete-service-version-set", "DELETE", path, None, service, (200, 204))
+
+    def _version_set_path(self, service_id: str, name: str) -> str:
+        return (
+            f"{self._org}/service/{quote(service_id, safe='')}/version_sets/{quote(name, safe='')}/"
+        )
 
 
 def _refusal(
@@ -168,28 +265,48 @@ def _detail_text(detail: object) -> str:
     return str(detail)
 
 
-def _second_pass(plan: Plan, desired: DesiredState, emulator: Emulator) -> tuple[str, ...]:
-    """What a plan against the rehearsed state would still do (empty: converged)."""
+def _second_pass(
+    plan: Plan,
+    desired: DesiredState,
+    live: LiveState,
+    emulator: Emulator,
+    created: Sequence[str],
+) -> tuple[str, ...]:
+    """What a plan against the rehearsed state would still do (empty: converged).
+
+    Only the services the plan touched (and created) are read back: every other one
+    is exactly as the plan found it, where it planned nothing. The re-plan is scoped
+    to the touched services' names (old and new), as the convergence check after an
+    apply scopes it.
+    """
     from reconciler.convergence import convergence_from_plan
-    from reconciler.live import references_from_api, services_from_api, unit_tests_from_api
+    from reconciler.live import references_from_api, unit_tests_from_api
+    from reconciler.model import LiveService
     from reconciler.planner import plan_against
 
+    touched = {op.service_id for op in plan.operations if op.service_id} | set(created)
+    services = [s for s in live.services if s.id not in touched]
+    services += [LiveService.from_api(emulator.service(service_id)) for service_id in touched]
     after = LiveState(
-        services=services_from_api(emulator.services()),
+        services=tuple(sorted(services, key=lambda s: (s.name, s.id))),
         agents=references_from_api(emulator.agents()),
         state_machines=references_from_api(emulator.state_machines()),
-        unit_tests=unit_tests_from_api(emulator.unit_tests()),
     )
-    targets = plan.targets
-    # The plan's own services stay in scope under their new names (as after a real apply).
-    scope = tuple(dict.fromkeys((*targets, *(op.service for op in plan.operations))))
+
+    def read_unit_tests(service_ids: Sequence[str]) -> Sequence[UnitTest]:
+        wanted = set(service_ids)
+        return unit_tests_from_api(t for t in emulator.unit_tests() if t["service_id"] in wanted)
+
+    old_names = {s.name for s in live.services if s.id in touched}
+    scope = tuple(sorted({*plan.targets, *(op.service for op in plan.operations), *old_names}))
     fresh = plan_against(
         desired,
         after,
         organization=plan.organization,
         base_url=plan.base_url,
         prune=plan.prune,
-        targets=scope if targets else (),
+        targets=scope,
+        read_unit_tests=read_unit_tests,
         check_targets=False,
     )
     return convergence_from_plan(fresh).differences
