@@ -433,3 +433,13 @@ def test_cli_apply_shows_the_saved_rehearsal(tmp_path: Path) -> None:
     assert made.exit_code == 0, made.output
     applied = _run("apply", str(out), "--emulator", str(seed), "--auto-approve")
     assert "rehearsal: 2 operations accepted, converged" in applied.output
+
+
+def test_a_create_in_a_partial_copy_does_not_shadow_a_live_service(tmp_path: Path) -> None:
+    """The copy holds only the services the plan's requests can depend on; the ids the
+    emulator gives created services must not be those of live services left out of it
+    (a re-plan then saw a live service vanish and planned to create it again)."""
+    s = _scenario(tmp_path, [svc("Alpha", tags=OWNED), svc("Beta", tags=OWNED)])
+    plan = _plan(s, manifest("Alpha"), manifest("Beta"), manifest("Gamma"))
+    assert [op.kind for op in plan.operations] == [Kind.CREATE]
+    assert plan.rehearsal is not None and plan.rehearsal.converged, plan.rehearsal
