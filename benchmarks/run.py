@@ -426,7 +426,10 @@ def measure_rehearsal(work: workload.Workload, directory: Path, repeat: int) -> 
     rehearsed: list[float] = []
     outcome = ""
     emulator = Emulator.from_seed(work.seed)
-    with emulator.serve() as server, AmigoClient(emulator.api_config(server.base_url)) as client:
+    with (
+        emulator.serve() as server,
+        AmigoClient(emulator_config(emulator, server.base_url)) as client,
+    ):
         for _ in range(repeat):
             gc.collect()
             started = time.thread_time()

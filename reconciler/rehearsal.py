@@ -70,6 +70,7 @@ def rehearse(
         return Rehearsal(operations=0, accepted=0)
 
     from reconciler.api.client import AmigoClient
+    from reconciler.api.config import ApiConfig
     from reconciler.emulator import Emulator, seed_from_live
     from reconciler.emulator.seed import load_seed
 
@@ -95,9 +96,8 @@ def rehearse(
         )
     clock = VirtualClock()
     emulator = Emulator(loaded, clock=clock.now, token_lifetime=_TOKEN_LIFETIME)
-    reads = AmigoClient(
-        emulator.api_config(), transport=emulator.transport(), sleep=clock.sleep, clock=clock.now
-    )
+    config = ApiConfig.from_env(emulator.credentials(emulator.IN_PROCESS_BASE_URL), env={})
+    reads = AmigoClient(config, transport=emulator.transport(), sleep=clock.sleep, clock=clock.now)
     client = EmulatorWrites(emulator, reads, clock)
     refusals: dict[str, RehearsalRefusal] = {}
     seen = 0
@@ -162,14 +162,14 @@ class EmulatorWrites:
 
     def _auth(self) -> dict[str, str]:
         if self._headers is None:
-            config = self._emulator.api_config()
+            credentials = self._emulator.credentials()
             answer = self._emulator.handle(
                 "POST",
                 f"{self._org}/user/signin_with_api_key",
                 headers={
-                    "x-api-key": config.api_key,
-                    "x-api-key-id": config.api_key_id,
-                    "x-user-id": config.user_id,
+                    "x-api-key": credentials["AMIGO_API_KEY"],
+                    "x-api-key-id": credentials["AMIGO_API_KEY_ID"],
+                    "x-user-id": credentials["AMIGO_USER_ID"],
                 },
             )
             self._headers = {

@@ -583,11 +583,16 @@ def render_github(plan: Plan) -> str:
         lines.append(
             workflow_command("warning", f"left alone: {item}", {"title": "reconciler plan"})
         )
+    rehearsed = rehearsal_lines(plan.rehearsal)
+    for severity, line in rehearsed:
+        if severity != "ok":
+            lines.append(workflow_command(severity, line, {"title": "reconciler rehearsal"}))
     summary = closing_line(plan)
     if plan.environment is not None:
         summary = f"[{plan.environment}] {summary}"
     if plan.errors:
         summary += f" {len(plan.errors)} error(s): this plan cannot be applied."
+    summary += "".join(f" {line}." for severity, line in rehearsed if severity == "ok")
     summary += f" {digest_line(plan)}"
     lines.append(workflow_command("notice", summary, {"title": "reconciler plan"}))
     return "\n".join(lines) + "\n"

@@ -24,6 +24,7 @@ from test_planner_scenarios import ID_A, ID_B, OWNED, Scenario, base_seed, manif
 from reconciler import planner, workflow
 from reconciler.api.client import AmigoClient
 from reconciler.cli import main
+from reconciler.connect import emulator_config
 from reconciler.emulator import Emulator
 from reconciler.live import fetch_live, fetch_services
 from reconciler.manifests import load_manifests
@@ -312,7 +313,7 @@ def test_the_rehearsal_sends_nothing_after_planning(
     (services / "g.yaml").write_text(
         manifest("Greeter", PLAIN + "\nversion_sets:\n  canary:\n    agent_version_number: 2")
     )
-    with AmigoClient(emulator.api_config(), transport=transport) as client:
+    with AmigoClient(emulator_config(emulator), transport=transport) as client:
         plan = workflow.make_plan(client, load_manifests([services]), prune=True, rehearse=True)
         reads = dict(client.request_counts)
     assert transport.closed.is_set()
@@ -330,7 +331,7 @@ def test_rehearsal_over_real_http(tmp_path: Path) -> None:
     s, docs, _ = _activate_last(tmp_path)
     (s.dir / "services.yaml").write_text("---\n".join(docs), encoding="utf-8")
     with s.emulator.serve() as server:
-        config = s.emulator.api_config(server.base_url)
+        config = emulator_config(s.emulator, server.base_url)
         with AmigoClient(config) as client:
             plan = workflow.make_plan(client, load_manifests([s.dir]), rehearse=True)
     assert plan.rehearsal is not None and plan.rehearsal.converged, plan.rehearsal
