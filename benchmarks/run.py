@@ -391,7 +391,6 @@ def measure_cpu(
     return [
         Row(
             "offline CPU: validate+plan / CSafeLoader parse",
-            "rehearsal CPU / plan CPU",
             str(work.size),
             f"{(validate + plan) * 1000:.0f} ms",
             f"{min(bare) * 1000:.0f} ms",
