@@ -23,6 +23,7 @@ import html
 import json
 import os
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -602,7 +603,12 @@ def render_github(plan: Plan) -> str:
 
 
 def render_environments(
-    results: Sequence[tuple[str, Plan, PolicyResult | None]], fmt: str, *, color: bool = False
+    results: Sequence[tuple[str, Plan, PolicyResult | None]],
+    fmt: str,
+    *,
+    color: bool = False,
+    max_chars: int | None = None,
+    link_base: str | None = None,
 ) -> str:
     """One report for the same manifests planned against each environment, in file order."""
     from reconciler.policy.render import render as render_policy
@@ -619,7 +625,9 @@ def render_environments(
             + "\n"
         )
     if fmt == "markdown":
-        return render_environments_markdown(results)
+        return render_environments_markdown(
+            results, limit=max_chars or MARKDOWN_MAX_CHARS, link_base=link_base
+        )
     parts: list[str] = []
     for name, plan, checked in results:
         if fmt == "github":
@@ -638,27 +646,67 @@ def render_environments(
 CELL_LIMIT = 160  # characters of one environment's change shown in the side-by-side table
 
 
+def _side_by_side_rows(
+    results: Sequence[tuple[str, Plan, PolicyResult | None]],
+) -> list[str]:
+    """A row per (service, change), a cell per environment.
+
+    A cell names only the fields whose new values differ between the environments
+    making that change (all of them when none differ), so a cut cell never hides the
+    difference the table exists to show (`null` against `3` stays visible).
+    """
+    names = [name for name, _, _ in results]
+    found: dict[tuple[str, str], dict[str, tuple[Operation, dict[str, str]]]] = {}
+    for name, plan, _ in results:
+        for op in plan.operations:
+            fields = {c.path: value(c.new) for c in op.changes if is_user_visible(c)}
+            found.setdefault((op.service, _op_label(op)), {})[name] = (op, fields)
+    rows = []
+    for (service, label), cells in found.items():
+        paths = list(dict.fromkeys(p for _, fields in cells.values() for p in fields))
+        differing = [
+            p
+            for p in paths
+            if len({fields.get(p, "(unchanged)") for _, fields in cells.values()}) > 1
+        ]
+        shown_paths = differing or paths
+        texts = []
+        for name in names:
+            if name not in cells:
+                texts.append("·")
+                continue
+            op, fields = cells[name]
+            changed = ", ".join(f"{p}: {fields.get(p, '(unchanged)')}" for p in shown_paths)
+            text = f"{_SYMBOL[op.kind]} {op.kind.value}" + (f" ({changed})" if changed else "")
+            if differing and len(cells) > 1:
+                text = "≠ " + text
+            # A cell stays short (a long description would crowd out the table).
+            texts.append(text if len(text) <= CELL_LIMIT else text[: CELL_LIMIT - 1] + "…")
+        rows.append(
+            f"| {_md_text(service)} | {_md_text(label)} | "
+            + " | ".join(_md_text(t) for t in texts)
+            + " |"
+        )
+    return rows
+
+
 def render_environments_markdown(
     results: Sequence[tuple[str, Plan, PolicyResult | None]],
     *,
-    limit: int = GITHUB_COMMENT_LIMIT,
+    limit: int = MARKDOWN_MAX_CHARS,
+    link_base: str | None = None,
+    full_plan_at: str = FULL_PLAN_AT,
 ) -> str:
-    """One comment: a table with a column per environment (the same change side by side),
-    then each environment's plan folded; details are cut to stay under `limit`."""
+    """One comment of at most `limit` characters: every environment's verdict, its
+    deletion/deactivation banner and its errors first, then a side-by-side table
+    (a column per environment, rows compacted to "and N more" when it would not fit),
+    then each environment's plan folded while it fits. Shortened only by leaving out
+    whole blocks (reconciler/fit.py), so fences and `<details>` stay balanced.
+    """
     from reconciler.policy.render import render as render_policy
 
     names = [name for name, _, _ in results]
-    rows: dict[tuple[str, str], dict[str, str]] = {}
-    for name, plan, _ in results:
-        for op in plan.operations:
-            cell = rows.setdefault((op.service, _op_label(op)), {})
-            changed = ", ".join(
-                f"{c.path}: {value(c.new)}" for c in op.changes if is_user_visible(c)
-            )
-            text = f"{_SYMBOL[op.kind]} {op.kind.value}" + (f" ({changed})" if changed else "")
-            # A cell stays short (a long description would crowd out the table).
-            cell[name] = text if len(text) <= CELL_LIMIT else text[: CELL_LIMIT - 1] + "…"
-    head = [
+    summary = [
         "### Amigo reconciler plan for every environment",
         "",
         "| Environment | Organization | Plan | Digest |",
@@ -668,40 +716,100 @@ def render_environments_markdown(
         verdict = closing_line(plan)
         if checked is not None and checked.denied:
             verdict += f" **{len(checked.denied)} policy denial(s)**"
-        head.append(
+        summary.append(
             f"| {_md_text(name)} | `{_md_text(plan.organization)}` | {_md_text(verdict)} | "
             f"`{plan_digest(plan)[7:19]}` |"
         )
-    head.append("")
-    if rows:
-        head.append("| Service | Change | " + " | ".join(_md_text(n) for n in names) + " |")
-        head.append("| --- | --- |" + " --- |" * len(names))
-        for (service, label), cells in rows.items():
-            head.append(
-                f"| {_md_text(service)} | {_md_text(label)} | "
-                + " | ".join(_md_text(cells.get(n, "·")) for n in names)
-                + " |"
-            )
-        head.append("")
-        head.append("<sub>· : no change in that environment</sub>")
-        head.append("")
-    top = "\n".join(head)
-    budget = max(0, (limit - len(top) - 200 * len(results)) // max(1, len(results)))
-    sections = []
-    for name, plan, checked in results:
-        policy = render_policy(checked, "markdown") + "\n" if checked is not None else ""
-        body = render_markdown(plan, limit=max(budget - len(policy), 2000))
-        _, _, body = body.partition("\n")  # the digest marker belongs to single plans
-        sections.append(
-            f"<details><summary>environment {html.escape(name)}: "
-            f"{html.escape(closing_line(plan))}</summary>\n\n{policy}{body}\n</details>"
+    n_rows = sum(len({(o.service, _op_label(o)) for o in p.operations}) for _, p, _ in results)
+    n_errors = sum(len(p.errors) for _, p, _ in results)
+
+    def notice(left_out: Sequence[str]) -> str:
+        return (
+            f"> **Not shown here (too long for one comment): {'; '.join(left_out)}.** "
+            f"The full plans: {full_plan_at}, or `reconciler plan --env NAME`."
         )
-    # Whole environment sections while they fit, never a cut inside one (reconciler/fit.py).
-    notice = "> **Not shown here: {n} environment sections** (too long for one comment): run "
-    notice += "`reconciler plan --env NAME` for one environment."
-    fitted = Budget(limit - len(notice) - 2 * len(SEPARATOR) - 8)
-    fitted.force(top)
-    hidden = sum(1 for section in sections if not fitted.add(section))
+
+    worst = notice(
+        [
+            f"{n_errors} errors",
+            f"{n_rows} of {n_rows} changes in the side-by-side table",
+            f"{len(results)} environment sections",
+        ]
+    )
+    budget = Budget(limit - len(worst) - len(SEPARATOR) - 1)
+    budget.force("\n".join(summary))
+    left_out: list[str] = []
+    # The cautions come first, whatever else is left out: in full (with the names) when
+    # they fit, else one line per environment with the counts.
+    cautions = [
+        banner.replace("This plan", f"The `{_md_text(name)}` plan", 1)
+        for name, plan, _ in results
+        if (banner := _banner(plan))
+    ]
+    if cautions and not budget.add(
+        "\n>\n".join(c.removeprefix("> [!CAUTION]\n") if i else c for i, c in enumerate(cautions))
+    ):
+        short = []
+        for name, plan, _ in results:
+            kinds = Counter(op.kind for op in plan.operations)
+            parts = [
+                f"{verb} {kinds[kind]}"
+                for kind, verb in ((Kind.DELETE, "deletes"), (Kind.DEACTIVATE, "deactivates"))
+                if kinds[kind]
+            ]
+            if parts:
+                short.append(f"`{_md_text(name)}` {' and '.join(parts)}")
+        budget.force("> [!CAUTION]\n> **" + "; ".join(short) + ".**")
+    errors_left = 0
+    for name, plan, _ in results:
+        if not plan.errors:
+            continue
+        title = f"#### Errors in `{_md_text(name)}`: this plan cannot be applied\n\n"
+        lines, left = take_lines(
+            [f"- {_md_text(str(e))}" for e in plan.errors],
+            max(0, budget.room - len(title) - len(SEPARATOR)),
+            more="- … and {n} more errors",
+        )
+        if budget.add(title + "\n".join(lines)):
+            errors_left += left
+        else:  # no room at all: the tail counts them
+            errors_left += len(plan.errors)
+    if errors_left:
+        left_out.append(f"{errors_left} errors")
+    rows = _side_by_side_rows(results)
+    if rows:
+        header = [
+            "| Service | Change | " + " | ".join(_md_text(n) for n in names) + " |",
+            "| --- | --- |" + " --- |" * len(names),
+        ]
+        key = "\n\n<sub>· : no change in that environment; ≠ : the environments differ</sub>"
+        table = "\n".join([*header, *rows]) + key
+        if not budget.add(table):
+            room = budget.room - len("\n".join(header)) - len(key) - 1 - len(SEPARATOR)
+            more = "| … and {n} more changes | |" + " |" * len(names)
+            kept, left = take_lines(rows, room, more=more)
+            if budget.add("\n".join([*header, *kept]) + key):
+                left_out.append(f"{left} of {len(rows)} changes in the side-by-side table")
+            else:
+                left_out.append(f"{len(rows)} of {len(rows)} changes in the side-by-side table")
+    hidden = 0
+    for index, (name, plan, checked) in enumerate(results):
+        policy = render_policy(checked, "markdown") + "\n" if checked is not None else ""
+        wrap = (
+            f"<details><summary>environment {html.escape(name)}: "
+            f"{html.escape(closing_line(plan))}</summary>\n\n"
+        )
+        share = (budget.room - len(SEPARATOR)) // (len(results) - index)
+        room = share - len(wrap) - len(policy) - len("\n</details>")
+        if room < 2_000:  # render_markdown's own floor: too little to say anything useful
+            hidden += 1
+            continue
+        body = render_markdown(plan, limit=room, link_base=link_base, full_plan_at=full_plan_at)
+        _, _, body = body.partition("\n")  # the digest marker belongs to single plans
+        if not budget.add(f"{wrap}{policy}{body}\n</details>"):
+            hidden += 1
     if hidden:
-        fitted.force(notice.format(n=hidden))
-    return fitted.text() + "\n"
+        left_out.append(f"{hidden} of {len(results)} environment sections")
+    if left_out:
+        budget.force(notice(left_out))
+    return budget.text() + "\n"

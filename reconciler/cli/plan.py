@@ -110,7 +110,7 @@ def plan(
             raise click.UsageError(
                 "--out saves one environment's plan: use --env NAME (--env all is for review)"
             )
-        plan_all(paths, fmt, prune, targets, detailed_exitcode, connection, policy, env)
+        plan_all(paths, fmt, prune, targets, detailed_exitcode, connection, policy, env, review)
         return
     selection = env.select(paths)
     paths = manifest_paths(selection, paths)
@@ -198,6 +198,7 @@ def plan_all(
     connection: ConnectionOptions,
     policy: PolicyOptions,
     env: EnvOptions,
+    review: ReviewOptions,
 ) -> None:
     """`plan --env all`: each environment planned as `--env NAME` would, one report.
 
@@ -238,7 +239,11 @@ def plan_all(
         )
         results.append((name, result, checked))
     color = fmt == "text" and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-    echo(render_environments(results, fmt, color=color), nl=False)
+    max_chars, link_base = review.resolve(fmt)
+    echo(
+        render_environments(results, fmt, color=color, max_chars=max_chars, link_base=link_base),
+        nl=False,
+    )
     failed = any(r.errors or (c is not None and c.denied) for _, r, c in results)
     if failed:
         sys.exit(1)

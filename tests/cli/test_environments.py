@@ -382,3 +382,13 @@ def test_a_plan_without_environment_applies_anywhere_and_the_digest_ignores_the_
     del old["environment"], old["checksum"]
     old["checksum"] = checksum(old)
     assert plan_from_dict(old).environment is None
+
+
+def test_plan_env_all_markdown_keeps_to_max_chars_on_the_example_tree() -> None:
+    args = ["plan", "--env", "all", "--format", "markdown", "--emulator"]
+    args += ["examples/emulator-seed.yaml", "--config", "examples/reconciler.yaml"]
+    capped = run([*args, "--max-chars", "2000", "examples/services"], REPO)
+    assert capped.exit_code == 1, capped.output  # the example's policy denies production
+    assert "1 policy denial" in capped.output
+    assert len(capped.output) <= 2000  # was 12,326: the table and sections were never capped
+    assert "Not shown here" in capped.output
