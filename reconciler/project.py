@@ -389,6 +389,20 @@ def load_project(path: str | Path) -> Project:
 # --- a selection: what one command run takes from the project file ------------------
 
 ENV_MONGO_CLUSTER = "AMIGO_MONGO_CLUSTER_NAME"
+# Where an environment's plan goes: (variable, flag, Environment field). A stray variable
+# that disagrees with the file is refused; a flag overrides it, shown on the plan.
+_BOUNDARY = (
+    ("AMIGO_ORGANIZATION_ID", "--organization", "organization"),
+    ("AMIGO_BASE_URL", "--base-url", "base_url"),
+)
+
+
+def _same_form(key: str, text: str | None) -> str | None:
+    """A value as compared: base URLs without a trailing slash."""
+    if text is None:
+        return None
+    text = text.strip()
+    return text.rstrip("/") if key == "AMIGO_BASE_URL" else text
 
 
 @dataclass(frozen=True)
@@ -414,9 +428,54 @@ class Selection:
         return self.project.defaults if self.project is not None else None
 
     def variables(self, process: Mapping[str, str]) -> dict[str, str]:
-        """What fills `${VAR}`: the file's variables, then the process environment over them."""
+        """What fills `${VAR}`.
+
+        With --env, the environment's `variables` (over the top level's) win over the
+        process environment, which fills only the names the file leaves unset: a stray
+        variable in a shell or runner never changes what an environment's plan says.
+        Without --env, as before: the process environment over the top-level defaults.
+        """
         own = self._settings
-        return {**(own.variables if own is not None else {}), **process}
+        declared = own.variables if own is not None else {}
+        if self.environment is not None:
+            return {**process, **declared}
+        return {**declared, **process}
+
+    def overrides(self, flags: Mapping[str, str | None]) -> tuple[str, ...]:
+        """What a flag given explicitly changes from the environment's file values, said
+        the way every rendering of the plan shows it."""
+        env = self.environment
+        if env is None or self.project is None:
+            return ()
+        notes = []
+        for key, flag, setting in _BOUNDARY:
+            mine = _same_form(key, getattr(env, setting))
+            given = flags.get(key)
+            if given and mine and _same_form(key, given) != mine:
+                notes.append(
+                    f"{setting} {given} (from {flag}, overriding {self.project.path}: {mine})"
+                )
+        return tuple(notes)
+
+    def _refuse_stray(self, flags: Mapping[str, str | None], process: Mapping[str, str]) -> None:
+        """The organization is the safety boundary: with --env, an AMIGO_* variable that
+        disagrees with the file's value is refused, never silently preferred (a flag,
+        given explicitly, may override; `overrides` says so)."""
+        env = self.environment
+        if env is None or self.project is None:
+            return
+        for key, flag, setting in _BOUNDARY:
+            mine = getattr(env, setting)
+            stray = process.get(key, "").strip()
+            if flags.get(key) or not mine or not stray:
+                continue
+            if _same_form(key, stray) != _same_form(key, mine):
+                raise UserError(
+                    f"environment {env.name!r}: {key}={stray!r} (from the process "
+                    f"environment) differs from {setting} {mine!r} (from {self.project.path}, "
+                    f"environment {env.name!r}); unset {key} (the file names the "
+                    f"{setting} with --env), or pass {flag} {stray} to override it explicitly"
+                )
 
     def manifest_paths(self, given: Sequence[str]) -> tuple[str, ...]:
         """The PATHs given, else the environment's `paths` (UserError if neither)."""
@@ -471,6 +530,7 @@ class Selection:
         env = self.environment
         if env is None:
             return out
+        self._refuse_stray(out, process)
         own = {
             "AMIGO_ORGANIZATION_ID": env.organization,
             "AMIGO_BASE_URL": env.base_url,

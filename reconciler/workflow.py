@@ -165,8 +165,12 @@ def make_plan(
     check_targets: bool = True,
     environment: str | None = None,
     rehearse: bool = False,
+    overrides: Sequence[str] = (),
 ) -> Plan:
     """Read what the plan needs, plan, and check deletions against unit tests.
+
+    `overrides` (`Selection.overrides`: a flag replacing the environment's organization
+    or base URL) become warnings, so every rendering of the plan says so.
 
     Reads: ceil(services / 20) list pages, at most one agents and one state
     machines list (only those the planner says it needs), and one unit-test call
@@ -174,6 +178,7 @@ def make_plan(
     `rehearse`: then apply it to an in-memory copy of what was read
     (`rehearse_plan`); the plan records the rehearsal.
     """
+    from reconciler.diagnostics import Diagnostic, Severity
     from reconciler.live import fetch_live, fetch_services, fetch_unit_tests
     from reconciler.planner import plan_against, references_needed
 
@@ -204,7 +209,10 @@ def make_plan(
         for op in sorted(after)
         if op.startswith("get-") and after.get(op, 0) - before.get(op, 0) > 0
     }
-    plan = replace(plan, api_reads=reads, environment=environment)
+    noted = tuple(Diagnostic(note, severity=Severity.WARNING) for note in overrides)
+    plan = replace(
+        plan, api_reads=reads, environment=environment, warnings=(*noted, *plan.warnings)
+    )
     if rehearse:
         plan = rehearse_plan(plan, desired, live, read_tests)
     return plan

@@ -136,7 +136,10 @@ def _hint(operation_id: str, status: int, payload: Any = None) -> str | None:
         )
         return mine + ("; the other errors: " + bug if others else "")
     if status == 404 and operation_id == SIGN_IN:
-        return "check AMIGO_ORGANIZATION_ID / --organization"
+        return (
+            "check the organization id: --organization, AMIGO_ORGANIZATION_ID, or with "
+            "--env the environment's `organization` in reconciler.yaml"
+        )
     return None
 
 

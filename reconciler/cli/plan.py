@@ -133,6 +133,7 @@ def plan(
             targets=targets,
             environment=selection.name,
             rehearse=not no_rehearse,
+            overrides=connection.overrides(),
         )
     finally:
         client.close()
@@ -221,7 +222,8 @@ def plan_all(
             echo(f"environment {name}:", err=True)
             echo_diagnostics(exc.diagnostics, fmt if fmt == "github" else "text")
             sys.exit(1)
-        client = connection.within(selection).open(on_wait=lambda message: echo(message, err=True))
+        connected = connection.within(selection)
+        client = connected.open(on_wait=lambda message: echo(message, err=True))
         try:
             result = make_plan(
                 client,
@@ -229,6 +231,7 @@ def plan_all(
                 prune=selection.prune(prune),
                 targets=targets,
                 environment=selection.name,
+                overrides=connected.overrides(),
             )
         finally:
             client.close()

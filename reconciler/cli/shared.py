@@ -206,6 +206,12 @@ class ConnectionOptions:
             return flags
         return self.selection.settings(flags, os.environ)
 
+    def overrides(self) -> tuple[str, ...]:
+        """The environment's settings a flag replaces, as the plan shows them."""
+        if self.selection is None or self.emulator_seed is not None:
+            return ()
+        return self.selection.overrides(self.settings())
+
     def open(self, on_wait: Callable[[str], None] | None = None) -> AmigoClient:
         """The client, through the runtime's factory."""
         return self.factory(self.settings(), emulator_seed=self.emulator_seed, on_wait=on_wait)

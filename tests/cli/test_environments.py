@@ -100,7 +100,7 @@ def test_the_example_project_loads_with_defaults_filled_in() -> None:
     staging, production = project.environments
     assert staging.prune and not production.prune
     assert staging.variables["BILLING_AGENT"] == "Billing Assistant"  # the top-level default
-    assert staging.credentials["api_key"] == "STAGING_AMIGO_API_KEY"
+    assert staging.credentials == {} == production.credentials  # the standard names (CI)
     assert production.policy == ("policies",) and staging.policy == ()
     assert staging.mongo_cluster and production.mongo_cluster is None
 
@@ -392,3 +392,66 @@ def test_plan_env_all_markdown_keeps_to_max_chars_on_the_example_tree() -> None:
     assert "1 policy denial" in capped.output
     assert len(capped.output) <= 2000  # was 12,326: the table and sections were never capped
     assert "Not shown here" in capped.output
+
+
+# --- the organization is the safety boundary: no silent override with --env -----------
+
+
+def test_a_stray_organization_variable_is_refused_naming_both_sources(
+    tmp_path: Path, server: Any
+) -> None:
+    emulator, running = server
+    write_tree(tmp_path, running.base_url)
+    creds = credentials_for(emulator, "STAGING")
+    stray = run(
+        ["plan", "--env", "staging"], tmp_path, {**creds, "AMIGO_ORGANIZATION_ID": "acme-prod"}
+    )
+    assert stray.exit_code == 1
+    assert "AMIGO_ORGANIZATION_ID='acme-prod' (from the process environment)" in stray.output
+    assert "organization 'acme' (from reconciler.yaml, environment 'staging')" in stray.output
+    assert "--organization acme-prod" in stray.output
+    assert "Traceback" not in stray.output
+    url = run(["plan", "--env", "staging"], tmp_path, {**creds, "AMIGO_BASE_URL": "https://x.test"})
+    assert url.exit_code == 1 and "AMIGO_BASE_URL='https://x.test'" in url.output
+    same = run(["plan", "--env", "staging"], tmp_path, {**creds, "AMIGO_ORGANIZATION_ID": "acme"})
+    assert same.exit_code == 0, same.output
+
+
+def test_an_explicit_organization_flag_overrides_and_every_rendering_says_so(
+    tmp_path: Path, server: Any
+) -> None:
+    emulator, running = server
+    write_tree(tmp_path, running.base_url)
+    project = tmp_path / "reconciler.yaml"
+    project.write_text(
+        project.read_text().replace("organization: acme\n", "organization: old\n", 1)
+    )
+    creds = credentials_for(emulator, "STAGING")
+    note = "organization acme (from --organization, overriding reconciler.yaml: old)"
+    for fmt in ("text", "markdown", "github"):
+        result = run(
+            ["plan", "--env", "staging", "--organization", "acme", "--format", fmt], tmp_path, creds
+        )
+        assert result.exit_code == 0, result.output
+        assert note in result.output.replace("\\", ""), fmt
+
+
+def test_with_env_the_files_variables_win_over_a_stray_process_variable(
+    tmp_path: Path, server: Any
+) -> None:
+    emulator, running = server
+    write_tree(tmp_path, running.base_url)
+    creds = {**credentials_for(emulator, "STAGING"), **credentials_for(emulator, "PROD")}
+    stray = {**creds, "GREETING": "stray from the shell"}
+    staging = run(["plan", "--env", "staging"], tmp_path, stray)
+    assert '"hi from staging"' in staging.output and "stray" not in staging.output
+    production = run(["plan", "--env", "production"], tmp_path, stray)
+    assert '"hello"' in production.output and "stray" not in production.output
+
+
+def test_an_unknown_organization_hint_names_the_project_file_too() -> None:
+    from reconciler.api.failures import error_for_status
+    from reconciler.api.operations import SIGN_IN
+
+    error = error_for_status(SIGN_IN, 404, "no such organization", service=None)
+    assert "reconciler.yaml" in str(error) and "AMIGO_ORGANIZATION_ID" in str(error)
