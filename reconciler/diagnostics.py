@@ -44,11 +44,14 @@ class Diagnostic:
         field = f"{self.field}: " if self.field else ""
         return f"{where}{self.severity.value}: {field}{self.message}"
 
-    def github_annotation(self) -> str:
-        """`::error file=F,line=L,col=C::message` for GitHub Actions."""
-        props = {}
+    def github_annotation(self, title: str | None = None) -> str:
+        """`::error file=F,line=L,col=C::message` for GitHub Actions (`title`: its heading,
+        e.g. which environment's plan found it)."""
+        props: dict[str, object] = {}
         if self.pos:
             props = {"file": self.pos.file, "line": self.pos.line, "col": self.pos.column}
+        if title:
+            props["title"] = title
         text = f"{self.field}: {self.message}" if self.field else self.message
         return workflow_command(self.severity.value, text, props)
 

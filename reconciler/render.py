@@ -573,21 +573,26 @@ def render_github(plan: Plan) -> str:
     `::warning` for each thing left alone, then a notice with the totals. An operation
     with no manifest line (a prune of an undeclared service) is annotated without a file,
     so it shows in the run's summary. Escaping: diagnostics.workflow_command."""
-    lines = [d.github_annotation() for d in (*plan.errors, *plan.warnings)]
+    # Under `--env all` the same change is annotated once per environment: each title
+    # names its environment, so two identical notices are told apart.
+    title = "reconciler plan"
+    if plan.environment is not None:
+        title = f"[{plan.environment}] {title}"
+    env_title = title if plan.environment is not None else None
+    lines = [d.github_annotation(env_title) for d in (*plan.errors, *plan.warnings)]
     for op in plan.operations:
         props: dict[str, object] = {}
         if op.source is not None:
             props = {"file": op.source.file, "line": op.source.line, "col": op.source.column}
-        props["title"] = f"reconciler plan: {op.service}"
+        props["title"] = f"{title}: {op.service}"
         lines.append(workflow_command("notice", annotation_text(op, plan.reference_names), props))
     for item in _drift_items(plan):
-        lines.append(
-            workflow_command("warning", f"left alone: {item}", {"title": "reconciler plan"})
-        )
+        lines.append(workflow_command("warning", f"left alone: {item}", {"title": title}))
+    rehearsal_title = title.replace("reconciler plan", "reconciler rehearsal")
     rehearsed = rehearsal_lines(plan.rehearsal)
     for severity, line in rehearsed:
         if severity != "ok":
-            lines.append(workflow_command(severity, line, {"title": "reconciler rehearsal"}))
+            lines.append(workflow_command(severity, line, {"title": rehearsal_title}))
     summary = closing_line(plan)
     if plan.environment is not None:
         summary = f"[{plan.environment}] {summary}"
@@ -595,7 +600,7 @@ def render_github(plan: Plan) -> str:
         summary += f" {len(plan.errors)} error(s): this plan cannot be applied."
     summary += "".join(f" {line}." for severity, line in rehearsed if severity == "ok")
     summary += f" {digest_line(plan)}"
-    lines.append(workflow_command("notice", summary, {"title": "reconciler plan"}))
+    lines.append(workflow_command("notice", summary, {"title": title}))
     return "\n".join(lines) + "\n"
 
 

@@ -85,3 +85,16 @@ def test_the_table_shows_the_fields_that_differ_between_environments() -> None:
     assert "≠" in row
     assert "xxxx" not in row  # the description is the same in both: not repeated
     assert re.search(r"\| Service \| Change \| staging \| production \|", md)
+
+
+def test_every_github_annotation_names_its_environment() -> None:
+    results = environments(8, 2)
+    for _, plan, _ in results:
+        assert plan.errors and plan.warnings
+    out = render_environments(results, "github")
+    lines = [line for line in out.splitlines() if line.startswith("::")]
+    assert len(lines) == 2 * (2 + 1 + 8 + 1)  # errors, warning, notices, summary
+    for name in ("staging", "production"):
+        mine = [line for line in lines if f"title=[{name}] reconciler plan" in line]
+        assert len(mine) == len(lines) // 2, name
+    assert len(set(lines)) == len(lines)  # the same change in two environments, told apart
