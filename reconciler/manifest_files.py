@@ -15,6 +15,12 @@ from pathlib import Path
 from reconciler.sniff import read_head
 
 _API_VERSION = re.compile(rb"^apiVersion:\s*[\"']?amigo\.ai/", re.MULTILINE)
+# The project file (reconciler.yaml) under another name: its two required top-level keys.
+_PROJECT_KEYS = (
+    re.compile(rb"^version:", re.MULTILINE),
+    re.compile(rb"^environments:", re.MULTILINE),
+)
+PROJECT_NAMES = ("reconciler.yaml", "reconciler.yml")
 SNIFF_BYTES = 65_536
 
 
@@ -28,3 +34,18 @@ def manifest_paths(paths: Sequence[str]) -> list[str]:
     """`paths` without the files that are not manifests (directories are kept: their
     walk reads only `*.yaml` / `*.yml`, and every one of those must be a manifest)."""
     return [p for p in paths if Path(p).is_dir() or looks_like_manifest(p)]
+
+
+def looks_like_project(path: str | Path) -> bool:
+    """The project file: named reconciler.yaml, or a regular file whose top level has
+    both `version:` and `environments:` (and no Amigo apiVersion: that is a manifest)."""
+    if Path(path).is_dir():
+        return False
+    if Path(path).name in PROJECT_NAMES:
+        return True
+    head = read_head(path, SNIFF_BYTES)
+    return (
+        head is not None
+        and all(key.search(head) for key in _PROJECT_KEYS)
+        and _API_VERSION.search(head) is None
+    )

@@ -278,6 +278,13 @@ def manifest_files(paths: Sequence[str]) -> list[str]:
     return manifest_paths(paths)
 
 
+def project_files(paths: Sequence[str]) -> list[str]:
+    """The project files (reconciler.yaml) among `paths` (the pre-commit hook checks them)."""
+    from reconciler.manifest_files import looks_like_project
+
+    return [p for p in paths if looks_like_project(p)]
+
+
 def is_saved_plan(path: str) -> bool:
     """Whether `path` holds a saved plan rather than manifests (sniffs the head)."""
     from reconciler.planfile import looks_like_saved_plan

@@ -30,7 +30,9 @@ from reconciler.cli.shared import (
     "--manifests-only",
     is_flag=True,
     help="Skip given files that are not Amigo manifests (no `apiVersion: amigo.ai/...` "
-    "line): for the pre-commit hook, which passes every changed YAML file.",
+    "line), except the project file (reconciler.yaml, or `version:` and `environments:` "
+    "at the top level), which is validated: for the pre-commit hook, which passes every "
+    "changed YAML file.",
 )
 @policy_options
 @env_options
@@ -47,11 +49,20 @@ def validate(
     from reconciler.workflow import check_manifests_policy, load_desired
 
     if manifests_only:
-        from reconciler.workflow import manifest_files
+        from reconciler.workflow import find_and_load_project, manifest_files, project_files
 
-        kept = manifest_files(paths)
+        projects = project_files(paths)
+        for project in projects:  # the project file is checked, never skipped
+            try:
+                find_and_load_project(project, ())
+            except UserError as exc:
+                echo_diagnostics(exc.diagnostics, fmt)
+                echo(f"{project}: the project file is invalid", err=True)
+                sys.exit(1)
+        kept = [p for p in manifest_files(paths) if p not in projects]
         if not kept:
-            echo(f"no Amigo manifests among {len(paths)} file(s): nothing to validate")
+            valid = f"{', '.join(projects)} valid; " if projects else ""
+            echo(f"{valid}no Amigo manifests among {len(paths)} file(s): nothing to validate")
             return
         paths = tuple(kept)
     try:

@@ -455,3 +455,24 @@ def test_an_unknown_organization_hint_names_the_project_file_too() -> None:
 
     error = error_for_status(SIGN_IN, 404, "no such organization", service=None)
     assert "reconciler.yaml" in str(error) and "AMIGO_ORGANIZATION_ID" in str(error)
+
+
+def test_the_pre_commit_hook_validates_the_project_file(tmp_path: Path) -> None:
+    write_tree(tmp_path)
+    hook = ["validate", "--manifests-only"]
+    good = run([*hook, "reconciler.yaml", "services/greeter.yaml"], tmp_path)
+    assert good.exit_code == 0, good.output
+    alone = run([*hook, "reconciler.yaml"], tmp_path)
+    assert alone.exit_code == 0 and "reconciler.yaml valid" in alone.output
+
+    project = tmp_path / "reconciler.yaml"
+    project.write_text(project.read_text().replace("mongo_cluster:", "mongo_clustr:"))
+    bad = run([*hook, "reconciler.yaml", "services/greeter.yaml"], tmp_path)
+    assert bad.exit_code == 1, bad.output
+    assert "reconciler.yaml:10:" in bad.output and "mongo_cluster" in bad.output
+    assert "Traceback" not in bad.output
+
+    # Recognised by its top-level keys under another name too.
+    (tmp_path / "envs.yaml").write_text(project.read_text())
+    renamed = run([*hook, "envs.yaml"], tmp_path)
+    assert renamed.exit_code == 1 and "envs.yaml:10:" in renamed.output
