@@ -337,7 +337,7 @@ def _service_groups(plan: Plan) -> list[tuple[str, list[Operation]]]:
 def source_link(link_base: str | None, pos: SourcePos | None) -> str | None:
     """`{link_base}/{path}#L{line}` for a manifest position, or None (no base, or a file
     outside the working tree, which the reviewed commit cannot hold)."""
-    if not link_base or pos is None:
+    if not link_base or pos is None or link_base_problem(link_base):
         return None
     path = pos.file
     if os.path.isabs(path):
@@ -350,7 +350,23 @@ def source_link(link_base: str | None, pos: SourcePos | None) -> str | None:
         path = path[2:]
     if path.startswith("../") or not path:
         return None
-    return f"{link_base.rstrip('/')}/{quote(path, safe='/')}#L{pos.line}"
+    return f"{safe_link_base(link_base).rstrip('/')}/{quote(path, safe='/')}#L{pos.line}"
+
+
+def safe_link_base(link_base: str) -> str:
+    """`link_base` with what would end a markdown link (`(`, `)`, whitespace) percent-encoded."""
+    return re.sub(r"[()\s]", lambda m: "%" + format(ord(m[0]), "02X"), link_base)
+
+
+def link_base_problem(link_base: str) -> str | None:
+    """Why `link_base` cannot prefix links in a comment (None: it can): http(s) with a host
+    only, so no `javascript:` or `file:` link reaches a reviewer."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(link_base.strip())
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        return "must be an http:// or https:// URL with a host"
+    return None
 
 
 def _linked(label: str, url: str | None) -> str:

@@ -437,6 +437,12 @@ class ReviewOptions:
 
         if self.max_chars is not None and fmt != "markdown":
             fail(f"--max-chars applies to --format markdown, not {fmt}", 2)
+        if self.link_base is not None:
+            from reconciler.render import link_base_problem
+
+            problem = link_base_problem(self.link_base)
+            if problem:
+                fail(f"--link-base {self.link_base!r}: {problem}", 2)
         link = self.link_base or link_base_from_env(os.environ)
         return (self.max_chars or MARKDOWN_MAX_CHARS) if fmt == "markdown" else None, link
 
@@ -456,7 +462,7 @@ def review_options(func: F) -> F:
         "--link-base",
         metavar="URL",
         default=None,
-        help="markdown: link manifest lines to URL/PATH#LLINE (default in GitHub Actions: "
+        help="markdown: link manifest lines to URL/PATH#LLINE, an http(s) URL (default in GitHub Actions: "
         "the reviewed commit's blob URL).",
     )
     @functools.wraps(func)
