@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from reconciler.diagnostics import Diagnostic, SourcePos, UserError
+from reconciler.diagnostics import Diagnostic, Severity, SourcePos, UserError
 
 PROJECT_FILE = "reconciler.yaml"
 ALL = "all"  # `--env all`: every environment, one report
@@ -93,6 +93,8 @@ class Project:
     path: str
     defaults: Environment
     environments: tuple[Environment, ...]
+    # Not errors, said once when the file is loaded (e.g. a credential named GITHUB_TOKEN).
+    warnings: tuple[Diagnostic, ...] = ()
 
     @property
     def root(self) -> Path:
@@ -183,15 +185,43 @@ def _looks_like_secret(value: str) -> bool:
     return entropy > 4.0 and has_digit and has_alpha
 
 
+# Variables a shell or CI runner sets itself: never an Amigo credential.
+_RUNNER_VARIABLES = frozenset(
+    [
+        "GITHUB_TOKEN",
+        "GH_TOKEN",
+        "PATH",
+        "HOME",
+        "USER",
+        "LOGNAME",
+        "SHELL",
+        "PWD",
+        "TMPDIR",
+        "LANG",
+        "CI",
+        "HOSTNAME",
+        "ACTIONS_RUNTIME_TOKEN",
+        "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+        "ACTIONS_ID_TOKEN_REQUEST_URL",
+    ]
+)
+_RUNNER_PREFIXES = ("GITHUB_", "RUNNER_", "ACTIONS_")
+
+
 class _Reader:
     def __init__(self, display: str) -> None:
         self.display = display
         self.diagnostics: list[Diagnostic] = []
+        self.warnings: list[Diagnostic] = []
 
     def error(self, node: Node, message: str) -> None:
         self.diagnostics.append(Diagnostic(message, pos=_pos(self.display, node)))
 
-    def mapping(self, node: Node, where: str) -> list[tuple[str, Node, Node]]:
+    def mapping(
+        self, node: Node, where: str, *, check_again: Callable[[str, Node], object] | None = None
+    ) -> list[tuple[str, Node, Node]]:
+        """The string-keyed entries; a key given twice is an error, and its second value is
+        still passed to `check_again` so every mistake in the file is reported at once."""
         if not isinstance(node, MappingNode):
             self.error(node, f"{where} must be a mapping")
             return []
@@ -203,6 +233,8 @@ class _Reader:
                 continue
             if key.value in seen:
                 self.error(key, f"{where}: {key.value!r} is given twice")
+                if check_again is not None:
+                    check_again(key.value, value)
                 continue
             seen.add(key.value)
             items.append((key.value, key, value))
@@ -280,6 +312,16 @@ class _Reader:
                     f"{PROJECT_FILE}",
                 )
                 continue
+            if name in _RUNNER_VARIABLES or name.startswith(_RUNNER_PREFIXES):
+                self.warnings.append(
+                    Diagnostic(
+                        f"{here} names {name}, a variable the shell or CI runner sets itself: "
+                        "its value would be sent to the Amigo API as the credential (a GitHub "
+                        "token leaving GitHub); name the variable that holds the Amigo one",
+                        pos=_pos(self.display, value),
+                        severity=Severity.WARNING,
+                    )
+                )
             out[key] = name
         return out
 
@@ -364,7 +406,12 @@ def load_project(path: str | Path) -> Project:
     if env_node is None:
         reader.error(root, "the project file needs `environments:` (a mapping of name -> settings)")
     else:
-        for name, key_node, value in reader.mapping(env_node, "environments"):
+
+        def settings_of_duplicate(name: str, value: Node) -> object:
+            return reader.settings(value, f"environments.{name}", SETTINGS)
+
+        entries = reader.mapping(env_node, "environments", check_again=settings_of_duplicate)
+        for name, key_node, value in entries:
             if name == ALL or not _NAME_RE.match(name):
                 reader.error(
                     key_node,
@@ -383,7 +430,7 @@ def load_project(path: str | Path) -> Project:
             reader.error(env_node, "`environments:` lists no environment")
     if reader.diagnostics:
         raise UserError(reader.diagnostics)
-    return Project(display, defaults, tuple(environments))
+    return Project(display, defaults, tuple(environments), tuple(reader.warnings))
 
 
 # --- a selection: what one command run takes from the project file ------------------

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from reconciler.plan import Plan
     from reconciler.policy import JsonInput, Policies, PolicyResult, TestResult
     from reconciler.policy.engine import Module
-    from reconciler.project import Project
+    from reconciler.project import Project as Project  # for the CLI's annotations
     from reconciler.project import Selection as Selection  # for the CLI's annotations
     from reconciler.rollback import ApplyVerification
     from reconciler.verify import Verification, VerifyTarget

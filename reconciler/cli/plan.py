@@ -23,6 +23,7 @@ from reconciler.cli.shared import (
     policy_options,
     review_options,
     target_option,
+    warn_project,
 )
 
 if TYPE_CHECKING:
@@ -212,7 +213,9 @@ def plan_all(
     from reconciler.workflow import check_plan_policy, each_environment, load_desired, make_plan
 
     results: list[tuple[str, Plan, PolicyResult | None]] = []
-    for selection in each_environment(env.config, paths):
+    selections = each_environment(env.config, paths)
+    warn_project(selections[0].project if selections else None)
+    for selection in selections:
         name = selection.name or ""
         own_policy = policy.within(selection)
         modules = own_policy.load()

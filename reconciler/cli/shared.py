@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from reconciler.api.client import AmigoClient
     from reconciler.diagnostics import Diagnostic
     from reconciler.policy.sandbox import Policies
-    from reconciler.workflow import Selection
+    from reconciler.workflow import Project, Selection
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -284,7 +284,15 @@ class EnvOptions:
         """The project file found for `paths` (or --config) and the environment --env names."""
         from reconciler.workflow import select_environment
 
-        return select_environment(self.config, self.name, tuple(paths))
+        selection = select_environment(self.config, self.name, tuple(paths))
+        warn_project(selection.project)
+        return selection
+
+
+def warn_project(project: Project | None) -> None:
+    """The project file's warnings, on stderr (they never fail a command)."""
+    for warning in project.warnings if project is not None else ():
+        echo(str(warning), err=True)
 
 
 def manifest_paths(selection: Selection, given: Iterable[str]) -> tuple[str, ...]:

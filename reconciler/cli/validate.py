@@ -17,6 +17,7 @@ from reconciler.cli.shared import (
     handle_errors,
     manifest_paths,
     policy_options,
+    warn_project,
 )
 
 
@@ -54,7 +55,7 @@ def validate(
         projects = project_files(paths)
         for project in projects:  # the project file is checked, never skipped
             try:
-                find_and_load_project(project, ())
+                warn_project(find_and_load_project(project, ()))
             except UserError as exc:
                 echo_diagnostics(exc.diagnostics, fmt)
                 echo(f"{project}: the project file is invalid", err=True)

@@ -476,3 +476,35 @@ def test_the_pre_commit_hook_validates_the_project_file(tmp_path: Path) -> None:
     (tmp_path / "envs.yaml").write_text(project.read_text())
     renamed = run([*hook, "envs.yaml"], tmp_path)
     assert renamed.exit_code == 1 and "envs.yaml:10:" in renamed.output
+
+
+def test_every_project_error_is_reported_even_with_a_duplicated_environment(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "reconciler.yaml").write_text(
+        "version: 1\nenvironments:\n  staging:\n    organization: a\n"
+        "  staging:\n    organizaton: b\n    prune: maybe\n"
+        "  production:\n    organization: c\n    colour: red\n"
+    )
+    with pytest.raises(UserError) as caught:
+        load_project(tmp_path / "reconciler.yaml")
+    found = [str(d) for d in caught.value.diagnostics]
+    assert any(":5:3:" in d and "given twice" in d for d in found)
+    assert any(":6:5:" in d and "did you mean 'organization'" in d for d in found)
+    assert any(":7:12:" in d and "prune must be true or false" in d for d in found)
+    assert any(":10:5:" in d and "colour" in d for d in found)
+
+
+def test_a_credential_named_after_a_runner_variable_is_warned_about(tmp_path: Path) -> None:
+    write_tree(tmp_path)
+    project = tmp_path / "reconciler.yaml"
+    project.write_text(project.read_text().replace("api_key: PROD_KEY", "api_key: GITHUB_TOKEN"))
+    loaded = load_project(project)
+    (warning,) = loaded.warnings
+    assert "environments.production.credentials.api_key names GITHUB_TOKEN" in str(warning)
+    assert ":15:28:" in str(warning)
+    listed = run(["validate", "--env", "staging", "services"], tmp_path)
+    assert listed.exit_code == 0, listed.output
+    assert "names GITHUB_TOKEN" in listed.output
+    clean = load_project(write_tree(tmp_path / "clean") / "reconciler.yaml")
+    assert clean.warnings == ()
