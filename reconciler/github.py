@@ -1084,8 +1084,19 @@ class DriftIssue:
     number: int | None = None
 
 
+_LABEL_LIMIT = 50  # GitHub's label length limit
+
+
 def drift_label(environment: str) -> str:
-    return f"reconciler-drift:{environment}"[:50]  # GitHub's label limit
+    """`reconciler-drift:<environment>`; a name too long for a label is cut and given a
+    hash of the whole name, so two long environments never share one drift issue."""
+    label = f"reconciler-drift:{environment}"
+    if len(label) <= _LABEL_LIMIT:
+        return label
+    import hashlib
+
+    suffix = "~" + hashlib.sha256(environment.encode("utf-8")).hexdigest()[:8]
+    return label[: _LABEL_LIMIT - len(suffix)] + suffix
 
 
 def _open_drift_issue(

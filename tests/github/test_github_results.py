@@ -291,3 +291,12 @@ def test_drift_issue_command(github: FakeGitHub, tmp_path: Path) -> None:
         ["ci", "drift-issue", "--environment", "production", "--exit-code", "0"], environ, tmp_path
     )
     assert "drift issue: closed #1" in result.output
+
+
+def test_drift_labels_stay_unique_per_environment_when_cut_to_50() -> None:
+    long_a = "production-" + "x" * 40 + "-eu"
+    long_b = "production-" + "x" * 40 + "-us"
+    labels = {drift_label(long_a), drift_label(long_b)}
+    assert len(labels) == 2 and all(len(label) <= 50 for label in labels)
+    assert drift_label(long_a) == drift_label(long_a)  # stable across runs
+    assert drift_label("production") == "reconciler-drift:production"  # short: unchanged
