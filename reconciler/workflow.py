@@ -417,8 +417,10 @@ def load_for_apply(
     prune: bool = False,
     targets: Sequence[str] = (),
     selection: Selection | None = None,
+    overrides: Sequence[str] = (),
 ) -> ApplyInput:
-    """A saved plan (loaded and checked: target, environment, errors, staleness), or a fresh plan."""
+    """A saved plan (loaded and checked: target, environment, errors, staleness), or a fresh
+    plan (`overrides`: as `make_plan`'s, shown with it)."""
     environment = selection.name if selection is not None else None
     if saved:
         from reconciler.planfile import load_plan
@@ -428,7 +430,14 @@ def load_for_apply(
         return ApplyInput(plan, None)
     desired = load_desired(paths, selection)
     return ApplyInput(
-        make_plan(client, desired, prune=prune, targets=targets, environment=environment),
+        make_plan(
+            client,
+            desired,
+            prune=prune,
+            targets=targets,
+            environment=environment,
+            overrides=overrides,
+        ),
         desired,
     )
 

@@ -194,7 +194,13 @@ def apply(
     sending = False
     try:
         applying = load_for_apply(
-            client, paths, saved=saved, prune=prune, targets=targets, selection=selection
+            client,
+            paths,
+            saved=saved,
+            prune=prune,
+            targets=targets,
+            selection=selection,
+            overrides=connection.overrides(),
         )
         plan = applying.plan
 

@@ -434,6 +434,11 @@ def test_an_explicit_organization_flag_overrides_and_every_rendering_says_so(
         )
         assert result.exit_code == 0, result.output
         assert note in result.output.replace("\\", ""), fmt
+    applied = run(
+        ["apply", "--env", "staging", "--organization", "acme", "--auto-approve"], tmp_path, creds
+    )
+    assert applied.exit_code == 0, applied.output
+    assert note in applied.output
 
 
 def test_with_env_the_files_variables_win_over_a_stray_process_variable(
