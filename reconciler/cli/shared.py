@@ -444,13 +444,13 @@ class ReviewOptions:
         from reconciler.render import MARKDOWN_MAX_CHARS
 
         if self.max_chars is not None and fmt != "markdown":
-            fail(f"--max-chars applies to --format markdown, not {fmt}", 2)
+            fail(f"--max-chars applies to --format markdown, not {fmt}", EXIT_USAGE)
         if self.link_base is not None:
             from reconciler.render import link_base_problem
 
             problem = link_base_problem(self.link_base)
             if problem:
-                fail(f"--link-base {self.link_base!r}: {problem}", 2)
+                fail(f"--link-base {self.link_base!r}: {problem}", EXIT_USAGE)
         link = self.link_base or link_base_from_env(os.environ)
         return (self.max_chars or MARKDOWN_MAX_CHARS) if fmt == "markdown" else None, link
 

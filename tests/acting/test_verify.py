@@ -10,6 +10,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 from support.cli import emulator_client
+from support.simulation import seed
 
 from reconciler.api.client import AmigoClient
 from reconciler.api.errors import ApiError
@@ -18,57 +19,6 @@ from reconciler.connect import emulator_config
 from reconciler.diagnostics import UserError
 from reconciler.emulator import Emulator
 from reconciler.verify import Outcome, VerifyTarget, run_verification
-
-
-def seed(canary_agent: int = 4, **test_overrides: Any) -> dict[str, Any]:
-    greets: dict[str, Any] = {
-        "name": "Greets",
-        "service": "Front Desk",
-        "version_set": "canary",
-        "metrics": ["Greeting", "Politeness"],
-        "outcomes": [
-            {
-                "when": {"agent_version_number": 5},
-                "result": "fail",
-                "failed_metrics": ["Politeness"],
-            },
-            {"when": {"agent_version_number": 2}, "result": "error", "error": "persona crashed"},
-        ],
-    }
-    greets.update(test_overrides)
-    return {
-        "organization": "sim-org",
-        "credentials": {"api_key": "seed-key-not-secret", "api_key_id": "kid", "user_id": "u1"},
-        "agents": [{"name": "Concierge", "latest_version": 5}],
-        "state_machines": [{"name": "Flow", "latest_version": 3}],
-        "services": [
-            {
-                "name": "Front Desk",
-                "description": "Front",
-                "agent": "Concierge",
-                "service_hierarchical_state_machine": "Flow",
-                "tags": {"managed_by": "amigo_reconciler"},
-                "version_sets": {
-                    "release": {"agent_version_number": 3},
-                    "canary": {"agent_version_number": canary_agent},
-                },
-            }
-        ],
-        "unit_tests": [
-            greets,
-            {
-                "name": "Books",
-                "service": "Front Desk",
-                "version_set": "canary",
-                "metrics": ["Booked"],
-            },
-            {"name": "Release check", "service": "Front Desk", "version_set": "release"},
-        ],
-        "unit_test_sets": [
-            {"name": "Smoke", "unit_tests": ["Greets", "Books"], "run_count": 2},
-            {"name": "Billing regressions", "unit_tests": ["Release check"]},
-        ],
-    }
 
 
 def client_for(emulator: Emulator) -> AmigoClient:

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from test_verify import seed
+from support.simulation import HEADER, seed
 
 from reconciler import cli
 from reconciler.api.client import AmigoClient
@@ -28,14 +28,6 @@ from reconciler.emulator import Emulator
 from reconciler.plan import Action, Kind, Operation, Plan
 from reconciler.planfile import load_plan, plan_digest, save_plan
 from reconciler.rollback import plan_rollback
-
-HEADER = (
-    "apiVersion: amigo.ai/v1\nkind: Service\nmetadata: {name: Front Desk}\nspec:\n"
-    "  description: Front\n  agent: Concierge\n  service_hierarchical_state_machine: Flow\n"
-    "  version_sets:\n"
-    "    # release serves everyone; canary is where changes are tried first\n"
-    "    release: {agent_version_number: 3}\n"
-)
 
 
 def manifest(tmp_path: Path, canary: int, extra: str = "", *, machine: int | None = None) -> Path:

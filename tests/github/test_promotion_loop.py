@@ -15,8 +15,7 @@ from typing import Any
 import pytest
 from _github_fake import FakeGitHub
 from click.testing import CliRunner, Result
-from test_apply_verify import HEADER
-from test_verify import seed
+from support.simulation import HEADER, seed
 
 from reconciler.api.client import AmigoClient
 from reconciler.cli import main

@@ -29,7 +29,7 @@ def test_the_flag_refuses_a_base_that_is_not_http() -> None:
     args = ["plan", str(EXAMPLE_SERVICES), "--emulator", str(SEED), "--format", "markdown"]
     for bad in ("javascript:alert(1)", "file:///etc", "example.com/x"):
         result = CliRunner().invoke(main, [*args, "--link-base", bad])
-        assert result.exit_code == 2, result.output
+        assert result.exit_code == 64, result.output
         assert f"--link-base {bad!r}: must be an http:// or https:// URL" in result.output
     ok = CliRunner().invoke(main, [*args, "--link-base", "https://github.com/o/r/blob/" + "c" * 40])
     assert ok.exit_code in (0, 1), ok.output  # 1: the example's own plan-time checks

@@ -281,7 +281,7 @@ def test_show_refuses_what_is_neither_and_max_chars_off_markdown(tmp_path: Path)
     result = CliRunner().invoke(main, ["show", str(broken)])
     assert result.exit_code == 1 and "y.json is not JSON (line 2, column 3" in result.output
     result = CliRunner().invoke(main, ["show", str(broken), "--max-chars", "5000"])
-    assert result.exit_code == 2 and "--max-chars applies to --format markdown" in result.output
+    assert result.exit_code == 64 and "--max-chars applies to --format markdown" in result.output
 
 
 def test_plan_takes_max_chars_and_links_from_the_github_environment(tmp_path: Path) -> None:
@@ -309,4 +309,4 @@ def test_plan_takes_max_chars_and_links_from_the_github_environment(tmp_path: Pa
     balanced(explicit.stdout)
     assert "Not shown here" in explicit.stdout
     assert plain.exit_code == 0 and "](" not in plain.stdout
-    assert refused.exit_code == 2 and "--max-chars applies to --format markdown" in refused.output
+    assert refused.exit_code == 64 and "--max-chars applies to --format markdown" in refused.output
