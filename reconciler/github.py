@@ -34,6 +34,7 @@ from reconciler.diagnostics import UserError
 from reconciler.fit import GITHUB_COMMENT_LIMIT, fenced, take_lines
 
 if TYPE_CHECKING:
+    from reconciler.project import Selection
     from reconciler.verify import Verification
 
 # The marker the plan comment carries (one line, invisible when rendered). Only comments
@@ -836,14 +837,21 @@ def open_promotion_pr(
     remote: str = "origin",
     server_url: str = "https://github.com",
     run_url: str = "",
+    selection: Selection | None = None,
 ) -> PromotionPr:
     """Promote `services` from `source` to `target` in the manifests (on a fresh branch from
     HEAD), push it, and open the pull request, or update the open one for this pair.
+
+    `selection` with an environment (--env, AMIGO_RECONCILER_ENV): only the documents of
+    that environment are promoted (`metadata.environments`, as plan reads them), on a
+    branch of its own, so two environments' promotions never overwrite each other.
 
     The branch is rebuilt from HEAD every time (force-pushed): the pull request always
     shows one commit, the promotion of what passed on this commit, and its plan preview
     shows exactly the target set's change. Nothing to promote (already equal): no push.
     """
+    import functools
+    import os
     from pathlib import Path
 
     from reconciler.promote import (
@@ -852,8 +860,16 @@ def open_promotion_pr(
         plan_promotion,
         write_promotion,
     )
+    from reconciler.workflow import select_services
 
+    environment = selection.name if selection is not None else None
     branch = PROMOTION_BRANCH.format(source=source, target=target)
+    if environment is not None:
+        branch += f"-{environment}"
+    variables = selection.variables(os.environ) if selection is not None else None
+    select = (
+        functools.partial(select_services, selection=selection) if environment is not None else None
+    )
     if not services:
         return PromotionPr("nothing", branch)
     root = Path(cwd)
@@ -861,7 +877,7 @@ def open_promotion_pr(
     refused: tuple[str, ...] = ()
     try:
         promotion = plan_promotion(
-            resolved, list(services), source=source, target=target, all_services=False
+            resolved, list(services), source=source, target=target, env=variables, select=select
         )
     except NothingToPromote:
         return PromotionPr("nothing", branch)
@@ -874,14 +890,18 @@ def open_promotion_pr(
             return PromotionPr("refused", branch, refused=refused)
         try:
             promotion = plan_promotion(
-                resolved, list(services), source=source, target=target, all_services=False
+                resolved,
+                list(services),
+                source=source,
+                target=target,
+                env=variables,
+                select=select,
             )
         except NothingToPromote:
             return PromotionPr("refused", branch, refused=refused)
     _git(["checkout", "-B", branch], cwd)
     write_promotion(promotion)
     import dataclasses
-    import os
 
     diff = "".join(
         dataclasses.replace(change, path=os.path.relpath(change.path, cwd)).diff()
@@ -890,7 +910,8 @@ def open_promotion_pr(
     files = [str(change.path) for change in promotion.changes]
     _git(["add", "--", *files], cwd)
     names = ", ".join(services)
-    title = f"Promote {source} to {target}: {names}"
+    where = f" in {environment}" if environment is not None else ""
+    title = f"Promote {source} to {target}{where}: {names}"
     _git(
         [
             "-c",
@@ -913,7 +934,7 @@ def open_promotion_pr(
     body = "\n".join(
         [
             PROMOTION_MARKER.format(source=source, target=target),
-            f"The `{source}` version set of {names} passed verification after apply of "
+            f"The `{source}` version set of {names}{where} passed verification after apply of "
             f"`{context.sha[:12]}`" + (f" ([run]({run_url}))" if run_url else "") + ".",
             f"Merging this makes `{target}` serve it; the plan on this pull request shows "
             f"exactly the `{target}` change.",

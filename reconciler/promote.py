@@ -20,7 +20,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeGuard
@@ -31,13 +31,17 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from reconciler.diagnostics import Diagnostic, SourcePos, UserError, did_you_mean
 from reconciler.manifests import index_documents, load_manifests
-from reconciler.model import EDGE, DesiredService
+from reconciler.model import EDGE, DesiredService, DesiredState
 
 _FLOW_UNSAFE = frozenset(",[]{}#")
 
 
 class NothingToPromote(UserError):
     """Every named service already has the target set equal to the source set."""
+
+
+class PromotionUsage(UserError):
+    """The arguments contradict each other (the CLI turns this into a usage error, exit 64)."""
 
 
 PINNED_FIELDS = ("agent_version_number", "service_hierarchical_state_machine_version_number")
@@ -91,10 +95,14 @@ def plan_promotion(
     target: str,
     all_services: bool = False,
     env: Mapping[str, str] | None = None,
+    select: Callable[[DesiredState], DesiredState] | None = None,
     require_pinned: bool = True,
 ) -> Promotion:
     """Compute the edits (nothing written); UserError names whatever is refused and why.
 
+    `select`: keep only the services of one environment (`workflow.select_services`
+    for --env), so a service declared once per environment (`metadata.environments`)
+    is promoted in the document of that environment only.
     `require_pinned`: refuse a source set that leaves a version number unpinned
     (UnpinnedSource); only the text-editing tests turn it off.
     """
@@ -112,12 +120,16 @@ def plan_promotion(
             f"never declared in manifests{cased}; promote to a declared set such as 'release'"
         )
     if source == target:
-        raise UserError(f"--from and --to are both '{source}'; name two different version sets")
+        raise PromotionUsage(
+            f"--from and --to are both '{source}'; name two different version sets"
+        )
     if all_services and services:
-        raise UserError("give service names or --all, not both")
+        raise PromotionUsage("give service names or --all, not both")
     if not all_services and not services:
-        raise UserError("name the services to promote, or pass --all for every service")
+        raise PromotionUsage("name the services to promote, or pass --all for every service")
     desired = load_manifests(paths, env)
+    if select is not None:
+        desired = select(desired)
     chosen = _choose(desired.services, services, source, all_services)
     promoted: list[DesiredService] = []
     unchanged: list[str] = []
@@ -207,8 +219,12 @@ def _choose(
             continue
         if len(matches) > 1:
             where = ", ".join(str(s.source) for s in matches)
+            scoped = all(s.environments is not None for s in matches)
+            hint = "; pass --env to promote it in one environment" if scoped else ""
             problems.append(
-                Diagnostic(f"{len(matches)} manifests declare a service named '{name}' ({where})")
+                Diagnostic(
+                    f"{len(matches)} manifests declare a service named '{name}' ({where}){hint}"
+                )
             )
             continue
         service = matches[0]
@@ -248,7 +264,8 @@ def _promote_file(
                 _Editor(file, before, document.root).promote(document.index, source, target)
             )
     after = _apply(before, edits)
-    _self_check(file, before, after, [s.name for s in services], source, target, env)
+    promoted = [(s.source.line, s.source.column) for s in services]
+    _self_check(file, before, after, promoted, source, target, env)
     return FileChange(file, before, after, tuple(s.name for s in services))
 
 
@@ -270,12 +287,15 @@ def _self_check(
     file: str,
     before: str,
     after: str,
-    names: Sequence[str],
+    promoted: Sequence[tuple[int, int]],
     source: str,
     target: str,
     env: Mapping[str, str] | None,
 ) -> None:
-    """Load the edited text with the normal loader: only the target sets may have changed."""
+    """Load the edited text with the normal loader: only the target sets may have changed.
+
+    `promoted`: the (line, column) of each promoted document, not its name: one service
+    declared once per environment has several documents and only one is promoted."""
     with tempfile.TemporaryDirectory(prefix="reconciler-promote-") as tmp:
         copy = Path(tmp) / Path(file).name
         copy.write_bytes(after.encode("utf-8"))
@@ -290,7 +310,7 @@ def _self_check(
     expected = []
     for service in original:
         projected = _project(service)
-        if service.name in names:
+        if (service.source.line, service.source.column) in promoted:
             sets = dict(service.version_sets)
             sets[target] = sets[source]
             projected = (*projected[:-1], sets)

@@ -13,9 +13,11 @@ import click
 
 from reconciler.cli.shared import (
     ConnectionOptions,
+    EnvOptions,
     ReconcilerGroup,
     connection_options,
     echo,
+    env_options,
     fail,
     handle_errors,
 )
@@ -532,6 +534,7 @@ def ci_verify(
 @click.option("--manifests", "paths", multiple=True, required=True, metavar="PATH")
 @click.option("--base", default=None, metavar="BRANCH", help="Default: the default branch.")
 @click.option("--remote", default="origin", show_default=True)
+@env_options
 @handle_errors
 def ci_promotion_pr(
     services_json: str,
@@ -540,13 +543,15 @@ def ci_promotion_pr(
     paths: tuple[str, ...],
     base: str | None,
     remote: str,
+    env: EnvOptions,
 ) -> None:
     """Run `reconciler promote` on a branch, push it, and open (or update) its pull request.
     Sets outputs `action` (created, updated, nothing, refused), `number` and `url`.
 
     A service whose source set leaves a version unpinned is left out with a warning (its
     target would float to "latest", not serve what was verified); exit 1 when that leaves
-    nothing to promote."""
+    nothing to promote. With --env (default: $AMIGO_RECONCILER_ENV), only that
+    environment's documents are promoted (`metadata.environments`), on a branch of its own."""
     import json
 
     from reconciler.github import GitHubApi, GitHubError, open_promotion_pr
@@ -560,6 +565,7 @@ def ci_promotion_pr(
             f'expected a JSON list of service names, e.g. ["Front Desk"]; got {services_json!r}',
             param_hint="--services",
         )
+    selection = env.select(paths)
     context = _context()
     api = GitHubApi(context)
     try:
@@ -580,6 +586,7 @@ def ci_promotion_pr(
             remote=remote,
             server_url=os.environ.get("GITHUB_SERVER_URL", "https://github.com"),
             run_url=_run_url(context),
+            selection=selection,
         )
     finally:
         api.close()

@@ -244,3 +244,48 @@ def test_a_floating_canary_is_not_promoted_and_the_job_says_why(
     assert github.writes == []
     assert BRANCH not in git(tmp_path / "origin.git", "branch", "--list")
     assert "Traceback" not in result.output
+
+
+def test_promotion_pr_promotes_the_environment_it_runs_for(
+    tmp_path: Path, github: FakeGitHub
+) -> None:
+    """Review: a service declared once per environment (`metadata.environments`) could not be
+    promoted ("2 manifests declare ..."). With AMIGO_RECONCILER_ENV the job promotes that
+    environment's document only, on a branch of its own (two environments never collide)."""
+    repo = make_repo(tmp_path, canary=4)
+    front = repo / "services" / "front.yaml"
+    one = front.read_text()
+    staging = one.replace("{name: Front Desk}", "{name: Front Desk, environments: [staging]}")
+    production = one.replace("{name: Front Desk}", "{name: Front Desk, environments: [production]}")
+    front.write_text(staging + "---\n" + production)
+    (repo / "reconciler.yaml").write_text(
+        "version: 1\nenvironments:\n  staging: {organization: s}\n  production: {organization: p}\n"
+    )
+    git(repo, "add", ".")
+    git(repo, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "envs")
+    git(repo, "push", "-q", "origin", "main")
+    loop = Loop(tmp_path, github, Emulator.from_seed(seed(canary_agent=3)))
+    args = ["ci", "promotion-pr", "--services", '["Front Desk"]', "--manifests", "services"]
+    ambiguous = loop(repo, *args)
+    assert ambiguous.exit_code == 1 and "pass --env" in ambiguous.output
+
+    loop.env["AMIGO_RECONCILER_ENV"] = "production"
+    branch = f"{BRANCH}-production"
+    github.routes[f"{OPEN_PRS}-production"] = []
+    github.write_routes[("POST", PULLS)] = {"number": 13, "html_url": "https://github.example/p/13"}
+    opened = loop(repo, *args)
+    assert opened.exit_code == 0, opened.output
+    method, path, pr = github.writes[-1]
+    assert (method, path, pr["head"]) == ("POST", PULLS, branch)
+    assert "in production" in pr["title"]
+    diff = git(tmp_path / "origin.git", "diff", "main", branch)
+    hunks = [line for line in diff.splitlines() if line.startswith("@@")]
+    [hunk] = hunks  # one change, inside the production document (after staging's and `---`)
+    assert int(hunk.split()[1][1:].split(",")[0]) > staging.count("\n") + 1
+    changed = [
+        line for line in diff.splitlines() if line[:1] in "+-" and line[:3] not in ("+++", "---")
+    ]
+    assert changed == [
+        "-    release: {agent_version_number: 3}",
+        f"+    release: {{agent_version_number: 4, {SM}: 3}}",
+    ]

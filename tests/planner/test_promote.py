@@ -381,3 +381,99 @@ def test_a_merge_key_inside_the_target_is_refused(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="'release' version set uses an anchor, alias or merge"):
         plan_promotion([path], ["Front"], source="staging", target="release")
     assert "<<: *c" in path.read_text()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["Front", "--from", "canary", "--to", "canary"], "both 'canary'"),
+        (["Front", "--all", "--from", "canary"], "not both"),
+        (["--from", "canary"], "or pass --all"),
+    ],
+    ids=["same-set", "names-and-all", "nothing-named"],
+)
+def test_contradictory_arguments_are_usage_errors(
+    tmp_path: Path, extra: list[str], message: str
+) -> None:
+    """Review: these exited 1 like a manifest error; a usage error is 64 (cli/shared.py)."""
+    path = tmp_path / "a.yaml"
+    path.write_text(document("Front", CANARIES["flow"], RELEASES["flow"]))
+    result = CliRunner().invoke(main, ["promote", *extra, "--manifests", str(path)])
+    assert result.exit_code == 64, result.output
+    assert message in result.stderr and "Usage:" in result.stderr
+    assert "error: error" not in result.stderr.lower()
+
+
+PER_ENVIRONMENT = """\
+# one service, declared once per environment
+apiVersion: amigo.ai/v1
+kind: Service
+metadata:
+  name: Lab Results
+  environments: [staging]
+spec:
+  description: Explains lab results
+  agent: Triage Nurse
+  service_hierarchical_state_machine: Intake
+  version_sets:
+    release: {}  # latest
+---
+apiVersion: amigo.ai/v1
+kind: Service
+metadata:
+  name: Lab Results
+  environments: [production]
+spec:
+  description: Explains lab results
+  agent: Triage Nurse
+  service_hierarchical_state_machine: Intake
+  version_sets:
+    release:  # pinned
+      agent_version_number: 3
+      service_hierarchical_state_machine_version_number: 2
+"""
+PROJECT = """\
+version: 1
+environments:
+  staging: {organization: org-staging}
+  production: {organization: org-prod}
+"""
+
+
+@pytest.mark.parametrize("how", ["found", "config"])
+def test_env_promotes_the_document_of_that_environment_only(tmp_path: Path, how: str) -> None:
+    """Review: a service declared per environment (README's lab-results.yaml) could not be
+    promoted at all ("2 manifests declare a service named ..."); --env selects its document."""
+    services = tmp_path / "services"
+    services.mkdir()
+    path = services / "lab.yaml"
+    path.write_text(PER_ENVIRONMENT)
+    project = tmp_path / ("reconciler.yaml" if how == "found" else "elsewhere.yaml")
+    project.write_text(PROJECT)
+    args = ["promote", "Lab Results", "--from", "release", "--to", "canary"]
+    args += ["--manifests", str(services)]
+    config = ["--config", str(project)] if how == "config" else []
+    runner = CliRunner()
+    ambiguous = runner.invoke(main, [*args, *config])
+    assert ambiguous.exit_code == 1 and "pass --env" in ambiguous.stderr
+    done = runner.invoke(main, [*args, *config, "--env", "production"])
+    assert done.exit_code == 0, done.output
+    pinned = "      service_hierarchical_state_machine_version_number: 2\n"
+    added = "    canary:  # pinned\n      agent_version_number: 3\n" + pinned
+    assert path.read_text() == PER_ENVIRONMENT + added  # the staging document untouched
+    # staging's release floats ("latest"): refused there, nothing written
+    staging = runner.invoke(main, [*args, *config, "--env", "staging"])
+    assert staging.exit_code == 1 and "unpinned (latest)" in staging.stderr
+    assert path.read_text() == PER_ENVIRONMENT + added
+    unknown = runner.invoke(main, [*args, *config, "--env", "prod"])
+    assert unknown.exit_code != 0 and "production" in unknown.stderr
+
+
+def test_the_readme_example_promotes_per_environment() -> None:
+    """The review's command, on the shipped example tree (dry run: nothing written)."""
+    root = Path(__file__).resolve().parents[2] / "examples"
+    args = ["promote", "Lab Results", "--from", "release", "--to", "canary", "--dry-run"]
+    args += ["--manifests", str(root / "services"), "--env", "production"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "+    canary:" in result.stdout
