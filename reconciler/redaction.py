@@ -6,7 +6,9 @@ it, see reconciler/manifests.py); this is the defence in depth for what slips pa
 a live service already named after the key, a message quoting a request, a bug.
 
 Renderers escape values (JSON for plans, Markdown and HTML for comments, GitHub's
-`%XX` for annotations), so the key is matched in each of those spellings too.
+`%XX` for annotations), so the key is matched in each of those spellings too, and
+in any letter case: `export --out` names files after a lower-cased slug, so a match
+that cared about case would write `redacted.yaml` holding the lower-cased key.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ def api_key(env: Mapping[str, str] | None = None) -> str | None:
 
 
 def redact(text: str, env: Mapping[str, str] | None = None) -> str:
-    """`text` with every occurrence of the API key, in any spelling a renderer uses, replaced."""
+    """`text` with every occurrence of the API key, in any spelling a renderer uses and any
+    letter case, replaced."""
     key = api_key(env)
     if key is None:
         return text
@@ -47,7 +50,8 @@ def redact(text: str, env: Mapping[str, str] | None = None) -> str:
 
 @functools.lru_cache(maxsize=4)
 def _pattern(key: str) -> re.Pattern[str]:
-    return re.compile("".join(_spellings(char) for char in key))
+    # IGNORECASE: the key in any letter case (docs/safety.md, "Redaction").
+    return re.compile("".join(_spellings(char) for char in key), re.IGNORECASE)
 
 
 def _spellings(char: str) -> str:

@@ -257,3 +257,55 @@ def test_export_file_names_never_carry_the_key_in_any_case(tmp_path: Path) -> No
     assert "redacted.yaml" in names and "copy-of-redacted.yaml" in names
     for path in out.rglob("*.yaml"):
         assert CANARY_API_KEY not in path.read_text(encoding="utf-8")
+
+
+def test_the_key_is_redacted_in_any_letter_case() -> None:
+    upper_and_lower = (
+        f"{CANARY_API_KEY.lower()} {CANARY_API_KEY.upper()} {CANARY_API_KEY.swapcase()}"
+    )
+    assert redact(upper_and_lower, KEY_ENV) == f"{REDACTED} {REDACTED} {REDACTED}"
+    markdown = CANARY_API_KEY.lower().replace("-", "\\-")
+    assert redact(f"`{markdown}`", KEY_ENV) == f"`{REDACTED}`"
+
+
+def test_a_service_named_after_the_key_in_lower_case_is_redacted_in_every_file(
+    tmp_path: Path, secrets_guard: Any
+) -> None:
+    """Review: the file was named `redacted.yaml` (slugs are lower-cased) but its
+    `metadata.name`, `plan --out` and `export --seed` held the lower-cased key."""
+    lowered = CANARY_API_KEY.lower()
+    seed = realistic_seed()
+    seed["services"].append(
+        {
+            "name": lowered,
+            "description": f"Says {lowered}",
+            "agent": "Concierge",
+            "service_hierarchical_state_machine": "Intake",
+        }
+    )
+    emulator = Emulator.from_seed(seed, window_seconds=1.0)
+    manifests = write_manifests(tmp_path / "services")
+    out, plan_file, seed_file = tmp_path / "exported", tmp_path / "plan.json", tmp_path / "s.yaml"
+    with emulator.serve() as running, secrets_guard.expect_leaks():
+        env = emulator.credentials(running.base_url)
+
+        def run(*args: str) -> Result:
+            return CliRunner().invoke(cli.main, list(args), env=env, catch_exceptions=False)
+
+        results = [
+            run("export", "--out", str(out)),
+            run("export", "--seed", str(seed_file)),
+            run("plan", str(manifests), "--prune", "--out", str(plan_file)),
+            run("plan", str(manifests), "--prune", "--format", "json"),
+        ]
+    for result in results:
+        assert result.exit_code == 0, result.output
+        assert lowered not in (result.stdout + result.stderr).lower()
+    exported = out / "redacted.yaml"
+    assert exported.exists(), sorted(p.name for p in out.rglob("*"))
+    assert "name: REDACTED" in exported.read_text(encoding="utf-8")
+    for path in (*out.rglob("*.yaml"), plan_file, seed_file):
+        text = path.read_text(encoding="utf-8")
+        assert lowered not in text.lower(), path
+    assert REDACTED in plan_file.read_text(encoding="utf-8")
+    assert REDACTED in seed_file.read_text(encoding="utf-8")
