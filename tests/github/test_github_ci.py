@@ -465,7 +465,7 @@ def test_a_usage_error_exits_64_as_a_real_process() -> None:
 
 def test_the_comment_never_cuts_the_renderers_markdown() -> None:
     """A 10,000-operation plan, fitted by the renderer, goes into the comment whole."""
-    from test_review_output import balanced, big_plan
+    from support.plans import balanced, big_plan
 
     from reconciler.github import plan_comment
     from reconciler.render import render_plan
@@ -491,7 +491,7 @@ def test_the_comment_never_cuts_the_renderers_markdown() -> None:
 
 
 def test_markdown_rendered_too_large_is_left_out_whole_never_cut() -> None:
-    from test_review_output import balanced
+    from support.plans import balanced
 
     from reconciler.github import plan_comment
 
@@ -511,7 +511,7 @@ def test_markdown_rendered_too_large_is_left_out_whole_never_cut() -> None:
 
 
 def test_long_failure_output_keeps_whole_lines_in_a_closed_fence() -> None:
-    from test_review_output import balanced
+    from support.plans import balanced
 
     from reconciler.github import failure_comment, plan_comment
 
