@@ -418,9 +418,10 @@ def load_for_apply(
     targets: Sequence[str] = (),
     selection: Selection | None = None,
     overrides: Sequence[str] = (),
+    rehearse: bool = False,
 ) -> ApplyInput:
     """A saved plan (loaded and checked: target, environment, errors, staleness), or a fresh
-    plan (`overrides`: as `make_plan`'s, shown with it)."""
+    plan (`overrides`, `rehearse`: as `make_plan`'s, so apply checks what plan checks)."""
     environment = selection.name if selection is not None else None
     if saved:
         from reconciler.planfile import load_plan
@@ -436,6 +437,7 @@ def load_for_apply(
             prune=prune,
             targets=targets,
             environment=environment,
+            rehearse=rehearse,
             overrides=overrides,
         ),
         desired,

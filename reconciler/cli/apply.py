@@ -106,6 +106,19 @@ def install_apply_sigint(
     show_default=True,
     help="With --verify: seconds between polls of the runs.",
 )
+@click.option(
+    "--no-rehearse",
+    "no_rehearse",
+    is_flag=True,
+    help="Skip the rehearsal of a plan made from manifests (as for plan; a saved plan "
+    "shows the rehearsal it was saved with).",
+)
+@click.option(
+    "--allow-rehearsal-failure",
+    is_flag=True,
+    help="Apply even when the rehearsal's emulator refuses an operation or the plan would "
+    "not converge (the finding is still shown).",
+)
 @format_option(
     ["text", "json"],
     "json: a machine-readable apply report on stdout (progress goes to stderr).",
@@ -124,6 +137,8 @@ def apply(
     require_coverage: bool,
     verify_timeout: float,
     verify_poll_seconds: float,
+    no_rehearse: bool,
+    allow_rehearsal_failure: bool,
     fmt: str,
     connection: ConnectionOptions,
     policy: PolicyOptions,
@@ -132,7 +147,8 @@ def apply(
     """Plan from manifests (or load a saved PLANFILE), confirm, apply, and check convergence.
 
     Exit 0 when live state converged, 1 when something failed or still differs
-    (or a policy denies the plan: nothing is written; or --verify did not pass,
+    (or a policy denies the plan, or its rehearsal failed unless
+    --allow-rehearsal-failure: nothing is written; or --verify did not pass,
     rolled back or not), 130 when cancelled.
     """
     import json
@@ -201,6 +217,7 @@ def apply(
             targets=targets,
             selection=selection,
             overrides=connection.overrides(),
+            rehearse=not saved and not no_rehearse,
         )
         plan = applying.plan
 
@@ -218,6 +235,14 @@ def apply(
                 fail("Refusing to apply: a policy denies this plan (above); nothing was changed.")
             if checked.findings:
                 echo(render(checked, "text"), err=True, nl=False)
+        if plan.rehearsal is not None and plan.rehearsal.failed and plan.operations:
+            if not allow_rehearsal_failure:
+                echo(shown, err=True)
+                fail(
+                    "Refusing to apply: the rehearsal failed (above); nothing was changed "
+                    "(--allow-rehearsal-failure applies anyway)."
+                )
+            echo("The rehearsal failed; applying because of --allow-rehearsal-failure.", err=True)
         if not plan.operations:
             nothing = nothing_verified() if verify_after else None
             if as_json:

@@ -444,3 +444,47 @@ def test_a_create_in_a_partial_copy_does_not_shadow_a_live_service(tmp_path: Pat
     plan = _plan(s, manifest("Alpha"), manifest("Beta"), manifest("Gamma"))
     assert [op.kind for op in plan.operations] == [Kind.CREATE]
     assert plan.rehearsal is not None and plan.rehearsal.converged, plan.rehearsal
+
+
+def test_cli_apply_from_manifests_rehearses_and_refuses_before_the_prompt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`apply PATH...` checks as much as `plan`: a failed rehearsal writes nothing."""
+    seed, services = _cli_env(tmp_path)
+    before = seed.read_text(encoding="utf-8")
+    monkeypatch.setattr(planner, "_activate_last", lambda *a, **k: None)
+    bad = _run("apply", str(services), "--emulator", str(seed), "--auto-approve")
+    assert bad.exit_code == 1, bad.output
+    assert DISAGREEMENT in bad.output
+    assert "Refusing to apply: the rehearsal failed" in bad.stderr
+    assert seed.read_text(encoding="utf-8") == before
+    assert "Apply " not in bad.output  # refused before the prompt / any operation
+
+    monkeypatch.undo()
+    skipped = _run(
+        "apply", str(services), "--emulator", str(seed), "--no-rehearse", "--auto-approve"
+    )
+    assert "rehearsal" not in skipped.output
+
+    (tmp_path / "again").mkdir()
+    seed, services = _cli_env(tmp_path / "again")
+    ok = _run("apply", str(services), "--emulator", str(seed), "--auto-approve")
+    assert ok.exit_code == 0, ok.output
+    assert "rehearsal: 2 operations accepted, converged" in ok.output
+
+
+def test_cli_apply_allow_rehearsal_failure_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed, services = _cli_env(tmp_path)
+    monkeypatch.setattr(planner, "_activate_last", lambda *a, **k: None)
+    allowed = _run(
+        "apply",
+        str(services),
+        "--emulator",
+        str(seed),
+        "--auto-approve",
+        "--allow-rehearsal-failure",
+    )
+    assert "applying because of --allow-rehearsal-failure" in allowed.stderr
+    assert "Refusing to apply" not in allowed.stderr
