@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from reconciler.verify import Outcome, TestSetResult, Verification
 
 _LABEL = {
@@ -171,3 +173,102 @@ def verification_to_dict(result: Verification) -> dict[str, Any]:
         "runs_started": result.runs_started,
         "elapsed_seconds": round(result.elapsed_seconds, 1),
     }
+
+
+# --- a saved verification (`verify --format json`, an apply report's `verification`) ----
+
+
+class _Saved(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
+
+
+class _SavedPair(_Saved):
+    service: str
+    version_set: str
+
+
+class _SavedTarget(_SavedPair):
+    unit_test_sets: list[str] = []
+
+
+class _SavedMetric(_Saved):
+    name: str
+    metric_id: str
+    passed: int = Field(ge=0)
+    failed: int = Field(ge=0)
+
+
+class _SavedUnitTest(_Saved):
+    id: str
+    name: str
+    outcome: Outcome = Field(strict=False)
+    errors: list[str] = []
+    metrics: list[_SavedMetric] = []
+
+
+class _SavedTestSet(_Saved):
+    id: str
+    name: str
+    run_id: str | None = None
+    outcome: Outcome = Field(strict=False)
+    verifies: list[_SavedPair] = []
+    message: str | None = None
+    unit_tests: list[_SavedUnitTest] = []
+
+
+class SavedVerification(_Saved):
+    """What `verification_to_dict` writes: read back to render it again (`reconciler show`)."""
+
+    organization: str
+    passed: bool
+    cancelled: bool = False
+    targets: list[_SavedTarget]
+    errors: list[str] = []
+    uncovered: list[_SavedPair] = []
+    test_sets: list[_SavedTestSet]
+    api_reads: dict[str, int] = {}
+    runs_started: int = Field(default=0, ge=0)
+    elapsed_seconds: float = Field(default=0.0, ge=0)
+
+
+def verification_from_dict(data: Any) -> Verification:
+    """A saved verification, checked (pydantic's ValidationError names a bad field)."""
+    from reconciler.diagnostics import Diagnostic
+    from reconciler.verify import MetricResult, UnitTestResult, VerifyTarget
+
+    saved = SavedVerification.model_validate(data)
+    return Verification(
+        organization=saved.organization,
+        targets=tuple(
+            VerifyTarget(t.service, t.version_set, tuple(t.unit_test_sets)) for t in saved.targets
+        ),
+        test_sets=tuple(
+            TestSetResult(
+                unit_test_set_id=s.id,
+                name=s.name,
+                covers=tuple((p.service, p.version_set) for p in s.verifies),
+                outcome=s.outcome,
+                run_id=s.run_id,
+                unit_tests=tuple(
+                    UnitTestResult(
+                        unit_test_id=t.id,
+                        name=t.name,
+                        outcome=t.outcome,
+                        metrics=tuple(
+                            MetricResult(m.name, m.metric_id, m.passed, m.failed) for m in t.metrics
+                        ),
+                        errors=tuple(t.errors),
+                    )
+                    for t in s.unit_tests
+                ),
+                message=s.message or "",
+            )
+            for s in saved.test_sets
+        ),
+        errors=tuple(Diagnostic(message) for message in saved.errors),
+        uncovered=tuple((p.service, p.version_set) for p in saved.uncovered),
+        api_reads=dict(saved.api_reads),
+        runs_started=saved.runs_started,
+        elapsed_seconds=saved.elapsed_seconds,
+        cancelled=saved.cancelled,
+    )

@@ -10,9 +10,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import click
+from pydantic import BaseModel, ConfigDict, Field
 
 from reconciler.applier import ApplyReport, OperationResult, Status, describe
 from reconciler.convergence import Convergence, convergence_from_plan
@@ -443,8 +444,13 @@ def report_lines(data: dict[str, Any]) -> list[str]:
     """A saved report as plain lines: outcome, counts, every operation not done, convergence."""
     counts = data.get("summary") or {}
     parts = [f"{n} {status.replace('_', ' ')}" for status, n in counts.items() if n]
+    headline = _OUTCOME_TEXT.get(str(data.get("outcome")), f"Outcome: {data.get('outcome')}")
+    if data.get("outcome") in ("converged", "applied") and not report_succeeded(data):
+        rollback = (data.get("rollback") or {}).get("outcome")
+        after = {"rolled_back": " (rolled back)", "partial": " (rollback PARTIAL)"}
+        headline += " But verification did not pass" + after.get(str(rollback), "") + "."
     lines = [
-        _OUTCOME_TEXT.get(str(data.get("outcome")), f"Outcome: {data.get('outcome')}"),
+        headline,
         f"Operations: {', '.join(parts) or 'none'} "
         f"(in {format_duration(float(data.get('elapsed_seconds') or 0))}).",
     ]
@@ -467,7 +473,8 @@ def report_lines(data: dict[str, Any]) -> list[str]:
     elif data.get("converged") is False:
         lines.append("Not converged: live state still differs from the manifests:")
         lines += [f"  {d}" for d in data.get("differences") or []]
-    return lines
+    verified = _verification_lines(data)
+    return [*lines, *([""] if verified else []), *verified]
 
 
 def render_report_document(data: dict[str, Any], fmt: str, *, max_chars: int | None = None) -> str:
@@ -483,11 +490,28 @@ def render_report_document(data: dict[str, Any], fmt: str, *, max_chars: int | N
     if fmt == "text":
         return redact("\n".join(lines) + "\n")
     if fmt == "github":
-        ok = data.get("outcome") in ("converged", "applied")
-        command = "notice" if ok else "error"
-        return redact(
-            workflow_command(command, " ".join(lines[:2]), {"title": "reconciler apply"}) + "\n"
-        )
+        command = "notice" if report_succeeded(data) else "error"
+        head = workflow_command(command, " ".join(lines[:2]), {"title": "reconciler apply"})
+        verification = data.get("verification")
+        if verification is not None and verification.get("skipped") is None:
+            from reconciler.render_verify import render_verification, verification_from_dict
+
+            head += "\n" + render_verification(verification_from_dict(verification), "github")
+        elif verification is not None:
+            head += "\n" + workflow_command(
+                "warning", f"Not verified: {verification['skipped']}.", {"title": "verify"}
+            )
+        rollback = data.get("rollback")
+        if rollback:
+            rolled = rollback.get("outcome")
+            done = sum(1 for op in rollback.get("operations") or [] if op.get("status") == "done")
+            head += "\n" + workflow_command(
+                "notice" if rolled == "rolled_back" else "error",
+                f"Rollback {rolled}: {done} operation(s) done."
+                + (f" {rollback['skipped']}" if rollback.get("skipped") else ""),
+                {"title": "rollback"},
+            )
+        return redact(head.rstrip("\n") + "\n")
     if fmt == "markdown":
         org = str(data.get("organization", "")).replace("`", "'")
         title = f"### Amigo reconciler apply for `{org}`\n\n"
@@ -496,3 +520,156 @@ def render_report_document(data: dict[str, Any], fmt: str, *, max_chars: int | N
         body, _ = take_lines(lines[2:], room, more="… and {n} more lines: see the run log")
         return redact(head + ("\n\n" + fenced("\n".join(body)) if body else "") + "\n")
     raise ValueError(f"unknown format {fmt!r}")
+
+
+# --- checking a saved report against apply-report.v1's essentials -----------------------
+
+ReportOutcome = Literal[
+    "converged", "applied", "failed", "outcome_unknown", "cancelled", "unchecked", "not_converged"
+]
+OperationStatus = Literal["done", "failed", "outcome_unknown", "skipped", "not_started"]
+
+
+class _Saved(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
+
+
+class _SavedSummary(_Saved):
+    done: int = Field(ge=0)
+    failed: int = Field(ge=0)
+    outcome_unknown: int = Field(ge=0)
+    skipped: int = Field(ge=0)
+    not_started: int = Field(ge=0)
+
+
+class _SavedOperation(_Saved):
+    key: str
+    kind: Literal["create", "update", "adopt", "activate", "deactivate", "delete"]
+    service: str
+    version_set: str | None
+    status: OperationStatus
+    message: str | None
+
+
+class _SavedRollback(_Saved):
+    outcome: Literal["rolled_back", "partial", "failed", "not_attempted"]
+    skipped: str | None = None
+    operations: list[_SavedOperation] = []
+    already_as_before: list[dict[str, str]] = []
+    left_alone: list[dict[str, str]] = []
+    differences: list[str] = []
+    error: str | None = None
+    api_reads: dict[str, int] = {}
+
+
+class _SavedVerificationSkipped(_Saved):
+    passed: Literal[False]
+    skipped: str
+
+
+class SavedReport(_Saved):
+    """The essentials of schemas/apply-report.v1.schema.json, to refuse a malformed report
+    rather than render `Outcome: 5`."""
+
+    format_version: Literal[1]
+    organization: str
+    base_url: str
+    outcome: ReportOutcome
+    converged: bool | None
+    convergence_error: str | None
+    differences: list[str]
+    summary: _SavedSummary
+    elapsed_seconds: float = Field(ge=0)
+    operations: list[_SavedOperation]
+    verification: dict[str, Any] | None = None
+    rollback: _SavedRollback | None = None
+
+
+def report_problems(data: dict[str, Any]) -> list[str]:
+    """What makes `data` not an apply report of format_version 1 (empty: it is one)."""
+    from pydantic import ValidationError
+
+    from reconciler.render_verify import verification_from_dict
+
+    problems: list[str] = []
+    try:
+        saved = SavedReport.model_validate(data)
+    except ValidationError as exc:
+        problems += [pydantic_problem(e) for e in exc.errors()]
+        return problems
+    verification = saved.verification
+    if verification is not None and verification.get("skipped") is not None:
+        try:
+            _SavedVerificationSkipped.model_validate(verification)
+        except ValidationError as exc:
+            problems += [pydantic_problem(e, "verification") for e in exc.errors()]
+    elif verification is not None:
+        try:
+            verification_from_dict(verification)
+        except ValidationError as exc:
+            problems += [pydantic_problem(e, "verification") for e in exc.errors()]
+    return problems
+
+
+def pydantic_problem(error: Any, prefix: str = "") -> str:
+    where = ".".join(str(part) for part in (prefix, *error["loc"]) if part != "")
+    got = error.get("input")
+    shown = (
+        repr(got)
+        if isinstance(got, str | int | float | bool) or got is None
+        else type(got).__name__
+    )
+    return f"`{where or '(document)'}`: {error['msg']} (got {shown})"
+
+
+def report_succeeded(data: dict[str, Any]) -> bool:
+    """Whether the apply that wrote this report exited 0: applied (converged when checked)
+    and, with --verify, verified."""
+    verification = data.get("verification")
+    verified = verification is None or verification.get("passed") is True
+    return data.get("outcome") in ("converged", "applied") and verified
+
+
+def _verification_lines(data: dict[str, Any]) -> list[str]:
+    """A saved report's `verification` and `rollback`, as apply --verify printed them."""
+    from reconciler.render_verify import render_verification, verification_from_dict
+
+    verification = data.get("verification")
+    if verification is None:
+        return []
+    if verification.get("skipped") is not None:
+        lines = [f"Not verified: {verification['skipped']}."]
+    else:
+        shown = render_verification(verification_from_dict(verification), "text")
+        lines = shown.rstrip("\n").split("\n")
+    rollback = data.get("rollback")
+    if not rollback:
+        return lines
+    if rollback.get("outcome") == "not_attempted":
+        return [*lines, f"Not rolled back: {rollback.get('skipped')}."]
+    done = [op for op in rollback.get("operations") or [] if op.get("status") == "done"]
+    lines.append("")
+    if rollback["outcome"] == "rolled_back":
+        already = rollback.get("already_as_before") or []
+        more = f"; {len(already)} already as before" if already else ""
+        lines.append(
+            f"Rolled back: {len(done)} version set(s) restored to their contents before "
+            f"this apply (checked by a fresh read){more}."
+        )
+    else:
+        lines.append(f"Rollback {str(rollback['outcome']).upper()}: {len(done)} operation(s) done.")
+    lines += [f"  {_op_line(op)}" for op in rollback.get("operations") or []]
+    lines += [
+        f"  already as before: {a.get('service')} / {a.get('version_set')} (nothing to restore)"
+        for a in rollback.get("already_as_before") or []
+    ]
+    lines += [
+        f"  not rolled back: {n.get('service')} / {n.get('version_set')}: {n.get('reason')}"
+        for n in rollback.get("left_alone") or []
+    ]
+    lines += [f"  still differs: {d}" for d in rollback.get("differences") or []]
+    if rollback.get("error"):
+        lines.append(f"  {rollback['error']}")
+    total = sum((rollback.get("api_reads") or {}).values())
+    lines.append(f"Rollback API: {total} read{'s' if total != 1 else ''}.")
+    return lines

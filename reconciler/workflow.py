@@ -43,6 +43,9 @@ if TYPE_CHECKING:
     from reconciler.rollback import ApplyVerification
     from reconciler.verify import Verification, VerifyTarget
 
+    # What `reconciler show` reads: a plan, an apply report, `plan --env all`, a verification.
+    SavedOutput = Plan | dict[str, Any] | Verification | tuple[tuple[str, Plan], ...]
+
 STALE_SERVICES_SHOWN = 10  # services a stale-plan refusal names before "and N more"
 
 
@@ -248,10 +251,15 @@ def load_saved_plan(path: str) -> tuple[Plan, str]:
     return plan, plan_digest(plan)
 
 
-def load_saved_output(path: str) -> Plan | dict[str, Any]:
-    """A saved plan or apply report, recognised by content (`reconciler show`)."""
+def load_saved_output(path: str) -> SavedOutput:
+    """A saved plan, apply report, `plan --env all --format json` or `verify --format json`,
+    recognised by content (`reconciler show`); a malformed apply report is refused."""
+    from pydantic import ValidationError
+
+    from reconciler.diagnostics import UserError
     from reconciler.planfile import plan_from_dict, read_json
-    from reconciler.report import is_report_document
+    from reconciler.render_verify import verification_from_dict
+    from reconciler.report import is_report_document, report_problems
 
     data = read_json(
         path,
@@ -259,15 +267,46 @@ def load_saved_output(path: str) -> Plan | dict[str, Any]:
         "pass a file written by `reconciler plan --out FILE` or "
         "`reconciler apply --format json > FILE`",
     )
-    from reconciler.diagnostics import UserError
-
     if is_report_document(data):
+        problems = report_problems(data)
+        if problems:
+            raise UserError(
+                f"{path} is a malformed apply report (schemas/apply-report.v1.schema.json): "
+                + "; ".join(problems[:5])
+                + ("; …" if len(problems) > 5 else "")
+            )
         return dict(data)
     if isinstance(data, dict) and "checksum" in data:
         return plan_from_dict(data, name=f"plan file {path}")
+    if isinstance(data, dict) and set(data) == {"environments"}:
+        environments = data["environments"]
+        if not isinstance(environments, dict) or not all(
+            isinstance(v, dict) for v in environments.values()
+        ):
+            raise UserError(
+                f"{path}: `environments` should map each environment's name to its plan "
+                "(as `reconciler plan --env all --format json` writes it)"
+            )
+        return tuple(
+            (str(name), plan_from_dict(plan, name=f"{path}: environment {name}"))
+            for name, plan in environments.items()
+        )
+    if isinstance(data, dict) and {"passed", "targets", "test_sets"} <= set(data):
+        try:
+            return verification_from_dict(data)
+        except ValidationError as exc:
+            from reconciler.report import pydantic_problem
+
+            problems = [pydantic_problem(e) for e in exc.errors()]
+            raise UserError(
+                f"{path} is a malformed verification (`reconciler verify --format json`): "
+                + "; ".join(problems[:5])
+            ) from None
     raise UserError(
-        f"{path} is neither a saved plan (`reconciler plan --out FILE`) nor an apply report "
-        "(`reconciler apply --format json > FILE`)"
+        f"{path} is neither a saved plan (`reconciler plan --out FILE` or "
+        "`reconciler plan --env all --format json > FILE`), an apply report "
+        "(`reconciler apply --format json > FILE`) nor a verification "
+        "(`reconciler verify --format json > FILE`)"
     )
 
 

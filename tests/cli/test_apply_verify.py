@@ -383,3 +383,56 @@ def test_a_cancelled_verification_is_never_rolled_back(tmp_path: Path, emulator:
         )  # fmt: skip
     assert verified.rollback is None
     assert verified.rollback_skipped == "verification was cancelled: nothing was rolled back"
+
+
+# --- `reconciler show` of what apply --verify and verify saved ----------------------------
+
+
+def test_show_renders_a_saved_verification_and_rollback_and_exits_as_apply_did(
+    tmp_path: Path, run: Run
+) -> None:
+    folder = manifest(tmp_path, canary=5)  # agent 5 fails the Politeness metric
+    applied = run("apply", str(folder), *VERIFY, "--rollback-on-failure", "--format", "json")
+    assert applied.exit_code == 1, applied.output
+    saved = tmp_path / "report.json"
+    saved.write_text(applied.stdout)
+
+    text = run("show", str(saved))
+    assert text.exit_code == 1, text.output  # as the apply exited: not verified
+    first = text.stdout.splitlines()[0]
+    assert "verification did not pass (rolled back)" in first
+    assert "Verification FAILED" in text.stdout and "Politeness" in text.stdout
+    assert "Rolled back: 1 version set(s) restored" in text.stdout
+    assert "upsert" in text.stdout or "canary" in text.stdout
+    markdown = run("show", str(saved), "--format", "markdown")
+    assert markdown.exit_code == 1
+    assert "Politeness" in markdown.stdout and "Rolled back:" in markdown.stdout
+    github = run("show", str(saved), "--format", "github")
+    assert github.stdout.startswith("::error")
+    assert "::error title=verify" in github.stdout and "Rollback rolled_back" in github.stdout
+    as_json = run("show", str(saved), "--format", "json")
+    assert json.loads(as_json.stdout)["rollback"]["outcome"] == "rolled_back"
+
+
+def test_show_renders_a_saved_verify_output(tmp_path: Path, run: Run) -> None:
+    folder = manifest(tmp_path, canary=5)
+    assert run("apply", str(folder), "--auto-approve").exit_code == 0
+    verified = run(
+        "verify",
+        "--service",
+        "Front Desk",
+        "--version-set",
+        "canary",
+        "--poll-seconds",
+        "0",
+        "--format",
+        "json",
+    )
+    assert verified.exit_code == 1, verified.output
+    saved = tmp_path / "verify.json"
+    saved.write_text(verified.stdout)
+    shown = run("show", str(saved))
+    assert shown.exit_code == 1, shown.output
+    assert "Verification FAILED" in shown.stdout and "Politeness" in shown.stdout
+    again = run("show", str(saved), "--format", "json")
+    assert json.loads(again.stdout) == json.loads(verified.stdout)

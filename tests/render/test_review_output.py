@@ -310,3 +310,46 @@ def test_plan_takes_max_chars_and_links_from_the_github_environment(tmp_path: Pa
     assert "Not shown here" in explicit.stdout
     assert plain.exit_code == 0 and "](" not in plain.stdout
     assert refused.exit_code == 64 and "--max-chars applies to --format markdown" in refused.output
+
+
+def test_show_renders_plan_env_all_output_in_every_format(every_kind: Plan, tmp_path: Path) -> None:
+    from reconciler.render import render_environments
+
+    results = [("staging", every_kind, None), ("production", every_kind, None)]
+    saved = tmp_path / "all.json"
+    saved.write_text(render_environments(results, "json"))
+    for fmt in ("text", "markdown", "json", "github"):
+        shown = CliRunner().invoke(main, ["show", str(saved), "--format", fmt])
+        assert shown.exit_code == 0, shown.output
+        assert shown.output == render_environments(results, fmt)
+    assert "=== environment production ===" in CliRunner().invoke(main, ["show", str(saved)]).output
+
+
+def test_show_refuses_a_malformed_apply_report_and_exits_as_apply_did(tmp_path: Path) -> None:
+    from reconciler.report import cancelled_report_json
+
+    good = cancelled_report_json("acme", "https://api.example")
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps({**good, "outcome": "converged", "converged": True}))
+    shown = CliRunner().invoke(main, ["show", str(path)])
+    assert shown.exit_code == 0, shown.output
+    assert shown.stdout.startswith("Applied, and the live state converged.")
+
+    path.write_text(json.dumps(good))  # a cancelled apply exited non-zero
+    assert CliRunner().invoke(main, ["show", str(path)]).exit_code == 1
+
+    for bad, named in (
+        ({"outcome": 5}, "`outcome`"),
+        ({"converged": "yes"}, "`converged`"),
+        ({"summary": {**good["summary"], "done": -1}}, "`summary.done`"),
+        ({"format_version": 2}, "`format_version`"),
+        ({"verification": {"passed": "no"}}, "`verification"),
+    ):
+        path.write_text(json.dumps({**good, **bad}))
+        refused = CliRunner().invoke(main, ["show", str(path)])
+        assert refused.exit_code == 1, (bad, refused.output)
+        assert "malformed apply report" in refused.output and named in refused.output, (
+            bad,
+            refused.output,
+        )
+        assert "Traceback" not in refused.output and "Outcome: 5" not in refused.output
