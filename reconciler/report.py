@@ -245,48 +245,10 @@ def rollback_line(result: OperationResult) -> str:
 
 
 def render_apply_verification_text(verified: ApplyVerification) -> str:
-    """What `apply --verify` adds after the apply summary: the verification, the rollback."""
-    from reconciler.render_verify import render_verification
-
-    if verified.verification is None:
-        return f"Not verified: {verified.skipped}."
-    lines = [render_verification(verified.verification, "text").rstrip("\n")]
-    if verified.rollback_skipped:
-        lines.append(f"Not rolled back: {verified.rollback_skipped}.")
-    rollback = verified.rollback
-    if rollback is not None:
-        lines.append("")
-        done = rollback.report.by_status(Status.DONE) if rollback.report else []
-        outcome = rollback_outcome(rollback)
-        if outcome == "rolled_back":
-            already = f"; {len(rollback.already)} already as before" if rollback.already else ""
-            lines.append(
-                f"Rolled back: {len(done)} version set(s) restored to their contents before "
-                f"this apply (checked by a fresh read){already}."
-            )
-        else:
-            lines.append(f"Rollback {outcome.upper()}: {len(done)} operation(s) done.")
-        lines += [f"  {r.key} {describe(r)}" for r in done]
-        if rollback.report is not None:
-            lines += [
-                f"  {r.key} {describe(r)}: {r.status.value}: {r.message}"
-                for r in rollback.report.results
-                if r.status is not Status.DONE
-            ]
-        lines += [
-            f"  already as before: {service} / {name} (nothing to restore)"
-            for service, name in rollback.already
-        ]
-        lines += [
-            f"  not rolled back: {n.service} / {n.version_set}: {n.reason}"
-            for n in rollback.left_alone
-        ]
-        lines += [f"  still differs: {d}" for d in rollback.differences]
-        if rollback.error:
-            lines.append(f"  {rollback.error}")
-        total = sum(rollback.api_reads.values())
-        lines.append(f"Rollback API: {total} read{'s' if total != 1 else ''}.")
-    return redact("\n".join(lines))
+    """What `apply --verify` adds after the apply summary: the verification, the rollback
+    (rendered from the report's own keys, so `reconciler show` prints the same)."""
+    saved = {"verification": _verification_json(verified), "rollback": _rollback_json(verified)}
+    return redact("\n".join(_verification_lines(saved)))
 
 
 def cancelled_report_json(organization: str, base_url: str) -> dict[str, Any]:
@@ -630,24 +592,32 @@ def report_succeeded(data: dict[str, Any]) -> bool:
     return data.get("outcome") in ("converged", "applied") and verified
 
 
+def _describe_saved(op: dict[str, Any]) -> str:
+    """`describe` for a saved operation."""
+    where = f"{op.get('service')!r}"
+    if op.get("version_set"):
+        where += f" version set {op.get('version_set')!r}"
+    return f"{op.get('kind')} {where}"
+
+
 def _verification_lines(data: dict[str, Any]) -> list[str]:
-    """A saved report's `verification` and `rollback`, as apply --verify printed them."""
+    """A report's `verification` and `rollback` keys, as apply --verify prints them."""
     from reconciler.render_verify import render_verification, verification_from_dict
 
     verification = data.get("verification")
     if verification is None:
         return []
     if verification.get("skipped") is not None:
-        lines = [f"Not verified: {verification['skipped']}."]
-    else:
-        shown = render_verification(verification_from_dict(verification), "text")
-        lines = shown.rstrip("\n").split("\n")
+        return [f"Not verified: {verification['skipped']}."]
+    shown = render_verification(verification_from_dict(verification), "text")
+    lines = [shown.rstrip("\n")]
     rollback = data.get("rollback")
     if not rollback:
         return lines
     if rollback.get("outcome") == "not_attempted":
         return [*lines, f"Not rolled back: {rollback.get('skipped')}."]
-    done = [op for op in rollback.get("operations") or [] if op.get("status") == "done"]
+    operations = rollback.get("operations") or []
+    done = [op for op in operations if op.get("status") == "done"]
     lines.append("")
     if rollback["outcome"] == "rolled_back":
         already = rollback.get("already_as_before") or []
@@ -658,7 +628,12 @@ def _verification_lines(data: dict[str, Any]) -> list[str]:
         )
     else:
         lines.append(f"Rollback {str(rollback['outcome']).upper()}: {len(done)} operation(s) done.")
-    lines += [f"  {_op_line(op)}" for op in rollback.get("operations") or []]
+    lines += [f"  {op.get('key')} {_describe_saved(op)}" for op in done]
+    lines += [
+        f"  {op.get('key')} {_describe_saved(op)}: {op.get('status')}: {op.get('message')}"
+        for op in operations
+        if op.get("status") != "done"
+    ]
     lines += [
         f"  already as before: {a.get('service')} / {a.get('version_set')} (nothing to restore)"
         for a in rollback.get("already_as_before") or []
