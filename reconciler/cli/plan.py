@@ -111,7 +111,19 @@ def plan(
             raise click.UsageError(
                 "--out saves one environment's plan: use --env NAME (--env all is for review)"
             )
-        plan_all(paths, fmt, prune, targets, detailed_exitcode, connection, policy, env, review)
+        plan_all(
+            paths,
+            fmt,
+            prune,
+            targets,
+            detailed_exitcode,
+            connection,
+            policy,
+            env,
+            review,
+            rehearse=not no_rehearse,
+            allow_rehearsal_failure=allow_rehearsal_failure,
+        )
         return
     selection = env.select(paths)
     paths = manifest_paths(selection, paths)
@@ -201,6 +213,9 @@ def plan_all(
     policy: PolicyOptions,
     env: EnvOptions,
     review: ReviewOptions,
+    *,
+    rehearse: bool,
+    allow_rehearsal_failure: bool,
 ) -> None:
     """`plan --env all`: each environment planned as `--env NAME` would, one report.
 
@@ -234,6 +249,7 @@ def plan_all(
                 prune=selection.prune(prune),
                 targets=targets,
                 environment=selection.name,
+                rehearse=rehearse,
                 overrides=connected.overrides(),
             )
         finally:
@@ -250,7 +266,12 @@ def plan_all(
         render_environments(results, fmt, color=color, max_chars=max_chars, link_base=link_base),
         nl=False,
     )
-    failed = any(r.errors or (c is not None and c.denied) for _, r, c in results)
+    rehearsal_failed = any(r.rehearsal is not None and r.rehearsal.failed for _, r, _ in results)
+    if rehearsal_failed and allow_rehearsal_failure:
+        echo("A rehearsal failed; exit 0 because of --allow-rehearsal-failure.", err=True)
+    failed = any(r.errors or (c is not None and c.denied) for _, r, c in results) or (
+        rehearsal_failed and not allow_rehearsal_failure
+    )
     if failed:
         sys.exit(1)
     if detailed_exitcode and any(r.has_changes for _, r, _ in results):

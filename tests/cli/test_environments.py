@@ -327,6 +327,11 @@ def test_plan_env_all_is_one_report_with_a_column_per_environment(
     # Each environment read only what its own plan needs: one services list each.
     reads = [line for line in as_text.output.splitlines() if line.startswith("API reads:")]
     assert len(reads) == 2 and all("get-services 1" in line for line in reads)
+    # Each environment's plan is rehearsed, as `--env NAME` would be, unless turned off.
+    rehearsed = [line for line in as_text.output.splitlines() if line.startswith("rehearsal:")]
+    assert len(rehearsed) == 2 and all("converged" in line for line in rehearsed)
+    quiet = run(["plan", "--env", "all", "--no-rehearse"], tmp_path, creds)
+    assert quiet.exit_code == 0 and "rehearsal:" not in quiet.output
 
 
 def test_readme_first_command_is_unchanged_by_the_example_project_file() -> None:
