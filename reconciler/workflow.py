@@ -69,9 +69,13 @@ def select_environment(config: str | None, name: str | None, paths: Sequence[str
     if name is None:
         return Selection(project, None)
     if project is None:
+        import os
+
+        # No paths: a saved plan, whose project file is looked for from the current directory.
+        where = "the manifests" if paths else f"the current directory ({os.getcwd()})"
         raise UserError(
-            f"--env {name}: no reconciler.yaml found at or above the manifests (up to the "
-            "repository root); pass --config FILE (docs/environments.md)"
+            f"--env {name}: no reconciler.yaml found at or above {where}, up to the "
+            "repository root; pass --config FILE (docs/environments.md)"
         )
     if name == ALL:
         raise UserError(f"--env {ALL} is for `reconciler plan` only: name one environment")

@@ -518,3 +518,24 @@ def test_a_credential_named_after_a_runner_variable_is_warned_about(tmp_path: Pa
     assert "names GITHUB_TOKEN" in listed.output
     clean = load_project(write_tree(tmp_path / "clean") / "reconciler.yaml")
     assert clean.warnings == ()
+
+
+def test_a_saved_plan_without_a_project_file_says_where_it_looked(
+    tmp_path: Path, server: Any
+) -> None:
+    """A plan file has no manifests to look beside: the error names the directory searched
+    (the current one) and --config, not "the manifests"."""
+    emulator, running = server
+    write_tree(tmp_path / "repo", running.base_url)
+    creds = credentials_for(emulator, "STAGING")
+    made = run(["plan", "--env", "staging", "--out", "plan.json"], tmp_path / "repo", creds)
+    assert made.exit_code == 0, made.output
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / ".git").mkdir(parents=True)  # the search stops at a repository root
+    (tmp_path / "repo" / "plan.json").rename(elsewhere / "plan.json")
+
+    refused = run(["apply", "plan.json", "--env", "staging", "--auto-approve"], elsewhere, creds)
+    assert refused.exit_code == 1, refused.output
+    assert "at or above the manifests" not in refused.output
+    assert f"at or above the current directory ({elsewhere.resolve()})" in refused.output
+    assert "--config FILE" in refused.output

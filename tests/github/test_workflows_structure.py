@@ -529,3 +529,24 @@ def test_no_workflow_cuts_the_plan() -> None:
     for path in REUSABLE.values():
         text = path.read_text(encoding="utf-8")
         assert not re.search(r"head -c|cut -c|60000|60_000|\[:6", text), path.name
+
+
+@pytest.mark.parametrize("name", sorted(REUSABLE))
+def test_a_job_that_exports_reconciler_env_checks_out_reconciler_yaml(name: str) -> None:
+    """AMIGO_RECONCILER_ENV makes every command look for reconciler.yaml: a job exporting it
+    must check the repository out whenever reconciler-env is set (stage 2 once did only for an
+    emulator seed, so `apply plan.json` exited 1 with "no reconciler.yaml found")."""
+    for job_name, job in jobs(name).items():
+        if "AMIGO_RECONCILER_ENV" not in job.get("env", {}):
+            continue
+        manifests = [
+            s
+            for s in job["steps"]
+            if str(s.get("uses", "")).startswith("actions/checkout@")
+            and "path" not in s.get("with", {})
+        ]
+        assert manifests, f"{name}/{job_name}: exports AMIGO_RECONCILER_ENV, checks nothing out"
+        condition = str(manifests[0].get("if", ""))
+        assert not condition or "inputs.reconciler-env != ''" in condition, (
+            f"{name}/{job_name}: the repository is checked out only `if: {condition}`"
+        )
