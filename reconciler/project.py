@@ -270,6 +270,8 @@ class _Reader:
                 if text is not None and key == "mongo_cluster" and not _header_safe(text):
                     self.error(value, f"{here} must be printable ASCII without spaces")
                     text = None
+                if text is not None and key == "base_url" and not self.base_url(value, text, here):
+                    text = None
                 if text is not None:
                     out[key] = text
             elif key == "prune":
@@ -292,6 +294,18 @@ class _Reader:
             elif key == "version" and not (isinstance(value, ScalarNode) and value.value == "1"):
                 self.error(value, f"{here} must be 1 (the only project file version)")
         return out
+
+    def base_url(self, node: Node, text: str, where: str) -> bool:
+        """The API's rules for a base URL, at the line: userinfo or a query is never echoed."""
+        from reconciler.api.config import check_base_url
+        from reconciler.api.errors import ConfigError
+
+        try:
+            check_base_url(text, source=where)
+        except ConfigError as exc:
+            self.error(node, str(exc))
+            return False
+        return True
 
     def credentials(self, node: Node, where: str) -> dict[str, str]:
         out: dict[str, str] = {}

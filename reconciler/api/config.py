@@ -74,11 +74,12 @@ def _shown(url: str) -> str:
     return text if len(text) <= 200 else text[:200] + "..."
 
 
-def check_base_url(url: str) -> str:
+def check_base_url(url: str, source: str = f"{ENV_BASE_URL} / --base-url") -> str:
     """The base URL without a trailing slash, or ConfigError saying what would be valid.
 
     Plain http is refused unless the host is loopback: a bearer token and an API
-    key must never cross a network in clear text.
+    key must never cross a network in clear text. `source` names where the URL came
+    from (the variable and flag, or reconciler.yaml's key) in the messages.
     """
     from reconciler.api.errors import ConfigError
 
@@ -89,27 +90,26 @@ def check_base_url(url: str) -> str:
         parts.port  # noqa: B018 - raises ValueError on a malformed port
     except ValueError as exc:
         raise ConfigError(
-            f"{ENV_BASE_URL} / --base-url {shown!r} is not a valid URL ({exc}); "
-            "expected e.g. https://api.amigo.ai"
+            f"{source} {shown!r} is not a valid URL ({exc}); expected e.g. https://api.amigo.ai"
         ) from None
     if parts.scheme not in ("http", "https") or not host:
         raise ConfigError(
-            f"{ENV_BASE_URL} / --base-url {shown!r} is not an http(s) URL with a host; "
+            f"{source} {shown!r} is not an http(s) URL with a host; "
             "expected e.g. https://api.amigo.ai"
         )
     if parts.username is not None or parts.password is not None:
         raise ConfigError(
-            f"{ENV_BASE_URL} / --base-url must not carry credentials (user:password@); "
+            f"{source} must not carry credentials (user:password@); "
             f"use {ENV_API_KEY}, {ENV_API_KEY_ID} and {ENV_USER_ID}"
         )
     if parts.query or parts.fragment:
         raise ConfigError(
-            f"{ENV_BASE_URL} / --base-url {shown!r} must not have a query or fragment; "
+            f"{source} {shown!r} must not have a query or fragment; "
             "expected e.g. https://api.amigo.ai"
         )
     if parts.scheme == "http" and not _is_loopback_host(host):
         raise ConfigError(
-            f"{ENV_BASE_URL} / --base-url {shown!r} uses plain http to a non-loopback host; "
+            f"{source} {shown!r} uses plain http to a non-loopback host; "
             "use https (plain http is allowed only for localhost, 127.0.0.0/8 and ::1)"
         )
     return url.strip().rstrip("/")

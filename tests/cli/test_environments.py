@@ -539,3 +539,33 @@ def test_a_saved_plan_without_a_project_file_says_where_it_looked(
     assert "at or above the manifests" not in refused.output
     assert f"at or above the current directory ({elsewhere.resolve()})" in refused.output
     assert "--config FILE" in refused.output
+
+
+@pytest.mark.parametrize(
+    ("url", "what"),
+    [
+        ("https://deploy:hunter2pw@api.example.test", "must not carry credentials"),
+        ("https://api.example.test/?token=hunter2pw", "must not have a query"),
+        ("http://api.example.test", "plain http to a non-loopback host"),
+    ],
+)
+def test_a_base_url_with_a_secret_is_refused_at_its_line_without_echoing_it(
+    tmp_path: Path, url: str, what: str
+) -> None:
+    """validate --env, environments and plan refuse it where it is written (file:line:col,
+    naming the key, not AMIGO_BASE_URL / --base-url), and never print the password or query."""
+    write_tree(tmp_path, url)
+    for args in (
+        ["validate", "--env", "staging"],
+        ["environments", "--format", "json"],
+        ["plan", "--env", "staging"],
+    ):
+        result = run(args, tmp_path)
+        assert result.exit_code == 1, (args, result.output)
+        assert "hunter2pw" not in result.output, args
+        assert "reconciler.yaml:8:15: error: environments.staging.base_url" in result.output, (
+            args,
+            result.output,
+        )
+        assert what in result.output
+        assert "AMIGO_BASE_URL" not in result.output
