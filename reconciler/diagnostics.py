@@ -107,3 +107,7 @@ class UserError(Exception):
             diagnostics = [diagnostics]
         self.diagnostics = diagnostics
         super().__init__("\n".join(str(d) for d in diagnostics))
+
+
+class UsageProblem(UserError):
+    """A flag given a value the command cannot take (`--env nosuch`): the CLI exits 64."""

@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from reconciler.diagnostics import Diagnostic, Severity, SourcePos, UserError
+from reconciler.diagnostics import Diagnostic, Severity, SourcePos, UsageProblem, UserError
 
 PROJECT_FILE = "reconciler.yaml"
 ALL = "all"  # `--env all`: every environment, one report
@@ -118,7 +118,9 @@ class Project:
         close = difflib.get_close_matches(name, self.names, n=1, cutoff=0.5)
         hint = f"did you mean {close[0]!r}? " if close else ""
         known = ", ".join(self.names) or "(none)"
-        raise UserError(f"--env {name!r}: no such environment in {self.path}; {hint}known: {known}")
+        raise UsageProblem(
+            f"--env {name!r}: no such environment in {self.path}; {hint}known: {known}"
+        )
 
 
 # --- finding -----------------------------------------------------------------------

@@ -62,7 +62,7 @@ def find_and_load_project(config: str | None, paths: Sequence[str]) -> Project |
 
 def select_environment(config: str | None, name: str | None, paths: Sequence[str]) -> Selection:
     """The project file and the environment `name` in it (UserError: none, or unknown name)."""
-    from reconciler.diagnostics import UserError
+    from reconciler.diagnostics import UsageProblem, UserError
     from reconciler.project import ALL, Selection
 
     project = find_and_load_project(config, paths)
@@ -78,7 +78,7 @@ def select_environment(config: str | None, name: str | None, paths: Sequence[str
             "repository root; pass --config FILE (docs/environments.md)"
         )
     if name == ALL:
-        raise UserError(f"--env {ALL} is for `reconciler plan` only: name one environment")
+        raise UsageProblem(f"--env {ALL} is for `reconciler plan` only: name one environment")
     return Selection(project, project.environment(name))
 
 

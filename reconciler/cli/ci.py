@@ -260,6 +260,8 @@ def ci_comment(
                 errors = "(validating again found no error: see the workflow run's log)"
             except UserError as exc:
                 errors = "\n".join(str(diag) for diag in exc.diagnostics)
+            except click.UsageError as exc:  # AMIGO_RECONCILER_ENV names no environment
+                errors = exc.format_message()
             label = VALIDATION_FAILED
             detail = "The manifests have errors, so nothing was planned. Fix them and push."
         elif Path(out).is_file():

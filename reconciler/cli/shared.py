@@ -45,19 +45,20 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 
 def handle_errors(func: F) -> F:
-    """Turn every expected failure into one clear line on stderr and exit 1 — never a traceback."""
+    """Turn every expected failure into one clear line on stderr and exit 1 (64 for a
+    UsageProblem: a flag given a value the command cannot take) — never a traceback."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from reconciler.api.errors import ApiError, ConfigError
-        from reconciler.diagnostics import UserError
+        from reconciler.diagnostics import UsageProblem, UserError
 
         try:
             return func(*args, **kwargs)
         except UserError as exc:
             for diag in exc.diagnostics:
                 echo(str(diag), err=True)
-            sys.exit(1)
+            sys.exit(EXIT_USAGE if isinstance(exc, UsageProblem) else 1)
         except (ApiError, ConfigError) as exc:
             fail(f"error: {exc}")
         except (KeyboardInterrupt, click.exceptions.Abort):
@@ -282,9 +283,13 @@ class EnvOptions:
 
     def select(self, paths: Iterable[str] = ()) -> Selection:
         """The project file found for `paths` (or --config) and the environment --env names."""
+        from reconciler.diagnostics import UsageProblem
         from reconciler.workflow import select_environment
 
-        selection = select_environment(self.config, self.name, tuple(paths))
+        try:
+            selection = select_environment(self.config, self.name, tuple(paths))
+        except UsageProblem as exc:
+            raise click.UsageError(exc.diagnostics[0].message) from None
         warn_project(selection.project)
         return selection
 

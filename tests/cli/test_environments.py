@@ -186,12 +186,29 @@ def run(args: list[str], cwd: Path, env: dict[str, str | None] | None = None) ->
         os.chdir(old)
 
 
-def test_an_unknown_environment_gets_did_you_mean_and_the_list(tmp_path: Path) -> None:
+NAMED = {"verify": ["--service", "Greeter", "--version-set", "release"]}  # what to verify
+
+
+@pytest.mark.parametrize(
+    "command", ["validate", "plan", "apply", "export", "verify", "environments"]
+)
+def test_an_unknown_environment_is_a_usage_error_with_did_you_mean_and_the_list(
+    tmp_path: Path, command: str
+) -> None:
+    """A flag given a value no environment has: exit 64 (usage), like any bad flag."""
     write_tree(tmp_path)
-    result = run(["validate", "--env", "prodution"], tmp_path)
-    assert result.exit_code == 1
+    result = run([command, "--env", "prodution", *NAMED.get(command, [])], tmp_path)
+    assert result.exit_code == 64, result.output
     assert "did you mean 'production'?" in result.output
     assert "known: staging, production" in result.output
+
+
+@pytest.mark.parametrize("command", ["validate", "apply", "export", "verify"])
+def test_env_all_outside_plan_is_a_usage_error(tmp_path: Path, command: str) -> None:
+    write_tree(tmp_path)
+    result = run([command, "--env", "all", *NAMED.get(command, [])], tmp_path)
+    assert result.exit_code == 64, result.output
+    assert "--env all is for `reconciler plan` only" in result.output
 
 
 def test_metadata_environments_selects_services_and_unknown_names_are_errors(
