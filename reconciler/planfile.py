@@ -359,6 +359,11 @@ def plan_from_dict(data: Any, *, name: str = "plan") -> Plan:
     """Check and rebuild a Plan from its saved form; UserError naming what is wrong."""
     if not isinstance(data, dict) or "format_version" not in data:
         raise UserError(f"{name} is not a reconciler plan (no format_version)")
+    if "checksum" not in data:  # other JSON the reconciler writes (a report, an export)
+        raise UserError(
+            f"{name} is not a saved plan (it has no checksum): `reconciler show` renders "
+            "plans and apply reports; pass a file written by `reconciler plan --out FILE`"
+        )
     version = data["format_version"]
     if version != FORMAT_VERSION:
         raise UserError(
@@ -527,7 +532,12 @@ def load_plan(path: str | Path) -> Plan:
 
 
 def check_plan_target(
-    plan: Plan, *, organization: str, base_url: str, environment: str | None = None
+    plan: Plan,
+    *,
+    organization: str,
+    base_url: str,
+    environment: str | None = None,
+    command: str = "apply",
 ) -> None:
     """Refuse a plan made for another environment, organization or API (a foreign plan).
 
@@ -538,8 +548,9 @@ def check_plan_target(
         wanted = f"--env {plan.environment}"
         given = f"--env {environment}" if environment is not None else "no --env"
         raise UserError(
-            f"the plan was made for environment {plan.environment!r}, but apply was given "
-            f"{given}; apply it with {wanted}, or plan again for this environment"
+            f"the plan was made for environment {plan.environment!r}, but {command} was given "
+            f"{given}; run `reconciler {command}` with {wanted}, or plan again for this "
+            "environment"
         )
     if plan.organization != organization:
         raise UserError(

@@ -249,10 +249,33 @@ def save_plan(plan: Plan, path: str) -> None:
 
 def load_saved_plan(path: str) -> tuple[Plan, str]:
     """A saved plan (refused if modified) and its content digest."""
-    from reconciler.planfile import load_plan, plan_digest
+    from reconciler.planfile import plan_digest
 
-    plan = load_plan(path)
+    plan = load_plan_file(path)
     return plan, plan_digest(plan)
+
+
+def load_plan_file(path: str) -> Plan:
+    """A saved plan; a file the reconciler wrote that is not one (an apply report) is
+    named as what it is, with the command that reads it, not as a modified plan."""
+    from reconciler.diagnostics import UserError
+    from reconciler.planfile import plan_from_dict, read_json
+    from reconciler.report import is_report_document
+
+    data = read_json(path, "plan file", "pass a file written by `reconciler plan --out`")
+    what = None
+    if is_report_document(data):
+        what = "an apply report"
+    elif isinstance(data, dict) and set(data) == {"environments"}:
+        what = "a `plan --env all` report (a plan per environment)"
+    elif isinstance(data, dict) and {"passed", "targets", "test_sets"} <= set(data):
+        what = "a verify report"
+    if what is not None:
+        raise UserError(
+            f"{path} is {what}, not a plan: `reconciler show {path}` renders it; "
+            "pass a file written by `reconciler plan --out FILE`"
+        )
+    return plan_from_dict(data, name=f"plan file {path}")
 
 
 def load_saved_output(path: str) -> SavedOutput:
@@ -467,9 +490,7 @@ def load_for_apply(
     plan (`overrides`, `rehearse`: as `make_plan`'s, so apply checks what plan checks)."""
     environment = selection.name if selection is not None else None
     if saved:
-        from reconciler.planfile import load_plan
-
-        plan = load_plan(paths[0])
+        plan = load_plan_file(paths[0])
         check_saved_plan(client, plan, environment)
         return ApplyInput(plan, None)
     desired = load_desired(paths, selection)
@@ -702,6 +723,7 @@ def verify(
             organization=client.config.organization,
             base_url=client.config.base_url,
             environment=environment,
+            command="verify --plan",
         )
     return run_verification(
         client,

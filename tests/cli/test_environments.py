@@ -586,3 +586,58 @@ def test_a_base_url_with_a_secret_is_refused_at_its_line_without_echoing_it(
         )
         assert what in result.output
         assert "AMIGO_BASE_URL" not in result.output
+
+
+def test_an_apply_report_given_for_a_plan_is_named_for_what_it_is(
+    tmp_path: Path, server: Any
+) -> None:
+    """apply, verify --plan and ci plan-info said "modified (checksum mismatch)" for an
+    apply report; they name it and the command that reads it. verify --plan with the
+    wrong --env names verify, not apply."""
+    emulator, running = server
+    write_tree(tmp_path, running.base_url)
+    (tmp_path / "services" / "sets.yaml").write_text(
+        SERVICE.format(name="Sets", extra="", description="sets")
+        + "  version_sets:\n    release:\n      agent_version_number: 4\n"
+        + "      service_hierarchical_state_machine_version_number: 2\n"
+    )
+    creds = credentials_for(emulator, "STAGING")
+    made = run(["plan", "--env", "staging", "--out", "st.json"], tmp_path, creds)
+    assert made.exit_code == 0, made.output
+    report = run(
+        ["apply", "st.json", "--env", "staging", "--auto-approve", "--format", "json"],
+        tmp_path,
+        creds,
+    )
+    assert report.exit_code == 0, report.output
+    (tmp_path / "rep.json").write_text(report.stdout)
+
+    for args in (
+        ["apply", "rep.json", "--env", "staging", "--auto-approve"],
+        ["verify", "--plan", "rep.json", "--env", "staging"],
+        ["ci", "plan-info", "rep.json"],
+    ):
+        refused = run(args, tmp_path, creds)
+        assert refused.exit_code == 1, (args, refused.output)
+        assert "checksum" not in refused.output, args
+        assert "rep.json is an apply report, not a plan" in refused.output, args
+        assert "`reconciler show rep.json`" in refused.output
+
+    sets = tmp_path / "services" / "sets.yaml"
+    sets.write_text(sets.read_text().replace("agent_version_number: 4", "agent_version_number: 3"))
+    changed = run(["plan", "--env", "staging", "--out", "st.json"], tmp_path, creds)
+    assert changed.exit_code == 0, changed.output
+    prod = credentials_for(emulator, "PROD")
+    other = run(["verify", "--plan", "st.json", "--env", "production"], tmp_path, prod)
+    assert other.exit_code == 1, other.output
+    assert "apply was given" not in other.output
+    assert "but verify --plan was given --env production" in other.output
+    assert "with --env staging" in other.output
+
+
+def test_other_json_without_a_checksum_is_not_called_a_modified_plan(tmp_path: Path) -> None:
+    (tmp_path / "seed.json").write_text('{"format_version": 1, "services": []}')
+    result = run(["ci", "plan-info", "seed.json"], tmp_path)
+    assert result.exit_code == 1
+    assert "is not a saved plan (it has no checksum)" in result.output
+    assert "modified" not in result.output
