@@ -188,6 +188,21 @@ def test_every_documented_command_exists_and_every_command_is_documented() -> No
         )
 
 
+def test_a_command_groups_row_lists_exactly_its_subcommands() -> None:
+    """`reconciler ci a|b|c ...`: the row once missed promotion-pr and verify."""
+    import click
+
+    groups = {name: cmd for name, cmd in main.commands.items() if isinstance(cmd, click.Group)}
+    rows = {}
+    for row in table_rows(section(readme(), "commands")):
+        usage = re.fullmatch(r"`reconciler (\w+) ([\w-]+(?:\|[\w-]+)*)\b.*`", row[0])
+        if usage and usage.group(1) in groups:
+            rows[usage.group(1)] = set(usage.group(2).split("|"))
+    assert set(rows) == set(groups), f"group rows {sorted(rows)}, groups {sorted(groups)}"
+    for name, group in groups.items():
+        assert rows[name] == set(group.commands), f"`reconciler {name}` row: {sorted(rows[name])}"
+
+
 def test_documented_flags_match_each_commands_options() -> None:
     for name, flags in documented_commands().items():
         if name not in main.commands:
