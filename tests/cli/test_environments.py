@@ -641,3 +641,15 @@ def test_other_json_without_a_checksum_is_not_called_a_modified_plan(tmp_path: P
     assert result.exit_code == 1
     assert "is not a saved plan (it has no checksum)" in result.output
     assert "modified" not in result.output
+
+
+def test_a_plan_env_all_or_verify_report_given_for_a_plan_is_named(tmp_path: Path) -> None:
+    (tmp_path / "all.json").write_text('{"environments": {}}')
+    (tmp_path / "ver.json").write_text('{"passed": true, "targets": [], "test_sets": []}')
+    for name, what in (
+        ("all.json", "a `plan --env all` report (a plan per environment)"),
+        ("ver.json", "a verify report"),
+    ):
+        result = run(["ci", "plan-info", name], tmp_path)
+        assert result.exit_code == 1
+        assert f"{name} is {what}, not a plan: `reconciler show {name}`" in result.output
