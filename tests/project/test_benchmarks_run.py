@@ -28,6 +28,7 @@ def _rows(output: str, metric: str) -> list[str]:
 
 
 @pytest.mark.http
+@pytest.mark.slow
 def test_quick_run_reports_every_figure_with_minimal_calls() -> None:
     result = subprocess.run(
         [sys.executable, str(BENCHMARKS / "run.py"), "--quick", "--strict-calls"],

@@ -27,7 +27,9 @@ def environments(ops: int, count: int) -> list[tuple[str, Plan, None]]:
     return out
 
 
-@pytest.mark.parametrize("ops", [1, 10, 400, 1_600, 10_000])
+# 10,000 operations across 2 and 5 environments takes seconds a case: in the slow suite
+# (which .ci/run also runs), so the default run stays fast.
+@pytest.mark.parametrize("ops", [1, 10, 400, 1_600, pytest.param(10_000, marks=pytest.mark.slow)])
 @pytest.mark.parametrize("count", [2, 5])
 @pytest.mark.parametrize("cap", [2_000, MARKDOWN_MAX_CHARS])
 def test_every_size_fits_the_cap_balanced_with_every_error(ops: int, count: int, cap: int) -> None:

@@ -25,7 +25,8 @@ FLOW = "2" * 24
 BASE = "https://github.com/acme/services/blob/" + "c" * 40
 
 
-@pytest.mark.parametrize("n", [1, 100, 1_000, 10_000])
+# 10,000 operations: in the slow suite (which .ci/run also runs).
+@pytest.mark.parametrize("n", [1, 100, 1_000, pytest.param(10_000, marks=pytest.mark.slow)])
 def test_any_size_is_one_valid_comment_within_the_cap_with_every_error(n: int) -> None:
     plan = big_plan(n)
     md = render_plan(plan, "markdown", link_base=BASE)
