@@ -76,7 +76,9 @@ def _escape_property(text: str) -> str:
     return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def close_matches(word: str, choices: Iterable[str], *, limit: int = 1) -> list[str]:
+def close_matches(
+    word: str, choices: Iterable[str], *, limit: int = 1, cutoff: float = 0.6
+) -> list[str]:
     """The choices closest to a misspelled word, best first (case-insensitive); [] if none.
 
     The one "did you mean" matcher of the code base: field names, service names,
@@ -85,7 +87,7 @@ def close_matches(word: str, choices: Iterable[str], *, limit: int = 1) -> list[
     import difflib  # only on a miss: valid input never pays its import
 
     lowered = {choice.lower(): choice for choice in choices}
-    close = difflib.get_close_matches(word.lower(), list(lowered), n=limit, cutoff=0.6)
+    close = difflib.get_close_matches(word.lower(), list(lowered), n=limit, cutoff=cutoff)
     return [lowered[match] for match in close]
 
 

@@ -23,7 +23,14 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from reconciler.diagnostics import Diagnostic, Severity, SourcePos, UsageProblem, UserError
+from reconciler.diagnostics import (
+    Diagnostic,
+    Severity,
+    SourcePos,
+    UsageProblem,
+    UserError,
+    close_matches,
+)
 
 PROJECT_FILE = "reconciler.yaml"
 ALL = "all"  # `--env all`: every environment, one report
@@ -113,9 +120,7 @@ class Project:
         for env in self.environments:
             if env.name == name:
                 return env
-        import difflib  # only on a miss: start-up never pays its import
-
-        close = difflib.get_close_matches(name, self.names, n=1, cutoff=0.5)
+        close = close_matches(name, self.names, cutoff=0.5)
         hint = f"did you mean {close[0]!r}? " if close else ""
         known = ", ".join(self.names) or "(none)"
         raise UsageProblem(
@@ -167,9 +172,7 @@ def _pos(display: str, node: Node) -> SourcePos:
 
 
 def _did_you_mean(word: str, candidates: Sequence[str]) -> str:
-    import difflib  # only on a miss: start-up never pays its import
-
-    close = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
+    close = close_matches(word, candidates)
     return f"; did you mean '{close[0]}'?" if close else f"; known: {', '.join(candidates)}"
 
 

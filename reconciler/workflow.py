@@ -128,7 +128,7 @@ def select_services(desired: DesiredState, selection: Selection | None) -> Desir
     --env cannot put a staging-only service in production). With a project file, the
     names listed must be its environments.
     """
-    from reconciler.diagnostics import Diagnostic, UserError
+    from reconciler.diagnostics import Diagnostic, UserError, close_matches
 
     project = selection.project if selection is not None else None
     name = selection.name if selection is not None else None
@@ -141,9 +141,7 @@ def select_services(desired: DesiredState, selection: Selection | None) -> Desir
             kept.append(service)
             continue
         for unknown in (n for n in names if known is not None and n not in known):
-            import difflib  # only on a miss: valid input never pays its import
-
-            close = difflib.get_close_matches(unknown, known or (), n=1, cutoff=0.5)
+            close = close_matches(unknown, known or (), cutoff=0.5)
             hint = f"did you mean {close[0]!r}? " if close else ""
             errors.append(
                 Diagnostic(
